@@ -1,0 +1,79 @@
+"""The data that flows through the bridge: runs, their results and progress. Frozen, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULT_SCHEMA = "bridge.result/v1"
+PROGRESS_SCHEMA = "bridge.progress/v1"
+
+
+class Frozen(BaseModel):
+    """Base of every message: immutable, and unknown fields are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RunStatus(StrEnum):
+    """A run's final status, as the optimizer sees it."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+
+
+class RunError(Frozen):
+    """Why a run did not succeed: `type` is a stable word a program can branch on."""
+
+    type: str
+    message: str
+
+
+class RunResult(Frozen):
+    """The one final result of a run (`bridge.result/v1`)."""
+
+    schema_: Literal["bridge.result/v1"] = Field(default=RESULT_SCHEMA, alias="schema")
+    study: str | None = None
+    template: str | None = None
+    operation_id: str
+    run_id: str
+    suggestion_id: str | None = None
+    iteration: int | None = None
+    index: int = Field(ge=0, description="The run's position in the operation's mapping values.")
+    params: dict[str, Any]
+    status: RunStatus
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    attempt: int = Field(default=1, ge=0, description="How many times the run was started; 0 when it never was.")
+    cached: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    error: RunError | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        """The wire form, with `schema` spelled as on the topic."""
+        return self.model_dump_json(by_alias=True)
+
+
+class ProgressEvent(Frozen):
+    """An intermediate metric a run reported (`bridge.progress/v1`)."""
+
+    schema_: Literal["bridge.progress/v1"] = Field(default=PROGRESS_SCHEMA, alias="schema")
+    study: str | None = None
+    template: str | None = None
+    operation_id: str
+    run_id: str
+    suggestion_id: str | None = None
+    step: int | None = None
+    metrics: dict[str, float]
+    at: datetime
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
