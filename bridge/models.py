@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA = "bridge.result/v1"
-PROGRESS_SCHEMA = "bridge.progress/v1"
+RESULT_SCHEMA: Final = "bridge.result/v1"
+PROGRESS_SCHEMA: Final = "bridge.progress/v1"
 
 
 class Frozen(BaseModel):
@@ -48,7 +48,9 @@ class RunResult(Frozen):
     params: dict[str, Any]
     status: RunStatus
     outputs: dict[str, Any] = Field(default_factory=dict)
-    attempt: int = Field(default=1, ge=0, description="How many times the run was started; 0 when it never was.")
+    attempt: int = Field(
+        default=1, ge=0, description="How many times the run was started; 0 when it never was."
+    )
     cached: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -1,0 +1,159 @@
+"""The `bridge` command: `run` and `check` a polyaxonfile, `serve` the Kafka bridge, and its companions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from bridge import __version__, logs
+from bridge.errors import BridgeError, ComponentFetchError, InvalidInput
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _params(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"-P takes name=value, got `{pair}`")
+        out[name.strip()] = value
+    return out
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+# ---- bridge check ---------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a polyaxonfile and print the runs it expands to."""
+    from bridge.console import print_runs
+    from bridge.polyaxon import expand_runs, load_operation
+
+    op = load_operation(args.file, params=_params(args.param))
+    values = (op.matrix.values if op.matrix and op.matrix.values is not None else None) or [{}]
+    runs = expand_runs(op, [dict(v) for v in values], source=str(args.file))
+    print_runs(runs)
+    print(f"{args.file}: valid, {len(runs)} run(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- bridge run ------------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a polyaxonfile's operation on this machine."""
+    from bridge.plan import plan_local
+    from bridge.polyaxon import load_operation
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise InvalidInput("--concurrency must be a positive integer")
+    path = Path(args.file)
+    op = load_operation(path, params=_params(args.param))
+    plan = plan_local(op, source=str(path), cwd=path.resolve().parent, concurrency=args.concurrency)
+    return asyncio.run(_run_plan(plan, Path(args.workdir), args.output))
+
+
+async def _run_plan(plan: object, workdir: Path, output: str) -> int:
+    from bridge.cache import FileCache
+    from bridge.console import ProgressListener, print_results
+    from bridge.executors.local import LocalExecutor
+    from bridge.ledger import FileLedger
+    from bridge.plan import OperationPlan
+    from bridge.scheduler import OperationRunner, Runtime
+
+    assert isinstance(plan, OperationPlan)  # noqa: S101 - typed loosely to keep imports lazy
+    matrix_concurrency = plan.operation.matrix.concurrency if plan.operation.matrix else None
+    cap = plan.concurrency or matrix_concurrency or os.cpu_count() or 1
+    runtime = Runtime(
+        executor=LocalExecutor(max_parallel=cap),
+        ledger=FileLedger(workdir / "operations"),
+        workdir=workdir,
+        cache=FileCache(workdir / "cache"),
+    )
+    with ProgressListener(total=len(plan.runs), name=plan.name) as listener:
+        runner = OperationRunner(plan, runtime, listener)
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_signal(signame: str) -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                print(f"\n{signame}: stopping runs (again to kill them now)...", file=sys.stderr)
+                runner.stop(f"interrupted by {signame}", interrupted=True, kind="interrupted")
+            else:
+                runtime.stop_grace_s = 0.0
+                runner.stop(f"interrupted by {signame}", interrupted=True, kind="interrupted")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal, sig.name)
+        outcome = await runner.run()
+    print_results(outcome.results, output)
+    counts = outcome.counts()
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    reason = f"; early stopping: {outcome.early_stop.reason}" if outcome.early_stop else ""
+    resumed = f" ({outcome.resumed} resumed from an earlier run)" if outcome.resumed else ""
+    print(f"{plan.name}: {summary}{resumed}{reason}", file=sys.stderr)
+    if outcome.interrupted:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    failed_stop = outcome.early_stop is not None and outcome.early_stop.kind == "failure_early_stopping"
+    return EXIT_FAILED if counts["failed"] or failed_stop else EXIT_OK
+
+
+# ---- the parser ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`bridge`'s arguments."""
+    parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"suggestion-bridge {__version__}")
+    parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a polyaxonfile's mapping operation locally")
+    run.add_argument("-f", "--file", required=True, help="the polyaxonfile (kind: operation)")
+    run.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="override an operation param (repeatable)")
+    run.add_argument("--concurrency", type=int, default=None, help="runs at once (overrides matrix.concurrency)")
+    run.add_argument("--workdir", default=os.environ.get("BRIDGE_WORKDIR", ".bridge"),
+                     help="where runs, the cache and resume state live (default .bridge)")
+    run.add_argument("--output", choices=("table", "jsonl"), default="table", help="results format on stdout")
+    run.set_defaults(handler=cmd_run)
+
+    check = sub.add_parser("check", help="validate a polyaxonfile and print its runs")
+    check.add_argument("-f", "--file", required=True)
+    check.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE")
+    check.set_defaults(handler=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bridge` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(args.log_level)
+    try:
+        code: int = args.handler(args)
+        return code
+    except (InvalidInput, ComponentFetchError) as exc:
+        _error(str(exc))
+        return EXIT_INVALID
+    except BridgeError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

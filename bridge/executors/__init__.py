@@ -1,0 +1,1 @@
+"""Executor adapters: where a run's process actually executes."""

@@ -1,0 +1,93 @@
+"""Run ledgers: the durable record that lets an interrupted operation resume without running finished runs again.
+
+`FileLedger` (used by `bridge run`) appends one JSON line per event to `<workdir>/operations/<id>/ledger.jsonl`,
+flushed and fsynced before the scheduler goes on, so a `kill -9` loses at most the event being written.
+`MemoryLedger` keeps the same record in memory, for a process that needs no resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bridge.models import RunResult
+from bridge.ports import LedgerEntry
+
+log = structlog.get_logger(__name__)
+
+
+def _apply(entries: dict[str, LedgerEntry], record: Mapping[str, Any]) -> None:
+    run_id = str(record["run_id"])
+    before = entries.get(run_id, LedgerEntry(run_id=run_id))
+    if record["event"] == "dispatched":
+        entries[run_id] = LedgerEntry(run_id=run_id, attempt=int(record["attempt"]),
+                                      dispatch_info=dict(record.get("info", {})))
+    elif record["event"] == "finished":
+        result = RunResult.model_validate(record["result"])
+        entries[run_id] = LedgerEntry(run_id=run_id, attempt=max(before.attempt, result.attempt),
+                                      dispatch_info=before.dispatch_info, result=result,
+                                      interrupted=bool(record.get("interrupted", False)))
+
+
+class MemoryLedger:
+    """A ledger that lives as long as the process."""
+
+    def __init__(self) -> None:
+        self._ops: dict[str, dict[str, LedgerEntry]] = {}
+
+    async def load(self, operation_id: str) -> dict[str, LedgerEntry]:
+        return dict(self._ops.get(operation_id, {}))
+
+    async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
+        _apply(self._ops.setdefault(operation_id, {}),
+               {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
+
+    async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
+        _apply(self._ops.setdefault(operation_id, {}),
+               {"event": "finished", "run_id": result.run_id, "result": result.model_dump(mode="json", by_alias=True),
+                "interrupted": interrupted})
+
+
+class FileLedger:
+    """An append-only JSON-lines ledger per operation under `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def path(self, operation_id: str) -> Path:
+        """Where the operation's ledger lives."""
+        return self._root / operation_id / "ledger.jsonl"
+
+    async def load(self, operation_id: str) -> dict[str, LedgerEntry]:
+        entries: dict[str, LedgerEntry] = {}
+        try:
+            lines = self.path(operation_id).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return entries
+        for number, line in enumerate(lines, start=1):
+            try:
+                _apply(entries, json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                # The last line can be torn by a kill -9 mid-write; anything else torn is worth a warning too.
+                log.warning("ledger_line_ignored", operation_id=operation_id, line=number)
+        return entries
+
+    def _append(self, operation_id: str, record: Mapping[str, Any]) -> None:
+        path = self.path(operation_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
+        self._append(operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
+
+    async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
+        self._append(operation_id, {"event": "finished", "run_id": result.run_id, "interrupted": interrupted,
+                                    "result": result.model_dump(mode="json", by_alias=True)})

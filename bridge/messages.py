@@ -1,0 +1,445 @@
+"""The messages on the bridge's Kafka topics, and how the bytes of one record become one of them.
+
+Every message is UTF-8 JSON whose `schema` field names its schema and version (CONTRACT.md section 3).
+Results and progress events live in `bridge.models`; this module adds what the optimizer, the dashboards and
+the operators exchange with the bridge, and `parse_message`, which either returns a model or raises a
+`MessageError` that carries what the dead-letter topic needs: a stable `type`, a message and the field path.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal, TypeAlias, TypeVar, cast
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from bridge.errors import InvalidInput, NotSupported, PolyaxonfileError, Problem
+from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA, Frozen, ProgressEvent, RunResult
+
+SUGGESTION_SCHEMA: Final = "bridge.suggestion/v1"
+OPERATION_SCHEMA: Final = "bridge.operation/v1"
+DEADLETTER_SCHEMA: Final = "bridge.deadletter/v1"
+CONTROL_SCHEMA: Final = "bridge.control/v1"
+
+MAX_SUGGESTIONS = 1024
+"""The most suggestions one message may carry; the service may set a lower cap (`max_suggestions`)."""
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+"""Study, template and id names: safe in a path, a metric label and a Kafka key."""
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+_Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
+
+MessageErrorType = Literal["invalid_json", "unknown_schema", "invalid_message", "message_too_large"]
+
+
+class MessageError(InvalidInput):
+    """A Kafka record that is not a valid message; it goes to the dead-letter topic as it is.
+
+    `type` is a stable word, `field` the path of the offending value (`suggestions[1].params.epochs`; None
+    when the whole message is at fault) and `problems` every problem found, the first being `field`/`message`.
+    """
+
+    def __init__(
+        self,
+        type: MessageErrorType,
+        message: str,
+        field: str | None = None,
+        problems: Sequence[Problem] = (),
+    ) -> None:
+        super().__init__(message)
+        self.type: MessageErrorType = type
+        self.message = message
+        self.field = field
+        self.problems = tuple(problems) or (Problem(field or "", message),)
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.field}: {self.message}" if self.field else f"{self.type}: {self.message}"
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """A pydantic error location as a path: `("suggestions", 1, "params")` -> `suggestions[1].params`."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part != "[key]":  # pydantic's marker for "the key of the dict entry before", not a key itself
+            path += f".{part}" if path else part
+    return path
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal text, whatever their key order."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def suggestion_id(
+    study: str, template: str, iteration: int | None, index: int, params: Mapping[str, Any]
+) -> str:
+    """The id of a suggestion that came without one: `s-` and 32 hex digits of a SHA-256.
+
+    The hash covers the canonical JSON of all five inputs, so a message sent again gets the same ids and is
+    recognised, while the same params at another index or iteration are another suggestion. `params` are
+    the params the run gets (the message's op-level params under the suggestion's own). Numbers hash as JSON
+    writes them: `5` and `5.0` differ.
+    """
+    key = {
+        "study": study,
+        "template": template,
+        "iteration": iteration,
+        "index": index,
+        "params": dict(params),
+    }
+    return "s-" + hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()[:32]
+
+
+class _Message(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        """The wire form, with `schema` spelled as on the topic."""
+        return self.model_dump_json(by_alias=True)
+
+
+class Suggestion(Frozen):
+    """One configuration the optimizer wants run: its params, and an id when the optimizer names it."""
+
+    id: Name | None = None
+    params: dict[str, Any]
+
+
+class SuggestionMessage(_Message):
+    """Configurations to run for one study and template (`bridge.suggestion/v1`), optimizer to bridge."""
+
+    schema_: Literal["bridge.suggestion/v1"] = Field(default=SUGGESTION_SCHEMA, alias="schema")
+    study: Name
+    template: Name = Field(
+        description="The operation registered in the bridge's config; with `operation`, the name given to it."
+    )
+    iteration: int | None = Field(default=None, ge=0)
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Op-level params for every suggestion; a suggestion's own params win.",
+    )
+    suggestions: list[Suggestion] = Field(min_length=1, max_length=MAX_SUGGESTIONS)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Copied into every result, untouched.")
+    operation: dict[str, Any] | None = Field(
+        default=None,
+        description="A full inline Polyaxon operation, refused unless the config allows inline operations.",
+    )
+
+    @field_validator("suggestions")
+    @classmethod
+    def _capped_and_unique(cls, value: list[Suggestion], info: ValidationInfo) -> list[Suggestion]:
+        cap = (info.context or {}).get("max_suggestions", MAX_SUGGESTIONS)
+        if len(value) > cap:
+            raise ValueError(f"at most {cap} suggestions in one message, got {len(value)}")
+        seen: dict[str, int] = {}
+        for index, suggestion in enumerate(value):
+            if suggestion.id is None:
+                continue
+            if suggestion.id in seen:
+                raise ValueError(
+                    f"suggestions[{index}] has the id {suggestion.id!r}"
+                    f" of suggestions[{seen[suggestion.id]}]; ids must be unique in a message"
+                )
+            seen[suggestion.id] = index
+        return value
+
+    def run_params(self, index: int) -> dict[str, Any]:
+        """The params of the run for suggestion `index`: op-level params under the suggestion's own."""
+        return {**self.params, **self.suggestions[index].params}
+
+    def suggestion_ids(self) -> list[str]:
+        """Each suggestion's id: its own, or the deterministic one of `suggestion_id`."""
+        return [
+            s.id or suggestion_id(self.study, self.template, self.iteration, i, self.run_params(i))
+            for i, s in enumerate(self.suggestions)
+        ]
+
+
+class OperationCounts(Frozen):
+    """How many of an operation's runs are in each state; `cached` runs are not counted as `succeeded`."""
+
+    pending: int = Field(default=0, ge=0)
+    running: int = Field(default=0, ge=0)
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    stopped: int = Field(default=0, ge=0)
+    skipped: int = Field(default=0, ge=0)
+    cached: int = Field(default=0, ge=0)
+
+
+class EarlyStop(Frozen):
+    """Why an operation's early stopping fired: the policy's kind and a sentence for people."""
+
+    kind: Literal["failure_early_stopping", "metric_early_stopping"]
+    reason: str
+
+
+class _OperationEventBase(_Message):
+    schema_: Literal["bridge.operation/v1"] = Field(default=OPERATION_SCHEMA, alias="schema")
+    study: Name
+    template: Name
+    operation_id: Name
+    at: AwareDatetime
+
+
+class OperationCreated(_OperationEventBase):
+    """The bridge built a mapping operation (`bridge.operation/v1`, event `created`): the full operation."""
+
+    event: Literal["created"] = "created"
+    operation: dict[str, Any]
+
+
+class OperationProgress(_OperationEventBase):
+    """An operation's runs changed state (`bridge.operation/v1`, event `progress`)."""
+
+    event: Literal["progress"] = "progress"
+    counts: OperationCounts
+
+
+class OperationFinished(_OperationEventBase):
+    """All of an operation's runs ended (`bridge.operation/v1`, event `finished`), maybe by early stopping."""
+
+    event: Literal["finished"] = "finished"
+    counts: OperationCounts
+    early_stopping: EarlyStop | None = None
+
+
+OperationEvent: TypeAlias = Annotated[
+    OperationCreated | OperationProgress | OperationFinished, Field(discriminator="event")
+]
+"""Any `bridge.operation/v1` message; `event` tells which."""
+
+_OPERATION_EVENTS: dict[str, type[_OperationEventBase]] = {
+    "created": OperationCreated,
+    "progress": OperationProgress,
+    "finished": OperationFinished,
+}
+
+
+class DeadLetterError(Frozen):
+    """Why a record was dead-lettered: a stable `type`, a message, the field path (None: the whole record)."""
+
+    type: str = Field(description="invalid_json, unknown_schema, invalid_message, message_too_large, ...")
+    message: str
+    field: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> DeadLetterError:
+        """Describe any error the way the dead-letter topic shows it."""
+        if isinstance(exc, MessageError):
+            return cls(type=exc.type, message=exc.message, field=exc.field)
+        if isinstance(exc, PolyaxonfileError):
+            kind = "not_supported" if isinstance(exc, NotSupported) else "invalid_operation"
+            return cls(type=kind, message=str(exc), field=exc.path or None)
+        if isinstance(exc, InvalidInput):
+            return cls(type="invalid_input", message=str(exc))
+        return cls(type="unexpected_error", message=f"{type(exc).__name__}: {exc}")
+
+
+class DeadLetter(_Message):
+    """A record the bridge could not take (`bridge.deadletter/v1`), kept byte for byte for replay.
+
+    `value` and `key` are the original bytes in standard base64 (null when the record had none): a dead
+    letter is where malformed input lands, so nothing is assumed about its encoding.
+    """
+
+    schema_: Literal["bridge.deadletter/v1"] = Field(default=DEADLETTER_SCHEMA, alias="schema")
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: _Base64 | None = None
+    value: _Base64 | None = None
+    timestamp: AwareDatetime | None = Field(default=None, description="The original record's timestamp.")
+    at: AwareDatetime = Field(description="When the bridge dead-lettered it.")
+    error: DeadLetterError
+
+    @classmethod
+    def of_record(
+        cls,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+        error: DeadLetterError | BaseException,
+        at: datetime | None = None,
+    ) -> DeadLetter:
+        """The dead letter of one consumed record; `error` may be the exception that refused it."""
+        return cls(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=_b64(key),
+            value=_b64(value),
+            timestamp=None if timestamp_ms is None else datetime.fromtimestamp(timestamp_ms / 1000, UTC),
+            at=at or datetime.now(UTC),
+            error=error if isinstance(error, DeadLetterError) else DeadLetterError.from_exception(error),
+        )
+
+    def key_bytes(self) -> bytes | None:
+        """The original key."""
+        return None if self.key is None else base64.b64decode(self.key)
+
+    def value_bytes(self) -> bytes | None:
+        """The original value."""
+        return None if self.value is None else base64.b64decode(self.value)
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+class ControlMessage(_Message):
+    """Stop a run or a whole operation from outside (`bridge.control/v1`).
+
+    `stop_run` names its run by `run_id` or by `suggestion_id`; `stop_operation` names `operation_id`.
+    """
+
+    schema_: Literal["bridge.control/v1"] = Field(default=CONTROL_SCHEMA, alias="schema")
+    action: Literal["stop_run", "stop_operation"]
+    study: Name
+    run_id: Name | None = None
+    operation_id: Name | None = None
+    suggestion_id: Name | None = None
+    reason: str | None = Field(default=None, max_length=1024)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ControlMessage:
+        given = [n for n in ("run_id", "operation_id", "suggestion_id") if getattr(self, n) is not None]
+        wanted = ["operation_id"] if self.action == "stop_operation" else ["run_id", "suggestion_id"]
+        if len(given) != 1 or given[0] not in wanted:
+            raise ValueError(
+                f"{self.action} takes exactly one of {' or '.join(wanted)}, got {given or 'none'}"
+            )
+        return self
+
+
+Message: TypeAlias = (
+    SuggestionMessage
+    | RunResult
+    | ProgressEvent
+    | OperationCreated
+    | OperationProgress
+    | OperationFinished
+    | DeadLetter
+    | ControlMessage
+)
+"""Any message of any topic."""
+
+MESSAGE_TYPES: Mapping[str, Any] = {
+    SUGGESTION_SCHEMA: SuggestionMessage,
+    RESULT_SCHEMA: RunResult,
+    PROGRESS_SCHEMA: ProgressEvent,
+    OPERATION_SCHEMA: OperationEvent,
+    DEADLETTER_SCHEMA: DeadLetter,
+    CONTROL_SCHEMA: ControlMessage,
+}
+"""Each schema name and the type of its messages (for `bridge.operation/v1`, the union of its events)."""
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def parse_message(
+    raw: bytes,
+    *,
+    accept: Collection[str] | None = None,
+    default_schema: str | None = None,
+    max_suggestions: int = MAX_SUGGESTIONS,
+    max_bytes: int | None = None,
+) -> Message:
+    """Decode one record's value into its message, or raise `MessageError`.
+
+    `accept` limits the schemas taken (others are `unknown_schema`); `default_schema` stands for a missing
+    `schema` field; `max_suggestions` and `max_bytes` are the service's caps.
+    """
+    data = _load(raw, max_bytes)
+    name = _schema_of(data, accept if accept is not None else MESSAGE_TYPES.keys(), default_schema)
+    if name == OPERATION_SCHEMA:
+        event = data.get("event")
+        if event not in _OPERATION_EVENTS:
+            expected = ", ".join(map(repr, _OPERATION_EVENTS))
+            raise MessageError("invalid_message", f"expected one of {expected}, got {event!r}", "event")
+        model: type[BaseModel] = _OPERATION_EVENTS[event]
+    else:
+        model = MESSAGE_TYPES[name]
+    # MESSAGE_TYPES holds exactly the members of Message, which mypy cannot see through the table.
+    return cast(Message, _validate(model, data, max_suggestions))
+
+
+def parse_suggestion(
+    raw: bytes, *, max_suggestions: int = MAX_SUGGESTIONS, max_bytes: int | None = None
+) -> SuggestionMessage:
+    """Decode a record of the suggestions topic; a message without `schema` is taken as a suggestion."""
+    data = _load(raw, max_bytes)
+    _schema_of(data, (SUGGESTION_SCHEMA,), SUGGESTION_SCHEMA)
+    return _validate(SuggestionMessage, data, max_suggestions)
+
+
+def parse_control(raw: bytes, *, max_bytes: int | None = None) -> ControlMessage:
+    """Decode a record of the control topic."""
+    data = _load(raw, max_bytes)
+    _schema_of(data, (CONTROL_SCHEMA,), None)
+    return _validate(ControlMessage, data)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _load(raw: bytes, max_bytes: int | None) -> dict[str, Any]:
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise MessageError("message_too_large", f"{len(raw)} bytes, more than the {max_bytes} allowed")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise MessageError("invalid_json", f"not UTF-8: invalid byte at position {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise MessageError(
+            "invalid_json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise MessageError("invalid_json", f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MessageError("invalid_message", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _schema_of(data: Mapping[str, Any], accept: Collection[str], default: str | None) -> str:
+    name = data.get("schema", default)
+    if isinstance(name, str) and name in accept:
+        return name
+    expected = ", ".join(sorted(accept))
+    got = "no schema field" if name is None else f"{name!r}"
+    raise MessageError("unknown_schema", f"expected schema {expected}, got {got}", "schema")
+
+
+def _validate(model: type[_M], data: Mapping[str, Any], max_suggestions: int = MAX_SUGGESTIONS) -> _M:
+    try:
+        return model.model_validate(data, context={"max_suggestions": max_suggestions})
+    except ValidationError as exc:
+        problems = [
+            Problem(field_path(e["loc"]), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors(include_url=False)
+        ]
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise MessageError("invalid_message", first.message + more, first.path or None, problems) from None

@@ -1,0 +1,67 @@
+"""The polyaxonfile: parse it, resolve its component, validate params, expand the mapping, render templates.
+
+    load_operation(path)        read + resolve + validate a file          (loader.py)
+    parse_operation(data, ...)  the same from a dict (Kafka templates)    (loader.py)
+    expand_runs(op, values)     one dict of typed params per run          (params.py)
+    render_run(component, ...)  argv / env / working dir of one run       (templating.py)
+
+Models are in schema.py (operation, component, IO, job) and automation.py (mapping, early stopping, cache,
+termination); type parsing is in types.py. Every problem becomes one bridge.errors.PolyaxonfileError.
+"""
+
+from bridge.polyaxon.automation import (
+    EarlyStoppingRule,
+    V1Cache,
+    V1DiffStoppingPolicy,
+    V1FailureEarlyStopping,
+    V1Mapping,
+    V1MedianStoppingPolicy,
+    V1MetricEarlyStopping,
+    V1Termination,
+    V1TruncationStoppingPolicy,
+)
+from bridge.polyaxon.loader import ComponentFetchFailed, load_operation, parse_operation
+from bridge.polyaxon.params import expand_runs
+from bridge.polyaxon.schema import (
+    V1IO,
+    V1Component,
+    V1Container,
+    V1EnvVar,
+    V1GitInit,
+    V1Init,
+    V1Job,
+    V1Operation,
+    V1Param,
+    V1Validation,
+)
+from bridge.polyaxon.templating import RenderedRun, RunGlobals, render_run, validate_templates
+
+__all__ = [
+    "V1IO",
+    "ComponentFetchFailed",
+    "EarlyStoppingRule",
+    "RenderedRun",
+    "RunGlobals",
+    "V1Cache",
+    "V1Component",
+    "V1Container",
+    "V1DiffStoppingPolicy",
+    "V1EnvVar",
+    "V1FailureEarlyStopping",
+    "V1GitInit",
+    "V1Init",
+    "V1Job",
+    "V1Mapping",
+    "V1MedianStoppingPolicy",
+    "V1MetricEarlyStopping",
+    "V1Operation",
+    "V1Param",
+    "V1Termination",
+    "V1TruncationStoppingPolicy",
+    "V1Validation",
+    "expand_runs",
+    "load_operation",
+    "parse_operation",
+    "render_run",
+    "validate_templates",
+]

@@ -1,0 +1,56 @@
+"""What every Polyaxon model here shares: frozen, camelCase aliases, unknown keys rejected or refused."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+# The pydantic error type that marks a key Polyaxon knows but the bridge does not run. `problems.py` turns it
+# into a NotSupported error instead of a plain validation problem.
+NOT_SUPPORTED = "bridge_not_supported"
+# The error type of a model-level check about one of its keys: `problems.py` appends the key to the path.
+AT_KEY = "bridge_at_key"
+
+
+def error_at(key: str, message: str) -> PydanticCustomError:
+    """A validation error reported at `<model path>.<key>` (pydantic puts model-level errors on the model)."""
+    return PydanticCustomError(AT_KEY, "{message}", {"key": key, "message": message})
+
+
+class PolyaxonModel(BaseModel):
+    """Base of every polyaxonfile model.
+
+    Subclasses list Polyaxon keys they accept and drop (`_ignored`, harmless here, e.g. `queue`) and keys they
+    refuse by name (`_not_supported`, they would change what runs, e.g. `hooks`). Anything else unknown is
+    "Extra inputs are not permitted", as in Polyaxon.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    _ignored: ClassVar[frozenset[str]] = frozenset()
+    _not_supported: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_ignored_refuse_unsupported(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        # An empty or false value (`hooks: []`, `isPreset: false`) asks for nothing, so it is dropped quietly.
+        refused = sorted(str(k) for k in data if k in cls._not_supported and data[k])
+        if refused:
+            raise PydanticCustomError(
+                NOT_SUPPORTED,
+                "{keys} is not supported by the bridge",
+                {"keys": ", ".join(f"`{k}`" for k in refused), "key": refused[0]},
+            )
+        return {k: v for k, v in data.items() if k not in cls._ignored and k not in cls._not_supported}
+
+
+def split_str_list(value: Any) -> Any:
+    """Polyaxon accepts `tags: a, b` as well as a YAML list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value

@@ -1,0 +1,68 @@
+"""Where a run keeps its files under the work dir, and the component's `init` steps that prepare them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from bridge.polyaxon import V1Component
+
+log = structlog.get_logger(__name__)
+
+GIT_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """`<workdir>/runs/<run_id>/`: the run's artifacts path, its outputs, one folder per attempt for logs."""
+
+    artifacts: Path
+    outputs: Path
+
+    @classmethod
+    def for_run(cls, workdir: Path, run_id: str) -> RunPaths:
+        """The paths of one run (created on use)."""
+        artifacts = (workdir / "runs" / run_id).resolve()
+        return cls(artifacts=artifacts, outputs=artifacts / "outputs")
+
+    def attempt(self, attempt: int) -> Path:
+        """The folder of one attempt: stdout.log, stderr.log, metrics.jsonl."""
+        return self.artifacts / "attempts" / str(attempt)
+
+
+def _repo_dir_name(url: str) -> str:
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    return name.removesuffix(".git") or "repo"
+
+
+async def _git(*args: str, cwd: Path | None = None) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "git", *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=GIT_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        raise OSError(f"git {args[0]} took longer than {GIT_TIMEOUT_S:g} s") from None
+    if proc.returncode != 0:
+        raise OSError(f"git {' '.join(args)} failed: {err.decode(errors='replace').strip()[-500:]}")
+
+
+async def prepare_init(component: V1Component, paths: RunPaths) -> None:
+    """Run the component's `init` steps once per run: each `git` one is cloned into the artifacts path
+    (under `path`, or the repository's name), at `revision` when given. Raises OSError with git's words."""
+    paths.artifacts.mkdir(parents=True, exist_ok=True)
+    for step in component.run.init or []:
+        if step.git is None or not step.git.url:
+            continue
+        dest = paths.artifacts / (step.path or _repo_dir_name(step.git.url))
+        if (dest / ".git").exists():
+            continue  # cloned by an earlier attempt of this run
+        log.info("init_git_clone", url=step.git.url, revision=step.git.revision, dest=str(dest))
+        await _git("clone", "--quiet", step.git.url, str(dest))
+        if step.git.revision:
+            await _git("checkout", "--quiet", step.git.revision, cwd=dest)

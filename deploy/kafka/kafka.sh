@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# A single-node Apache Kafka (KRaft) broker run from Maven Central's jars: no Docker, no download site.
+#
+#   kafka.sh jars     fetch the broker's jars into deploy/kafka/jars (once; fast when present)
+#   kafka.sh up       format a FRESH log dir (random cluster id), start the broker, wait until ready
+#   kafka.sh start    start again on the existing log dir and ports, keeping all data; wait until ready
+#   kafka.sh down     stop it: SIGTERM, wait, then SIGKILL (data is kept for `start`)
+#   kafka.sh kill     SIGKILL at once, a crash (data is kept; `start` then recovers the log)
+#   kafka.sh status   exit 0 and print pid/bootstrap when running, exit 3 when not
+#   kafka.sh tool NAME [ARGS...]   run an admin tool against it, NAME one of
+#                     topics | consumer-groups | transactions (e.g. `kafka.sh tool topics --list`)
+#
+# Environment:
+#   KAFKA_RUN_DIR          where data, logs, pid and server.properties live (default deploy/kafka/run)
+#   KAFKA_PORT             client listener port on 127.0.0.1 (default 9092); read by `up` only
+#   KAFKA_CONTROLLER_PORT  KRaft controller port (default 9093); read by `up` only
+#   KAFKA_HEAP_OPTS        JVM heap (default -Xms256m -Xmx1g)
+#   KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
+#   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
+set -euo pipefail
+
+KAFKA_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+JARS_DIR="${KAFKA_HOME}/jars"
+RUN_DIR="${KAFKA_RUN_DIR:-${KAFKA_HOME}/run}"
+DATA_DIR="${RUN_DIR}/data"
+LOGS_DIR="${RUN_DIR}/logs"
+PROPS="${RUN_DIR}/server.properties"
+PID_FILE="${RUN_DIR}/kafka.pid"
+OUT_FILE="${RUN_DIR}/kafka.out"
+START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
+STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+# The G1 settings of Kafka's own kafka-run-class.sh.
+JVM_OPTS="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true"
+
+die() {
+    echo "kafka.sh: $*" >&2
+    exit 1
+}
+
+need_java() {
+    command -v java >/dev/null || die "java not found on PATH (Kafka 4 needs Java 17 or newer)"
+}
+
+# Runs a tool's main class from the jars with a small heap; it logs warnings to stderr only, never
+# into the broker's server.log.
+run_tool() {
+    local heap="$1"
+    shift
+    java "${heap}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+        -Dlog4j2.configurationFile="${KAFKA_HOME}/log4j2-tools.properties" \
+        -cp "${JARS_DIR}/*" "$@"
+}
+
+cmd_jars() {
+    local stamp="${JARS_DIR}/.pom.sha256" want
+    want="$(sha256sum "${KAFKA_HOME}/pom.xml" | cut -d' ' -f1)"
+    if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" ]]; then
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn not found on PATH (needed once to fetch the Kafka jars)"
+    echo "kafka.sh: fetching Kafka jars from Maven Central into ${JARS_DIR}" >&2
+    # Copy into a scratch dir and swap it in whole, so an interrupted fetch never looks complete.
+    local tmp="${JARS_DIR}.tmp.$$"
+    rm -rf "${tmp}"
+    mvn -B -q -Dstyle.color=never -f "${KAFKA_HOME}/pom.xml" \
+        org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="${tmp}" >&2 ||
+        { rm -rf "${tmp}"; die "mvn could not fetch the Kafka jars (see its output above)"; }
+    echo "${want}" >"${tmp}/.pom.sha256"
+    rm -rf "${JARS_DIR}"
+    mv "${tmp}" "${JARS_DIR}"
+}
+
+# The pid from the pid file, if that process is still our broker (guards against pid reuse).
+running_pid() {
+    [[ -f "${PID_FILE}" ]] || return 1
+    local pid
+    pid="$(cat "${PID_FILE}")"
+    [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "${pid}" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "kafka.Kafka ${PROPS}" || return 1
+    echo "${pid}"
+}
+
+# host:port of the client listener, read back from server.properties.
+bootstrap() {
+    sed -n 's#^listeners=PLAINTEXT://\([^,]*\),.*#\1#p' "${PROPS}"
+}
+
+port_in_use() {
+    # bash's /dev/tcp: the connect succeeds only if something already listens there.
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# 16 random bytes, base64url without padding: a KRaft cluster id, which must not start with '-'.
+new_cluster_id() {
+    local id
+    while :; do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+        [[ "${id}" != -* ]] && { echo "${id}"; return; }
+    done
+}
+
+tail_logs() {
+    local f
+    for f in "${LOGS_DIR}/server.log" "${OUT_FILE}"; do
+        [[ -s "${f}" ]] || continue
+        echo "----- last lines of ${f} -----" >&2
+        tail -n 40 "${f}" >&2
+    done
+}
+
+fail_start() {
+    echo "kafka.sh: $*" >&2
+    tail_logs
+    exit 1
+}
+
+launch() {
+    local pid
+    mkdir -p "${LOGS_DIR}"
+    rm -f "${PID_FILE}"
+    : >"${OUT_FILE}"
+    # shellcheck disable=SC2086  # HEAP_OPTS/JVM_OPTS are deliberately word-split into JVM flags
+    # setsid: the broker outlives the shell (and its Ctrl-C) that started it, like a daemon.
+    # The inner bash writes its own pid and then execs java, so the pid file names the JVM.
+    # shellcheck disable=SC2016  # $$ is meant for the inner shell
+    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "${PID_FILE}" \
+        java ${HEAP_OPTS} ${JVM_OPTS} \
+        -Dlog4j2.configurationFile="${KAFKA_HOME}/log4j2.properties" -Dkafka.logs.dir="${LOGS_DIR}" \
+        -cp "${JARS_DIR}/*" kafka.Kafka "${PROPS}" \
+        </dev/null >>"${OUT_FILE}" 2>&1 &
+    wait_ready
+    pid="$(running_pid)"
+    echo "kafka.sh: Kafka ready on $(bootstrap) (pid ${pid}, run dir ${RUN_DIR})" >&2
+}
+
+# Ready = the broker logged its start AND a real client can list topics through the listener.
+wait_ready() {
+    local deadline=$((SECONDS + START_TIMEOUT)) started=""
+    while ((SECONDS < deadline)); do
+        if ! running_pid >/dev/null; then
+            [[ -s "${PID_FILE}" ]] || { sleep 0.1; continue; }  # the launcher has not written it yet
+            fail_start "the broker exited during start-up"
+        fi
+        if [[ -z "${started}" ]] && grep -q "Kafka Server started" "${LOGS_DIR}/server.log" 2>/dev/null; then
+            started=1
+        fi
+        if [[ -n "${started}" ]] && client_check; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    fail_start "the broker was not ready within ${START_TIMEOUT}s (KAFKA_START_TIMEOUT)"
+}
+
+client_check() {
+    local cfg="${RUN_DIR}/admin-client.properties"
+    printf 'request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n' >"${cfg}"
+    run_tool -Xmx128m org.apache.kafka.tools.TopicCommand \
+        --bootstrap-server "$(bootstrap)" --command-config "${cfg}" --list >/dev/null 2>&1
+}
+
+cmd_up() {
+    local port="${KAFKA_PORT:-9092}" cport="${KAFKA_CONTROLLER_PORT:-9093}" pid
+    if pid="$(running_pid)"; then
+        echo "kafka.sh: already running on $(bootstrap) (pid ${pid}); not re-formatted. 'down' first for a fresh one." >&2
+        return 0
+    fi
+    need_java
+    cmd_jars
+    local p
+    for p in "${port}" "${cport}"; do
+        port_in_use "${p}" && die "port ${p} on 127.0.0.1 is already in use (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+    done
+    rm -rf "${DATA_DIR}" "${LOGS_DIR}" "${PID_FILE}"
+    mkdir -p "${DATA_DIR}" "${LOGS_DIR}"
+    sed -e "s#@KAFKA_PORT@#${port}#g" -e "s#@KAFKA_CONTROLLER_PORT@#${cport}#g" \
+        -e "s#@KAFKA_DATA_DIR@#${DATA_DIR}#g" "${KAFKA_HOME}/server.properties.in" >"${PROPS}"
+    local cluster_id
+    cluster_id="$(new_cluster_id)"
+    run_tool -Xmx256m kafka.tools.StorageTool format --standalone -t "${cluster_id}" -c "${PROPS}" \
+        >"${LOGS_DIR}/format.log" 2>&1 ||
+        { cat "${LOGS_DIR}/format.log" >&2; die "formatting the KRaft log dir failed"; }
+    launch
+}
+
+cmd_start() {
+    local pid
+    if pid="$(running_pid)"; then
+        echo "kafka.sh: already running on $(bootstrap) (pid ${pid})" >&2
+        return 0
+    fi
+    [[ -f "${PROPS}" && -f "${DATA_DIR}/meta.properties" ]] ||
+        die "no formatted broker in ${RUN_DIR}; use 'up' to make a fresh one"
+    need_java
+    cmd_jars
+    local p
+    for p in "$(bootstrap | cut -d: -f2)" "$(sed -n 's#^controller.quorum.bootstrap.servers=.*:##p' "${PROPS}")"; do
+        port_in_use "${p}" && die "port ${p} on 127.0.0.1 is already in use"
+    done
+    launch
+}
+
+cmd_down() {
+    local signal="${1:-TERM}" pid
+    if ! pid="$(running_pid)"; then
+        rm -f "${PID_FILE}"
+        echo "kafka.sh: not running" >&2
+        return 0
+    fi
+    kill "-${signal}" "${pid}"
+    local deadline=$((SECONDS + STOP_TIMEOUT))
+    while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.1
+    done
+    if kill -0 "${pid}" 2>/dev/null; then
+        echo "kafka.sh: still running ${STOP_TIMEOUT}s after SIGTERM; sending SIGKILL" >&2
+        kill -KILL "${pid}" 2>/dev/null || true
+        while kill -0 "${pid}" 2>/dev/null; do sleep 0.1; done
+    fi
+    rm -f "${PID_FILE}"
+    echo "kafka.sh: stopped (pid ${pid})" >&2
+}
+
+cmd_status() {
+    local pid
+    if pid="$(running_pid)"; then
+        echo "running pid=${pid} bootstrap=$(bootstrap) run_dir=${RUN_DIR}"
+        return 0
+    fi
+    echo "not running (run dir ${RUN_DIR})"
+    return 3
+}
+
+cmd_tool() {
+    local name="${1:-}" class
+    shift || true
+    case "${name}" in
+        topics) class=org.apache.kafka.tools.TopicCommand ;;
+        consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+        transactions) class=org.apache.kafka.tools.TransactionsCommand ;;
+        *) die "usage: kafka.sh tool topics|consumer-groups|transactions [ARGS...]" ;;
+    esac
+    running_pid >/dev/null || die "not running (run dir ${RUN_DIR})"
+    need_java
+    run_tool -Xmx256m "${class}" --bootstrap-server "$(bootstrap)" "$@"
+}
+
+case "${1:-}" in
+    jars) cmd_jars ;;
+    up) cmd_up ;;
+    start) cmd_start ;;
+    down | stop) cmd_down TERM ;;
+    kill) cmd_down KILL ;;
+    status) cmd_status ;;
+    tool) shift; cmd_tool "$@" ;;
+    *)
+        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,302 @@
+"""Pytest plugin: a real Apache Kafka broker for the tests that need one.
+
+Loaded from tests/conftest.py (``pytest_plugins = ["tests.kafka_broker"]``). Fixtures:
+
+- ``kafka_broker`` (session): the broker as a :class:`KafkaBroker`. Unless ``BRIDGE_KAFKA_BOOTSTRAP`` is set,
+  the session starts its own broker with ``deploy/kafka/kafka.sh`` in a temporary dir on free ports (so a
+  developer's ``make kafka-up`` on 9092 does not clash) and stops it at the end. With the variable set, that
+  broker is used as it is and cannot be restarted (tests that restart it are skipped).
+- ``kafka_bootstrap`` (session): ``"127.0.0.1:PORT"``, for ``bootstrap_servers=``.
+- ``kafka_topic_factory`` (function): ``await kafka_topic_factory(partitions=3)`` makes a fresh uuid-named topic
+  and waits until every partition has a leader; all of them are deleted after the test.
+
+And a helper, :func:`read_topic`, that reads a topic from the beginning until a condition holds or a deadline.
+Tests that need Kafka are marked ``@pytest.mark.kafka``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import UnknownTopicOrPartitionError
+
+KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "kafka.sh"
+BOOTSTRAP_ENV = "BRIDGE_KAFKA_BOOTSTRAP"
+START_TIMEOUT_S = 90
+STOP_TIMEOUT_S = 30
+
+
+class KafkaBrokerError(RuntimeError):
+    """The launcher could not start or stop the broker; the message carries its output and log tail."""
+
+
+class KafkaBroker:
+    """A single-node broker this test session owns: its own run dir and ports, started by kafka.sh.
+
+    ``stop()`` then ``start()`` restarts it on the same log dir and ports, so data survives; ``up()``
+    formats a fresh, empty one.
+    """
+
+    can_restart = True
+
+    def __init__(self, run_dir: Path, port: int, controller_port: int) -> None:
+        self.run_dir = run_dir
+        self.port = port
+        self.controller_port = controller_port
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` of the client listener."""
+        return f"127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        """Format a fresh log dir and start the broker; returns once a client can list topics."""
+        self._run("up", timeout=START_TIMEOUT_S + 120)  # first use may fetch the jars with Maven
+
+    def start(self) -> None:
+        """Start the stopped broker again on its existing data; returns once it is ready."""
+        self._run("start", timeout=START_TIMEOUT_S + 30)
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL after a grace period), keeping its data."""
+        self._run("down", timeout=STOP_TIMEOUT_S + 30)
+
+    def kill(self) -> None:
+        """Crash the broker: SIGKILL, no clean shutdown. Its data stays for ``start()`` to recover."""
+        self._run("kill", timeout=STOP_TIMEOUT_S + 30)
+
+    def is_running(self) -> bool:
+        """Whether the broker process is alive."""
+        return self._run("status", timeout=10, check=False).returncode == 0
+
+    @contextlib.contextmanager
+    def stopped(self, *, crash: bool = False) -> Iterator[None]:
+        """Keep the broker down inside the block (``crash=True``: SIGKILL it instead of a clean stop).
+
+        It is started again on leaving the block, even when the block fails.
+        """
+        if crash:
+            self.kill()
+        else:
+            self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+    def _run(self, command: str, *, timeout: float, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "KAFKA_RUN_DIR": str(self.run_dir),
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "KAFKA_START_TIMEOUT": str(START_TIMEOUT_S),
+            "KAFKA_STOP_TIMEOUT": str(STOP_TIMEOUT_S),
+        }
+        try:
+            done = subprocess.run(
+                ["bash", str(KAFKA_SH), command],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise KafkaBrokerError(f"kafka.sh {command} took longer than {timeout}s") from exc
+        if check and done.returncode != 0:
+            raise KafkaBrokerError(
+                f"kafka.sh {command} failed (exit {done.returncode}), run dir {self.run_dir}:\n"
+                f"{done.stdout}{done.stderr}"
+            )
+        return done
+
+
+class ExternalKafkaBroker:
+    """A broker named by ``BRIDGE_KAFKA_BOOTSTRAP``: used as it is, never started, stopped or restarted."""
+
+    can_restart = False
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def start(self) -> None:
+        """Skip the test: this session does not own the broker."""
+        self._skip()
+
+    def stop(self) -> None:
+        """Skip the test: this session does not own the broker."""
+        self._skip()
+
+    def kill(self) -> None:
+        """Skip the test: this session does not own the broker."""
+        self._skip()
+
+    @contextlib.contextmanager
+    def stopped(self, *, crash: bool = False) -> Iterator[None]:
+        """Skip the test: this session does not own the broker."""
+        self._skip()
+        yield  # pragma: no cover - _skip raises
+
+    def _skip(self) -> None:
+        pytest.skip(f"restarting the broker needs one the session starts itself; {BOOTSTRAP_ENV} is set")
+
+
+def _free_ports(count: int) -> list[int]:
+    # Hold every socket open until all are chosen, so the ports differ from one another.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker | ExternalKafkaBroker]:
+    """The session's Kafka broker (see the module docstring)."""
+    external = os.environ.get(BOOTSTRAP_ENV)
+    if external:
+        yield ExternalKafkaBroker(external)
+        return
+    port, controller_port = _free_ports(2)
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port, controller_port)
+    try:
+        broker.up()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: KafkaBroker | ExternalKafkaBroker) -> str:
+    """``"host:port"`` of the session's broker."""
+    return kafka_broker.bootstrap
+
+
+class TopicFactory:
+    """Makes fresh uuid-named topics on one broker and deletes them all on ``close()``."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self._admin: AIOKafkaAdminClient | None = None
+        self.created: list[str] = []
+
+    async def __call__(
+        self,
+        partitions: int = 1,
+        *,
+        prefix: str = "test",
+        configs: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> str:
+        """Create a topic named ``{prefix}-{uuid}`` with ``partitions`` partitions and return its name."""
+        admin = await self._admin_client()
+        name = f"{prefix}-{uuid.uuid4().hex}"
+        response = await admin.create_topics(
+            [NewTopic(name, partitions, 1, topic_configs=dict(configs or {}))], timeout_ms=int(timeout * 1000)
+        )
+        for _topic, code, message in response.topic_errors:
+            if code != 0:
+                raise RuntimeError(f"creating topic {name} failed: error {code} {message}")
+        self.created.append(name)
+        await self._wait_for_leaders(admin, name, partitions, timeout)
+        return name
+
+    async def close(self) -> None:
+        """Delete every topic this factory made."""
+        if self._admin is None:
+            return
+        try:
+            if self.created:
+                with contextlib.suppress(UnknownTopicOrPartitionError):
+                    await self._admin.delete_topics(self.created)
+        finally:
+            await self._admin.close()
+            self._admin = None
+
+    async def _admin_client(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            await admin.start()
+            self._admin = admin
+        return self._admin
+
+    @staticmethod
+    async def _wait_for_leaders(admin: AIOKafkaAdminClient, name: str, partitions: int, timeout: float) -> None:
+        # create_topics returns once the controller has the topic; wait until the broker serves every partition.
+        deadline = time.monotonic() + timeout
+        while True:
+            (described,) = await admin.describe_topics([name])
+            ready = [p for p in described["partitions"] if p["error_code"] == 0 and p["leader"] >= 0]
+            if described["error_code"] == 0 and len(ready) == partitions:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {name} has no leader for every partition after {timeout}s: {described}")
+            await asyncio.sleep(0.05)
+
+
+@pytest_asyncio.fixture
+async def kafka_topic_factory(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
+    """``await kafka_topic_factory(partitions=N)`` -> a fresh topic name; deleted after the test."""
+    factory = TopicFactory(kafka_bootstrap)
+    try:
+        yield factory
+    finally:
+        await factory.close()
+
+
+async def read_topic(
+    bootstrap: str,
+    topics: str | Sequence[str],
+    *,
+    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed",
+    timeout: float = 30.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read whole topics from the beginning, without a consumer group, until ``until(records)`` is true.
+
+    Records come in partition order within each partition. Raises ``TimeoutError`` (with what was read) when
+    the condition does not hold by the deadline.
+    """
+    names = [topics] if isinstance(topics, str) else list(topics)
+    # Without a group, a subscription is given every partition of the topics and starts at auto_offset_reset.
+    consumer = AIOKafkaConsumer(
+        *names,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level=isolation_level,
+    )
+    await consumer.start()
+    try:
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        deadline = time.monotonic() + timeout
+        while not until(records):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"condition not met after {timeout}s; read {len(records)} records, the last ones: {records[-10:]}"
+                )
+            batch = await consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
+            for part in batch.values():
+                records.extend(part)
+        return records
+    finally:
+        await consumer.stop()
