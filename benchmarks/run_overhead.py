@@ -32,8 +32,9 @@ async def _by_hand(argvs: list[list[str]], concurrency: int, cwd: Path) -> float
 
     async def one(argv: list[str]) -> None:
         async with slots:
-            proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, stdout=subprocess.DEVNULL,
-                                                        stderr=subprocess.DEVNULL)
+            proc = await asyncio.create_subprocess_exec(
+                *argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             if await proc.wait() != 0:
                 raise RuntimeError(f"baseline run failed: {argv}")
 
@@ -44,16 +45,40 @@ async def _by_hand(argvs: list[list[str]], concurrency: int, cwd: Path) -> float
 
 def _bridge(polyaxonfile: Path, workdir: Path) -> float:
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bridge", "run", "-f", str(polyaxonfile), "--workdir", str(workdir),
-                    "--output", "jsonl"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "run",
+            "-f",
+            str(polyaxonfile),
+            "--workdir",
+            str(workdir),
+            "--output",
+            "jsonl",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - began
 
 
 def _tiny_workload(tmp: Path, runs: int, concurrency: int) -> tuple[Path, list[list[str]]]:
-    component = {"kind": "component", "inputs": [{"name": "i", "type": "int"}],
-                 "run": {"kind": "job", "container": {"image": "python", "command": TINY}}}
-    op = {"version": 1.1, "kind": "operation", "name": "tiny", "cache": {"disable": True}, "component": component,
-          "matrix": {"kind": "mapping", "concurrency": concurrency, "values": [{"i": i} for i in range(runs)]}}
+    component = {
+        "kind": "component",
+        "inputs": [{"name": "i", "type": "int"}],
+        "run": {"kind": "job", "container": {"image": "python", "command": TINY}},
+    }
+    op = {
+        "version": 1.1,
+        "kind": "operation",
+        "name": "tiny",
+        "cache": {"disable": True},
+        "component": component,
+        "matrix": {"kind": "mapping", "concurrency": concurrency, "values": [{"i": i} for i in range(runs)]},
+    }
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(op))
     return path, [TINY] * runs
@@ -73,14 +98,17 @@ def _quick_start_workload(tmp: Path) -> tuple[Path, list[list[str]], Path]:
     assert op.component is not None
     argvs = []
     for run in plan.runs:
-        g = RunGlobals(run_uuid=run.run_id, run_name="bench", artifacts_path=str(tmp), run_outputs_path=str(tmp))
+        g = RunGlobals(
+            run_uuid=run.run_id, run_name="bench", artifacts_path=str(tmp), run_outputs_path=str(tmp)
+        )
         argv = render_run(op.component, run.params, g).argv
         argvs.append([sys.executable if a == "python3" else a for a in argv])
     return path, argvs, path.parent
 
 
-def measure(name: str, polyaxonfile: Path, argvs: list[list[str]], concurrency: int, cwd: Path,
-            repeat: int) -> dict[str, Any]:
+def measure(
+    name: str, polyaxonfile: Path, argvs: list[list[str]], concurrency: int, cwd: Path, repeat: int
+) -> dict[str, Any]:
     """Median wall seconds of the baseline and of `bridge run`, alternating to share any machine noise."""
     base, ours = [], []
     for i in range(repeat):
@@ -88,9 +116,17 @@ def measure(name: str, polyaxonfile: Path, argvs: list[list[str]], concurrency: 
         with tempfile.TemporaryDirectory() as work:
             ours.append(_bridge(polyaxonfile, Path(work) / f"w{i}"))
     b, o = statistics.median(base), statistics.median(ours)
-    return {"workload": name, "runs": len(argvs), "concurrency": concurrency, "repeat": repeat,
-            "baseline_s": round(b, 3), "bridge_s": round(o, 3), "overhead_s": round(o - b, 3),
-            "overhead_per_run_s": round((o - b) / len(argvs), 4), "ratio": round(o / b, 3)}
+    return {
+        "workload": name,
+        "runs": len(argvs),
+        "concurrency": concurrency,
+        "repeat": repeat,
+        "baseline_s": round(b, 3),
+        "bridge_s": round(o, 3),
+        "overhead_s": round(o - b, 3),
+        "overhead_per_run_s": round((o - b) / len(argvs), 4),
+        "ratio": round(o / b, 3),
+    }
 
 
 def main() -> int:

@@ -60,8 +60,11 @@ class FileCache:
         """The entry for `key` if there is a fresh one."""
         try:
             data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            entry = CacheEntry(outputs=dict(data["outputs"]), run_id=str(data["run_id"]),
-                               created_at=float(data["created_at"]))
+            entry = CacheEntry(
+                outputs=dict(data["outputs"]),
+                run_id=str(data["run_id"]),
+                created_at=float(data["created_at"]),
+            )
         except (OSError, ValueError, KeyError, TypeError):
             return None
         return entry if entry.fresh(ttl_s, self._clock()) else None

@@ -14,7 +14,10 @@ from rich.table import Table
 from bridge.models import ProgressEvent, RunResult, RunStatus
 
 _STATUS_STYLE = {
-    RunStatus.SUCCEEDED: "green", RunStatus.FAILED: "red", RunStatus.STOPPED: "yellow", RunStatus.SKIPPED: "dim",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.STOPPED: "yellow",
+    RunStatus.SKIPPED: "dim",
 }
 
 
@@ -43,9 +46,13 @@ class ProgressListener:
         self._task: Any = None
         if self._live:
             self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[last]}"), TimeElapsedColumn(),
-                console=Console(file=self._stream), transient=False,
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"),
+                TimeElapsedColumn(),
+                console=Console(file=self._stream),
+                transient=False,
             )
             self._task = self._progress.add_task(name, total=total, last="")
 
@@ -75,9 +82,13 @@ class ProgressListener:
         note = " (cached)" if result.cached else ""
         summary = fmt_mapping(result.outputs) or (result.error.message if result.error else "")
         if self._progress is not None:
-            self._progress.update(self._task, advance=1, last=f"run {result.index} {result.status.value}{note}")
+            self._progress.update(
+                self._task, advance=1, last=f"run {result.index} {result.status.value}{note}"
+            )
         else:
-            self._line(f"run {result.index} {result.status.value}{note} [{self._done}/{self._total}] {summary}")
+            self._line(
+                f"run {result.index} {result.status.value}{note} [{self._done}/{self._total}] {summary}"
+            )
 
 
 def results_table(results: Sequence[RunResult]) -> Table:
@@ -88,7 +99,11 @@ def results_table(results: Sequence[RunResult]) -> Table:
     for r in results:
         status = f"[{_STATUS_STYLE[r.status]}]{r.status.value}[/]" + (" (cached)" if r.cached else "")
         table.add_row(
-            str(r.index), status, fmt_mapping(r.params), fmt_mapping(r.outputs), str(r.attempt),
+            str(r.index),
+            status,
+            fmt_mapping(r.params),
+            fmt_mapping(r.outputs),
+            str(r.attempt),
             f"{r.duration_s:.1f}s" if r.duration_s is not None else "",
             f"{r.error.type}: {r.error.message}" if r.error and r.status is not RunStatus.SUCCEEDED else "",
         )

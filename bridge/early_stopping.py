@@ -55,7 +55,7 @@ from numbers import Real
 from typing import Any
 
 from bridge.models import RunStatus
-from bridge.polyaxon.automation import (
+from bridge.polyaxon import (
     EarlyStoppingRule,
     V1DiffStoppingPolicy,
     V1FailureEarlyStopping,
@@ -140,17 +140,16 @@ class _Series:
             if step == last and self.steps and self.steps[-1] == step:
                 self.bests[-1], self.avgs[-1] = self.best, self.total / self.count
             return None
-        reached = grid.last_at_or_before(step)
-        if last is not None and reached is not None and reached > last:
-            passed = reached if reached < step else grid.last_at_or_before(step - 1)
-            if passed is not None and passed > last and not (self.steps and self.steps[-1] == last):
-                # Grid points strictly between the last report and this one see the run as it was then.
-                self._snapshot(last)
+        if last is not None:
+            between = grid.last_at_or_before(step - 1)
+            if between is not None and between > last and not (self.steps and self.steps[-1] == last):
+                self._snapshot(last)  # grid points between the two reports see the run as it was at `last`
         self._update(value)
         self.last_step = step
+        reached = grid.last_at_or_before(step)
         if reached == step:
             self._snapshot(step)
-        if reached is None or (last is not None and reached <= last) or (last is None and reached < step):
+        if reached is None or (reached < step and (last is None or reached <= last)):
             return None  # nothing new reached, or a first report past a point where the run had no value yet
         return reached
 

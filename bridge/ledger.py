@@ -25,13 +25,18 @@ def _apply(entries: dict[str, LedgerEntry], record: Mapping[str, Any]) -> None:
     run_id = str(record["run_id"])
     before = entries.get(run_id, LedgerEntry(run_id=run_id))
     if record["event"] == "dispatched":
-        entries[run_id] = LedgerEntry(run_id=run_id, attempt=int(record["attempt"]),
-                                      dispatch_info=dict(record.get("info", {})))
+        entries[run_id] = LedgerEntry(
+            run_id=run_id, attempt=int(record["attempt"]), dispatch_info=dict(record.get("info", {}))
+        )
     elif record["event"] == "finished":
         result = RunResult.model_validate(record["result"])
-        entries[run_id] = LedgerEntry(run_id=run_id, attempt=max(before.attempt, result.attempt),
-                                      dispatch_info=before.dispatch_info, result=result,
-                                      interrupted=bool(record.get("interrupted", False)))
+        entries[run_id] = LedgerEntry(
+            run_id=run_id,
+            attempt=max(before.attempt, result.attempt),
+            dispatch_info=before.dispatch_info,
+            result=result,
+            interrupted=bool(record.get("interrupted", False)),
+        )
 
 
 class MemoryLedger:
@@ -44,13 +49,21 @@ class MemoryLedger:
         return dict(self._ops.get(operation_id, {}))
 
     async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
-        _apply(self._ops.setdefault(operation_id, {}),
-               {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
+        _apply(
+            self._ops.setdefault(operation_id, {}),
+            {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)},
+        )
 
     async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
-        _apply(self._ops.setdefault(operation_id, {}),
-               {"event": "finished", "run_id": result.run_id, "result": result.model_dump(mode="json", by_alias=True),
-                "interrupted": interrupted})
+        _apply(
+            self._ops.setdefault(operation_id, {}),
+            {
+                "event": "finished",
+                "run_id": result.run_id,
+                "result": result.model_dump(mode="json", by_alias=True),
+                "interrupted": interrupted,
+            },
+        )
 
 
 class FileLedger:
@@ -86,8 +99,17 @@ class FileLedger:
             os.fsync(f.fileno())
 
     async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
-        self._append(operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
+        self._append(
+            operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)}
+        )
 
     async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
-        self._append(operation_id, {"event": "finished", "run_id": result.run_id, "interrupted": interrupted,
-                                    "result": result.model_dump(mode="json", by_alias=True)})
+        self._append(
+            operation_id,
+            {
+                "event": "finished",
+                "run_id": result.run_id,
+                "interrupted": interrupted,
+                "result": result.model_dump(mode="json", by_alias=True),
+            },
+        )

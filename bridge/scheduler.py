@@ -92,13 +92,17 @@ def _now() -> datetime:
 class OperationRunner:
     """Runs one operation's plan to its end; `stop()` and `stop_run()` may be called from outside meanwhile."""
 
-    def __init__(self, plan: OperationPlan, runtime: Runtime, listener: OperationListener | None = None) -> None:
+    def __init__(
+        self, plan: OperationPlan, runtime: Runtime, listener: OperationListener | None = None
+    ) -> None:
         self.plan = plan
         self._rt = runtime
         self._listener: OperationListener = listener or _NullListener()
         op = plan.operation
         matrix = op.matrix
-        self._concurrency = plan.concurrency or (matrix.concurrency if matrix else None) or len(plan.runs) or 1
+        self._concurrency = (
+            plan.concurrency or (matrix.concurrency if matrix else None) or len(plan.runs) or 1
+        )
         self._op_slots = asyncio.Semaphore(self._concurrency)
         termination = op.effective_termination
         self._max_retries = (termination.max_retries if termination else None) or 0
@@ -211,7 +215,9 @@ class OperationRunner:
                 log.info("run_waits_for_identical", run_id=run.run_id, operation_id=self.plan.operation_id)
                 first = await asyncio.shield(leader)
                 if first.status is RunStatus.SUCCEEDED:
-                    return self._result(run, RunStatus.SUCCEEDED, attempt=0, outputs=first.outputs, cached=True)
+                    return self._result(
+                        run, RunStatus.SUCCEEDED, attempt=0, outputs=first.outputs, cached=True
+                    )
             future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
             self._rt.inflight[key] = future
             try:
@@ -247,11 +253,18 @@ class OperationRunner:
                 status, outputs, error = await self._attempt(run, attempt, paths)
                 retry = status is RunStatus.FAILED and attempt - first_attempt < self._max_retries
                 if retry and self._stopping is None and run.run_id not in self._stop_requests:
-                    log.warning("run_retrying", run_id=run.run_id, attempt=attempt, error=error.message if error else "")
+                    log.warning(
+                        "run_retrying",
+                        run_id=run.run_id,
+                        attempt=attempt,
+                        error=error.message if error else "",
+                    )
                     self._early.forget(run.run_id)
                     attempt += 1
                     continue
-                return self._result(run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at)
+                return self._result(
+                    run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at
+                )
 
     def _skip_reason(self, run: PlannedRun) -> RunError | None:
         return self._stopping or self._stop_requests.get(run.run_id)
@@ -282,8 +295,13 @@ class OperationRunner:
         }
         cwd = self.plan.cwd / rendered.working_dir if rendered.working_dir else self.plan.cwd
         request = RunRequest(
-            run_id=run.run_id, attempt=attempt, argv=rendered.argv, env=env, cwd=cwd,
-            attempt_dir=attempt_dir, outputs_dir=paths.outputs,
+            run_id=run.run_id,
+            attempt=attempt,
+            argv=rendered.argv,
+            env=env,
+            cwd=cwd,
+            attempt_dir=attempt_dir,
+            outputs_dir=paths.outputs,
             resources=(self._component.run.container.resources if self._component.run.container else None),
         )
         handle = await self._rt.executor.start(request, lambda rec: self._on_metrics(run, rec))
@@ -307,25 +325,44 @@ class OperationRunner:
             self._handles.pop(run.run_id, None)
         return self._judge(run, exit_, timed_out)
 
-    def _judge(self, run: PlannedRun, exit_: RunExit, timed_out: bool) -> tuple[RunStatus, Mapping[str, Any],
-                                                                                    RunError | None]:
+    def _judge(
+        self, run: PlannedRun, exit_: RunExit, timed_out: bool
+    ) -> tuple[RunStatus, Mapping[str, Any], RunError | None]:
         outputs = dict(exit_.outputs)
         stop = self._stop_requests.get(run.run_id) or self._stopping
         if stop is not None and not timed_out:
             return RunStatus.STOPPED, outputs, stop
         if timed_out:
-            return RunStatus.FAILED, outputs, RunError(
-                type="timeout", message=f"the run took longer than termination.timeout ({self._timeout_s:g} s)")
+            return (
+                RunStatus.FAILED,
+                outputs,
+                RunError(
+                    type="timeout",
+                    message=f"the run took longer than termination.timeout ({self._timeout_s:g} s)",
+                ),
+            )
         if exit_.start_error is not None:
             return RunStatus.FAILED, outputs, RunError(type="start_failed", message=exit_.start_error)
         if exit_.exit_code != 0:
             detail = f"; stderr: {exit_.stderr_tail[-500:]}" if exit_.stderr_tail else ""
-            return RunStatus.FAILED, outputs, RunError(type="exit_code", message=f"exited with {exit_.exit_code}{detail}")
-        missing = [o.name for o in (self._component.outputs or []) if not o.is_optional and o.name not in outputs]
+            return (
+                RunStatus.FAILED,
+                outputs,
+                RunError(type="exit_code", message=f"exited with {exit_.exit_code}{detail}"),
+            )
+        missing = [
+            o.name for o in (self._component.outputs or []) if not o.is_optional and o.name not in outputs
+        ]
         if missing:
             # A run that ends well but reports nothing would leave the optimizer waiting for a number (katib#1795).
-            return RunStatus.FAILED, outputs, RunError(
-                type="missing_outputs", message=f"the run exited 0 but never reported required outputs {missing}")
+            return (
+                RunStatus.FAILED,
+                outputs,
+                RunError(
+                    type="missing_outputs",
+                    message=f"the run exited 0 but never reported required outputs {missing}",
+                ),
+            )
         return RunStatus.SUCCEEDED, outputs, None
 
     # ---- metrics and early stopping -------------------------------------------------------------------
@@ -336,8 +373,14 @@ class OperationRunner:
         step = record.step if record.step is not None else self._steps.get(run.run_id, -1) + 1
         self._steps[run.run_id] = step
         event = ProgressEvent(
-            study=self.plan.study, template=self.plan.template, operation_id=self.plan.operation_id,
-            run_id=run.run_id, suggestion_id=run.suggestion_id, step=step, metrics=dict(record.metrics), at=_now(),
+            study=self.plan.study,
+            template=self.plan.template,
+            operation_id=self.plan.operation_id,
+            run_id=run.run_id,
+            suggestion_id=run.suggestion_id,
+            step=step,
+            metrics=dict(record.metrics),
+            at=_now(),
         )
         self._spawn(self._listener.run_progress(event))
         prune, stop_op = self._early.record_metrics(run.run_id, step, record.metrics)
@@ -353,24 +396,46 @@ class OperationRunner:
             self.stop_run(verdict.run_id, verdict.reason, kind="early_stopped")
         if stop_op is not None and self._stopping is None:
             self._early_stop = stop_op
-            log.info("operation_early_stopped", operation_id=self.plan.operation_id, kind=stop_op.kind,
-                     reason=stop_op.reason)
+            log.info(
+                "operation_early_stopped",
+                operation_id=self.plan.operation_id,
+                kind=stop_op.kind,
+                reason=stop_op.reason,
+            )
             self.stop(stop_op.reason, kind="early_stopped")
 
     # ---- results --------------------------------------------------------------------------------------
 
     def _result(
-        self, run: PlannedRun, status: RunStatus, *, attempt: int, outputs: Mapping[str, Any] | None = None,
-        error: RunError | None = None, cached: bool = False, started_at: datetime | None = None,
+        self,
+        run: PlannedRun,
+        status: RunStatus,
+        *,
+        attempt: int,
+        outputs: Mapping[str, Any] | None = None,
+        error: RunError | None = None,
+        cached: bool = False,
+        started_at: datetime | None = None,
     ) -> RunResult:
         finished_at = _now()
         return RunResult(
-            study=self.plan.study, template=self.plan.template, operation_id=self.plan.operation_id,
-            run_id=run.run_id, suggestion_id=run.suggestion_id, iteration=run.iteration, index=run.index,
-            params=run.given, status=status, outputs=dict(outputs or {}), attempt=max(attempt, 0), cached=cached,
-            started_at=started_at, finished_at=finished_at,
+            study=self.plan.study,
+            template=self.plan.template,
+            operation_id=self.plan.operation_id,
+            run_id=run.run_id,
+            suggestion_id=run.suggestion_id,
+            iteration=run.iteration,
+            index=run.index,
+            params=run.given,
+            status=status,
+            outputs=dict(outputs or {}),
+            attempt=max(attempt, 0),
+            cached=cached,
+            started_at=started_at,
+            finished_at=finished_at,
             duration_s=round((finished_at - started_at).total_seconds(), 3) if started_at else None,
-            error=error, metadata=dict(run.metadata),
+            error=error,
+            metadata=dict(run.metadata),
         )
 
 
@@ -379,4 +444,3 @@ async def run_operation(
 ) -> OperationOutcome:
     """Run a plan to its end (the common case, when nobody needs to stop it from outside)."""
     return await OperationRunner(plan, runtime, listener).run()
-

@@ -40,8 +40,12 @@ def _repo_dir_name(url: str) -> str:
 
 async def _git(*args: str, cwd: Path | None = None) -> None:
     proc = await asyncio.create_subprocess_exec(
-        "git", *args, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "git",
+        *args,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         _, err = await asyncio.wait_for(proc.communicate(), timeout=GIT_TIMEOUT_S)

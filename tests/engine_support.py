@@ -42,10 +42,16 @@ def job_component() -> dict[str, Any]:
                 "image": "python:3.11",
                 "command": [sys.executable, str(JOB)],
                 "args": [
-                    "--name={{ name }}", "--record={{ record }}", "--sleep={{ sleep }}",
-                    "--fail-before-attempt={{ fail_before }}", "--exit={{ exitcode }}", "--values={{ values }}",
-                    "--step-sleep={{ step_sleep }}", "--wait-for={{ wait_for }}",
-                    "{{ params.ignore_sigterm.as_arg }}", "{{ params.no_outputs.as_arg }}",
+                    "--name={{ name }}",
+                    "--record={{ record }}",
+                    "--sleep={{ sleep }}",
+                    "--fail-before-attempt={{ fail_before }}",
+                    "--exit={{ exitcode }}",
+                    "--values={{ values }}",
+                    "--step-sleep={{ step_sleep }}",
+                    "--wait-for={{ wait_for }}",
+                    "{{ params.ignore_sigterm.as_arg }}",
+                    "{{ params.no_outputs.as_arg }}",
                 ],
             },
         },
@@ -78,19 +84,31 @@ class Engine:
         vals = [{"name": f"r{i}", "record": str(self.record), **v} for i, v in enumerate(values)]
         matrix: dict[str, Any] = {"kind": "mapping", "values": vals}
         matrix.update(fields.pop("matrix", {}))
-        data = {"version": 1.1, "kind": "operation", "name": fields.pop("name", "test-op"),
-                "matrix": matrix, "component": job_component(), **fields}
+        data = {
+            "version": 1.1,
+            "kind": "operation",
+            "name": fields.pop("name", "test-op"),
+            "matrix": matrix,
+            "component": job_component(),
+            **fields,
+        }
         return parse_operation(data, source="test.yaml", base_dir=self.root)
 
     def plan(self, op: V1Operation, concurrency: int | None = None) -> OperationPlan:
         return plan_local(op, source="test.yaml", cwd=self.root, concurrency=concurrency)
 
     def runtime(self, max_parallel: int = 8, cache: FileCache | None = None, grace: float = 5.0) -> Runtime:
-        return Runtime(executor=LocalExecutor(max_parallel=max_parallel), ledger=FileLedger(self.workdir / "ops"),
-                       workdir=self.workdir, cache=cache or FileCache(self.workdir / "cache"), stop_grace_s=grace)
+        return Runtime(
+            executor=LocalExecutor(max_parallel=max_parallel),
+            ledger=FileLedger(self.workdir / "ops"),
+            workdir=self.workdir,
+            cache=cache or FileCache(self.workdir / "cache"),
+            stop_grace_s=grace,
+        )
 
-    async def run(self, op: V1Operation, *, runtime: Runtime | None = None,
-                  concurrency: int | None = None) -> OperationOutcome:
+    async def run(
+        self, op: V1Operation, *, runtime: Runtime | None = None, concurrency: int | None = None
+    ) -> OperationOutcome:
         return await OperationRunner(self.plan(op, concurrency), runtime or self.runtime()).run()
 
     def executions(self, name: str | None = None) -> list[Execution]:

@@ -7,8 +7,8 @@ Loaded from tests/conftest.py (``pytest_plugins = ["tests.kafka_broker"]``). Fix
   developer's ``make kafka-up`` on 9092 does not clash) and stops it at the end. With the variable set, that
   broker is used as it is and cannot be restarted (tests that restart it are skipped).
 - ``kafka_bootstrap`` (session): ``"127.0.0.1:PORT"``, for ``bootstrap_servers=``.
-- ``kafka_topic_factory`` (function): ``await kafka_topic_factory(partitions=3)`` makes a fresh uuid-named topic
-  and waits until every partition has a leader; all of them are deleted after the test.
+- ``kafka_topic_factory`` (function): ``await kafka_topic_factory(partitions=3)`` makes a fresh uuid-named
+  topic and waits until every partition has a leader; all of them are deleted after the test.
 
 And a helper, :func:`read_topic`, that reads a topic from the beginning until a condition holds or a deadline.
 Tests that need Kafka are marked ``@pytest.mark.kafka``.
@@ -145,6 +145,11 @@ class ExternalKafkaBroker:
         """Skip the test: this session does not own the broker."""
         self._skip()
 
+    def is_running(self) -> bool:
+        """Skip the test: this session does not own the broker."""
+        self._skip()
+        return True  # pragma: no cover - _skip raises
+
     @contextlib.contextmanager
     def stopped(self, *, crash: bool = False) -> Iterator[None]:
         """Skip the test: this session does not own the broker."""
@@ -203,19 +208,20 @@ class TopicFactory:
         *,
         prefix: str = "test",
         configs: Mapping[str, str] | None = None,
-        timeout: float = 30.0,
+        timeout_s: float = 30.0,
     ) -> str:
         """Create a topic named ``{prefix}-{uuid}`` with ``partitions`` partitions and return its name."""
         admin = await self._admin_client()
         name = f"{prefix}-{uuid.uuid4().hex}"
         response = await admin.create_topics(
-            [NewTopic(name, partitions, 1, topic_configs=dict(configs or {}))], timeout_ms=int(timeout * 1000)
+            [NewTopic(name, partitions, 1, topic_configs=dict(configs or {}))],
+            timeout_ms=int(timeout_s * 1000),
         )
         for _topic, code, message in response.topic_errors:
             if code != 0:
                 raise RuntimeError(f"creating topic {name} failed: error {code} {message}")
         self.created.append(name)
-        await self._wait_for_leaders(admin, name, partitions, timeout)
+        await self._wait_for_leaders(admin, name, partitions, timeout_s)
         return name
 
     async def close(self) -> None:
@@ -238,16 +244,18 @@ class TopicFactory:
         return self._admin
 
     @staticmethod
-    async def _wait_for_leaders(admin: AIOKafkaAdminClient, name: str, partitions: int, timeout: float) -> None:
-        # create_topics returns once the controller has the topic; wait until the broker serves every partition.
-        deadline = time.monotonic() + timeout
+    async def _wait_for_leaders(
+        admin: AIOKafkaAdminClient, name: str, partitions: int, wait_s: float
+    ) -> None:
+        # create_topics returns once the controller has the topic; wait until the broker has every partition.
+        deadline = time.monotonic() + wait_s
         while True:
             (described,) = await admin.describe_topics([name])
             ready = [p for p in described["partitions"] if p["error_code"] == 0 and p["leader"] >= 0]
             if described["error_code"] == 0 and len(ready) == partitions:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {name} has no leader for every partition after {timeout}s: {described}")
+                raise TimeoutError(f"topic {name} lacks a partition leader after {wait_s}s: {described}")
             await asyncio.sleep(0.05)
 
 
@@ -267,7 +275,7 @@ async def read_topic(
     *,
     until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
     isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed",
-    timeout: float = 30.0,
+    timeout_s: float = 30.0,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read whole topics from the beginning, without a consumer group, until ``until(records)`` is true.
 
@@ -287,12 +295,12 @@ async def read_topic(
     await consumer.start()
     try:
         records: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout_s
         while not until(records):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(
-                    f"condition not met after {timeout}s; read {len(records)} records, the last ones: {records[-10:]}"
+                    f"condition unmet after {timeout_s}s; read {len(records)} records, last: {records[-10:]}"
                 )
             batch = await consumer.getmany(timeout_ms=int(min(remaining, 0.5) * 1000))
             for part in batch.values():

@@ -38,8 +38,15 @@ def main() -> int:
     record = Path(args.record)
     record.mkdir(parents=True, exist_ok=True)
     mine = record / f"{args.name}.{attempt}.{os.getpid()}.json"
-    info = {"name": args.name, "attempt": attempt, "start": time.time(), "argv": sys.argv[1:], "extra": extra,
-            "env": {k: v for k, v in os.environ.items() if k.startswith(("BRIDGE_", "JOB_"))}, "cwd": os.getcwd()}
+    info = {
+        "name": args.name,
+        "attempt": attempt,
+        "start": time.time(),
+        "argv": sys.argv[1:],
+        "extra": extra,
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("BRIDGE_", "JOB_"))},
+        "cwd": os.getcwd(),
+    }
     mine.write_text(json.dumps(info))
 
     if args.wait_for:

@@ -1,5 +1,5 @@
 """Diff policy: a run whose best value at a step is worse than the best run's at that step by more than
-`percent`% of it is stopped alone (Polyaxon's DiffStopping; Azure ML HyperDrive's BanditPolicy slack factor)."""
+`percent`% of it is stopped alone (Polyaxon's DiffStopping; HyperDrive's BanditPolicy with a slack factor)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from bridge.early_stopping import EarlyStopping, StopRun
 from bridge.models import RunStatus
-from bridge.polyaxon.automation import V1MetricEarlyStopping
+from bridge.polyaxon import V1MetricEarlyStopping
 
 
 def diff_rule(percent: float, metric: str, optimization: str, **policy: Any) -> V1MetricEarlyStopping:
@@ -30,7 +30,8 @@ def feed(early: EarlyStopping, run_id: str, metric: str, values: Sequence[float]
     for step, value in enumerate(values, start=1):
         prune, verdict = early.record_metrics(run_id, step, {metric: value})
         assert verdict is None
-        stopped.update({step: p for p in prune})
+        for p in prune:
+            stopped[step] = p
     return stopped
 
 
@@ -42,7 +43,8 @@ def test_maximize_stops_a_run_too_far_below_the_best() -> None:
     assert feed(early, "c", "accuracy", [0.6]) == {
         1: StopRun(
             "c",
-            "diff policy: best accuracy 0.6 at step 1 is 25% worse than the best run's 0.8 (allowed 20%, maximize)",
+            "diff policy: best accuracy 0.6 at step 1 is 25% worse than the best run's 0.8 "
+            "(allowed 20%, maximize)",
         )
     }
 
@@ -95,7 +97,7 @@ def test_the_best_run_is_the_best_at_the_same_step() -> None:
     feed(early, "a", "accuracy", [0.5, 0.6, 0.9])
     early.record_result("a", RunStatus.SUCCEEDED, {"accuracy": 0.9})
 
-    # At steps 1 and 2, b is within 20% of a's 0.5 and 0.6, though far from a's final 0.9; at step 3 it is not.
+    # At steps 1 and 2 b is within 20% of a's 0.5 and 0.6, though far from a's final 0.9; at step 3 it is not.
     assert list(feed(early, "b", "accuracy", [0.45, 0.55, 0.6])) == [3]
 
 
@@ -109,7 +111,7 @@ def test_the_best_run_is_the_best_at_the_same_step() -> None:
     ],
 )
 def test_min_interval_evaluation_interval_and_min_samples_are_respected(
-    policy: dict[str, int], stopped_at: int | None
+    policy: dict[str, Any], stopped_at: int | None
 ) -> None:
     early = EarlyStopping([diff_rule(10, "loss", "minimize", **policy)], total_runs=2)
     feed(early, "a", "loss", [0.5] * 5)

@@ -6,7 +6,7 @@ import pytest
 
 from bridge.early_stopping import EarlyStopping, StopOperation
 from bridge.models import RunStatus
-from bridge.polyaxon.automation import V1FailureEarlyStopping
+from bridge.polyaxon import V1FailureEarlyStopping
 
 
 def failure_rule(percent: float) -> V1FailureEarlyStopping:

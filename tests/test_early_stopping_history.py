@@ -1,4 +1,4 @@
-"""What every policy shares: the evaluation grid, which runs are returned, retries, bad input, bounded memory."""
+"""What all policies share: the evaluation grid, the runs returned, retries, bad input, bounded memory."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import pytest
 
 from bridge.early_stopping import EarlyStopping, StopRun
 from bridge.models import RunStatus
-from bridge.polyaxon.automation import V1MetricEarlyStopping
+from bridge.polyaxon import V1MetricEarlyStopping
 
 
-def rule(kind: str, metric: str = "loss", optimization: str = "minimize", **policy: Any) -> V1MetricEarlyStopping:
+def rule(kind: str, value: float | None = None, **policy: Any) -> V1MetricEarlyStopping:
     return V1MetricEarlyStopping.model_validate(
         {
             "kind": "metric_early_stopping",
-            "metric": metric,
-            "optimization": optimization,
+            "metric": "loss",
+            "value": value,
+            "optimization": "minimize",
             "policy": {"kind": kind, "evaluationInterval": 1, **policy},
         }
     )
@@ -31,7 +32,8 @@ def feed(early: EarlyStopping, run_id: str, points: Sequence[tuple[int, float]])
     for step, value in points:
         prune, verdict = early.record_metrics(run_id, step, {"loss": value})
         assert verdict is None
-        stopped.update({step: p for p in prune})
+        for p in prune:
+            stopped[step] = p
     return stopped
 
 
@@ -51,13 +53,14 @@ def test_step_zero_is_never_judged() -> None:
 
 def test_a_run_reporting_past_grid_points_is_judged_at_the_last_one_it_passed() -> None:
     early = EarlyStopping([rule("median", evaluationInterval=2)], total_runs=2)
-    feed(early, "a", steps([0.1] * 10))
+    feed(early, "a", steps([1 / k for k in range(1, 11)]))  # running averages: 0.75 at step 2, 0.52 at step 4
 
-    # b reports at odd steps only: step 5 passes grid point 4, where b stood as it was at step 3.
-    stopped = feed(early, "b", [(1, 0.9), (3, 0.8), (5, 0.05)])
+    # b reports at odd steps only: step 3 passes grid point 2, step 5 grid point 4, where b stood as it was at
+    # step 3 (its 0.05 at step 5 comes after).
+    stopped = feed(early, "b", [(1, 0.7), (3, 0.6), (5, 0.05)])
 
     assert list(stopped) == [5]
-    assert "best loss 0.8 at step 4" in stopped[5].reason
+    assert "best loss 0.6 at step 4 is worse than the median 0.520833" in stopped[5].reason
 
 
 def test_runs_logging_every_ten_steps_meet_at_each_grid_point() -> None:
@@ -115,7 +118,7 @@ def test_a_finished_run_is_never_returned() -> None:
 
 
 def test_a_stopped_run_still_counts_so_cuts_do_not_cascade() -> None:
-    early = EarlyStopping([rule("median")], total_runs=4)
+    early = EarlyStopping([rule("median", minSamples=3)], total_runs=4)
     feed(early, "a", steps([0.1]))
     feed(early, "b", steps([0.2]))
     assert list(feed(early, "c", steps([0.9]))) == [1]
@@ -159,7 +162,7 @@ def test_nothing_is_returned_after_the_operation_verdict() -> None:
 @pytest.mark.parametrize("bad", ["0.5", None, math.nan, math.inf, True, [0.5]])
 def test_non_numeric_values_are_ignored(bad: object) -> None:
     early = EarlyStopping([rule("median")], total_runs=2)
-    feed(early, "a", steps([0.1]))
+    feed(early, "a", steps([0.1, 0.1]))
 
     assert early.record_metrics("b", 1, {"loss": bad}) == ([], None)
     assert early.record_metrics("b", 1, {"accuracy": 0.9}) == ([], None)
@@ -193,7 +196,9 @@ def _memory_after(total_steps: int) -> int:
         baseline = tracemalloc.get_traced_memory()[0]
         for step in range(1, total_steps + 1):
             for run_id in ("a", "b", "c"):
-                early.record_metrics(run_id, step, {"loss": 1 / step, "accuracy": 0.5, "lr": 0.01, "epoch": 1.0})
+                early.record_metrics(
+                    run_id, step, {"loss": 1 / step, "accuracy": 0.5, "lr": 0.01, "epoch": 1.0}
+                )
         return tracemalloc.get_traced_memory()[0] - baseline
     finally:
         tracemalloc.stop()

@@ -10,10 +10,12 @@ import pytest
 
 from bridge.early_stopping import EarlyStopping, StopRun
 from bridge.models import RunStatus
-from bridge.polyaxon.automation import V1MetricEarlyStopping
+from bridge.polyaxon import V1MetricEarlyStopping
 
 
-def median_rule(metric: str = "loss", optimization: str = "minimize", **policy: Any) -> V1MetricEarlyStopping:
+def median_rule(
+    *, metric: str = "loss", optimization: str = "minimize", **policy: Any
+) -> V1MetricEarlyStopping:
     return V1MetricEarlyStopping.model_validate(
         {
             "kind": "metric_early_stopping",
@@ -24,13 +26,16 @@ def median_rule(metric: str = "loss", optimization: str = "minimize", **policy: 
     )
 
 
-def feed(early: EarlyStopping, run_id: str, values: Sequence[float], metric: str = "loss") -> dict[int, StopRun]:
+def feed(
+    early: EarlyStopping, run_id: str, values: Sequence[float], metric: str = "loss"
+) -> dict[int, StopRun]:
     """Report `values` at steps 1, 2, ...; return the runs stopped, by step."""
     stopped: dict[int, StopRun] = {}
     for step, value in enumerate(values, start=1):
         prune, verdict = early.record_metrics(run_id, step, {metric: value})
         assert verdict is None
-        stopped.update({step: p for p in prune})
+        for p in prune:
+            stopped[step] = p
     return stopped
 
 
@@ -52,7 +57,9 @@ def test_a_run_worse_than_the_median_is_stopped() -> None:
 
 
 def test_maximize_mirrors_minimize() -> None:
-    early = EarlyStopping([median_rule("accuracy", "maximize", minSamples=3)], total_runs=3)
+    early = EarlyStopping(
+        [median_rule(metric="accuracy", optimization="maximize", minSamples=3)], total_runs=3
+    )
     feed(early, "a", [0.5, 0.6, 0.7], metric="accuracy")
     feed(early, "b", [0.4, 0.5, 0.6], metric="accuracy")
 
@@ -99,7 +106,9 @@ def test_the_others_count_with_their_running_average_not_their_last_value() -> N
         ({"evaluationInterval": 5, "minInterval": 7}, None),
     ],
 )
-def test_min_interval_and_evaluation_interval_are_respected(policy: dict[str, int], stopped_at: int | None) -> None:
+def test_min_interval_and_evaluation_interval_are_respected(
+    policy: dict[str, Any], stopped_at: int | None
+) -> None:
     early = EarlyStopping([median_rule(minSamples=3, **policy)], total_runs=3)
     feed(early, "a", [0.5, 0.4, 0.3, 0.2, 0.1, 0.1])
     feed(early, "b", [0.5, 0.4, 0.3, 0.2, 0.1, 0.1])
@@ -111,7 +120,7 @@ def test_min_interval_and_evaluation_interval_are_respected(policy: dict[str, in
 
 def test_min_samples_waits_for_enough_runs_at_the_step() -> None:
     early = EarlyStopping([median_rule(minSamples=3)], total_runs=3)
-    feed(early, "a", [0.5, 0.4, 0.3])
+    feed(early, "a", [0.5, 0.4, 0.3, 0.2])
 
     assert feed(early, "c", [0.9, 0.9, 0.9]) == {}  # only 2 runs reached each step
 

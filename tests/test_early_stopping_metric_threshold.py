@@ -10,7 +10,7 @@ import pytest
 
 from bridge.early_stopping import EarlyStopping, StopOperation
 from bridge.models import RunStatus
-from bridge.polyaxon.automation import V1MetricEarlyStopping
+from bridge.polyaxon import V1MetricEarlyStopping
 
 
 def threshold(metric: str, value: float, optimization: str, **policy: Any) -> V1MetricEarlyStopping:
@@ -97,7 +97,11 @@ def test_an_optimization_given_as_an_enum_compares_by_value() -> None:
         MINIMIZE = "minimize"
 
     rule = V1MetricEarlyStopping.model_construct(
-        kind="metric_early_stopping", metric="accuracy", value=0.9, optimization=Optimization.MAXIMIZE, policy=None
+        kind="metric_early_stopping",
+        metric="accuracy",
+        value=0.9,
+        optimization=Optimization.MAXIMIZE,  # type: ignore[arg-type]  # an enum, not the model's string: on purpose
+        policy=None,
     )
     early = EarlyStopping([rule], total_runs=2)
 

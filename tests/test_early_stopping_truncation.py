@@ -1,5 +1,5 @@
-"""Truncation policy: at each evaluation step, a run ranked among the worst `percent`% of the runs that reached
-that step is stopped alone (Azure ML HyperDrive's TruncationSelectionPolicy)."""
+"""Truncation policy: at each evaluation step, a run ranked among the worst `percent`% of the runs that
+reached that step is stopped alone (Azure ML HyperDrive's TruncationSelectionPolicy)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import pytest
 
 from bridge.early_stopping import EarlyStopping, StopRun
 from bridge.models import RunStatus
-from bridge.polyaxon.automation import V1MetricEarlyStopping
+from bridge.polyaxon import V1MetricEarlyStopping
 
 
-def truncation_rule(percent: float, optimization: str = "minimize", **policy: Any) -> V1MetricEarlyStopping:
+def truncation_rule(
+    percent: float, *, optimization: str = "minimize", **policy: Any
+) -> V1MetricEarlyStopping:
     return V1MetricEarlyStopping.model_validate(
         {
             "kind": "metric_early_stopping",
@@ -30,7 +32,8 @@ def feed(early: EarlyStopping, run_id: str, values: Sequence[float]) -> dict[int
     for step, value in enumerate(values, start=1):
         prune, verdict = early.record_metrics(run_id, step, {"m": value})
         assert verdict is None
-        stopped.update({step: p for p in prune})
+        for p in prune:
+            stopped[step] = p
     return stopped
 
 
@@ -44,7 +47,9 @@ def test_the_worst_run_is_stopped() -> None:
     three_runs(early)
 
     assert feed(early, "d", [0.9]) == {
-        1: StopRun("d", "truncation policy: best m 0.9 at step 1 is among the worst 25% (1 of 4 runs, minimize)")
+        1: StopRun(
+            "d", "truncation policy: best m 0.9 at step 1 is among the worst 25% (1 of 4 runs, minimize)"
+        )
     }
 
 
@@ -65,7 +70,7 @@ def test_the_percent_sets_how_many_are_cut(value: float, stopped: bool) -> None:
 
 
 def test_maximize_mirrors_minimize() -> None:
-    early = EarlyStopping([truncation_rule(25, "maximize", minSamples=4)], total_runs=5)
+    early = EarlyStopping([truncation_rule(25, optimization="maximize", minSamples=4)], total_runs=5)
     three_runs(early, (0.9, 0.8, 0.7))
 
     assert feed(early, "d", [0.75]) == {}
@@ -98,9 +103,14 @@ def test_runs_are_ranked_by_their_best_value_at_the_step() -> None:
 
 @pytest.mark.parametrize(
     ("policy", "stopped_at"),
-    [({}, 1), ({"minInterval": 2}, 2), ({"evaluationInterval": 3}, 3), ({"evaluationInterval": 2, "minInterval": 3}, 4)],
+    [
+        ({}, 1),
+        ({"minInterval": 2}, 2),
+        ({"evaluationInterval": 3}, 3),
+        ({"evaluationInterval": 2, "minInterval": 3}, 4),
+    ],
 )
-def test_min_interval_and_evaluation_interval_are_respected(policy: dict[str, int], stopped_at: int) -> None:
+def test_min_interval_and_evaluation_interval_are_respected(policy: dict[str, Any], stopped_at: int) -> None:
     early = EarlyStopping([truncation_rule(25, minSamples=4, **policy)], total_runs=4)
     for run_id, value in zip("abc", (0.1, 0.2, 0.3), strict=True):
         feed(early, run_id, [value] * 5)

@@ -107,9 +107,10 @@ def _render(
     argv: list[str] = []
     for name, templates in (("command", container.command), ("args", container.args)):
         argv += _render_argv(templates, f"{_CONTAINER}.{name}", context, problems)
-    if not argv:
+    if not argv and not problems:
+        # No image entrypoint to fall back on: a local or Ray run needs a program to start.
         problems.append(
-            Problem(_CONTAINER, "needs a `command` or `args` to run (after rendering, argv is empty)")
+            Problem(_CONTAINER, "needs a `command` or `args` to run (the rendered argv is empty)")
         )
     env: dict[str, str] = {}
     for index, var in enumerate(container.env or []):

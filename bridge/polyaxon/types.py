@@ -10,6 +10,7 @@ Python-ish generics: `List[int]`, `Dict[str, float]`, `Optional[int]`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,8 +32,37 @@ class ValueParseError(ValueError):
 
 
 def compact_json(value: Any) -> str:
-    """JSON as Polyaxon writes it for params (orjson: no spaces)."""
-    return json.dumps(value, separators=(",", ":"), default=str)
+    """JSON as Polyaxon writes it for params: orjson's, with no spaces and its spelling of floats."""
+    if isinstance(value, float):
+        return _float_text(value)
+    if isinstance(value, Mapping):
+        return (
+            "{"
+            + ",".join(
+                f"{json.dumps(str(k), ensure_ascii=False)}:{compact_json(v)}" for k, v in value.items()
+            )
+            + "}"
+        )
+    if isinstance(value, list | tuple | set):
+        return "[" + ",".join(compact_json(v) for v in value) + "]"
+    if value is None or isinstance(value, bool | int | str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _float_text(value: float) -> str:
+    """orjson's float text, which `--lr={{ params.lr.as_str }}` shows: 1e-05 is "0.00001", 1e-07 is "1e-7"."""
+    if not math.isfinite(value):
+        return "null"
+    text = repr(value)
+    if "e" not in text:
+        return text
+    mantissa, exponent_text = text.split("e")
+    exponent = int(exponent_text)
+    if exponent == -5:  # Python writes an exponent from 1e-5 down, orjson only from 1e-6 down
+        sign, digits = ("-", mantissa[1:]) if mantissa.startswith("-") else ("", mantissa)
+        return f"{sign}0.0000{digits.replace('.', '')}"
+    return f"{mantissa}e{'+' if exponent > 0 else '-'}{abs(exponent)}"
 
 
 def _generic_str(value: Any) -> Any:

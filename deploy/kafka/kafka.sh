@@ -30,6 +30,8 @@ OUT_FILE="${RUN_DIR}/kafka.out"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+# server.log outlives restarts; each launch appends this mark so readiness only looks at its own lines.
+LAUNCH_MARK="===== kafka.sh launch"
 # The G1 settings of Kafka's own kafka-run-class.sh.
 JVM_OPTS="-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true"
 
@@ -72,13 +74,25 @@ cmd_jars() {
     mv "${tmp}" "${JARS_DIR}"
 }
 
+# Whether a process is alive. A zombie whose threads have all exited is not (its adoptive parent may be slow
+# to reap it); one whose main thread is a zombie while other threads are still exiting still is, since
+# those may still hold its sockets and files.
+alive() {
+    local status state threads
+    status="$(cat "/proc/$1/status" 2>/dev/null)" || return 1
+    state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' <<<"${status}")"
+    threads="$(sed -n 's/^Threads:[[:space:]]*\([0-9]*\).*/\1/p' <<<"${status}")"
+    [[ -n "${state}" ]] || return 1
+    [[ "${state}" != Z || "${threads:-1}" -gt 1 ]]
+}
+
 # The pid from the pid file, if that process is still our broker (guards against pid reuse).
 running_pid() {
     [[ -f "${PID_FILE}" ]] || return 1
     local pid
     pid="$(cat "${PID_FILE}")"
     [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "${pid}" 2>/dev/null || return 1
+    alive "${pid}" || return 1
     tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF -- "kafka.Kafka ${PROPS}" || return 1
     echo "${pid}"
 }
@@ -91,6 +105,18 @@ bootstrap() {
 port_in_use() {
     # bash's /dev/tcp: the connect succeeds only if something already listens there.
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Fails unless each port is free, allowing a few seconds for a broker that was just stopped to let go.
+require_free_ports() {
+    local p deadline=$((SECONDS + 10))
+    for p in "$@"; do
+        while port_in_use "${p}"; do
+            ((SECONDS < deadline)) ||
+                die "port ${p} on 127.0.0.1 is already in use (another broker? set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+            sleep 0.2
+        done
+    done
 }
 
 # 16 random bytes, base64url without padding: a KRaft cluster id, which must not start with '-'.
@@ -122,10 +148,11 @@ launch() {
     mkdir -p "${LOGS_DIR}"
     rm -f "${PID_FILE}"
     : >"${OUT_FILE}"
-    # shellcheck disable=SC2086  # HEAP_OPTS/JVM_OPTS are deliberately word-split into JVM flags
+    echo "${LAUNCH_MARK} $(date '+%F %T') =====" >>"${LOGS_DIR}/server.log"  # nothing else writes it yet
     # setsid: the broker outlives the shell (and its Ctrl-C) that started it, like a daemon.
     # The inner bash writes its own pid and then execs java, so the pid file names the JVM.
-    # shellcheck disable=SC2016  # $$ is meant for the inner shell
+    # SC2016: $$ is meant for the inner shell. SC2086: HEAP_OPTS/JVM_OPTS are split into JVM flags on purpose.
+    # shellcheck disable=SC2016,SC2086
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "${PID_FILE}" \
         java ${HEAP_OPTS} ${JVM_OPTS} \
         -Dlog4j2.configurationFile="${KAFKA_HOME}/log4j2.properties" -Dkafka.logs.dir="${LOGS_DIR}" \
@@ -136,6 +163,12 @@ launch() {
     echo "kafka.sh: Kafka ready on $(bootstrap) (pid ${pid}, run dir ${RUN_DIR})" >&2
 }
 
+# Whether the broker logged "Kafka Server started" after the latest launch mark.
+started_since_launch() {
+    awk -v mark="${LAUNCH_MARK}" 'index($0, mark) == 1 { up = 0 } /Kafka Server started/ { up = 1 } END { exit !up }' \
+        "${LOGS_DIR}/server.log" 2>/dev/null
+}
+
 # Ready = the broker logged its start AND a real client can list topics through the listener.
 wait_ready() {
     local deadline=$((SECONDS + START_TIMEOUT)) started=""
@@ -144,7 +177,7 @@ wait_ready() {
             [[ -s "${PID_FILE}" ]] || { sleep 0.1; continue; }  # the launcher has not written it yet
             fail_start "the broker exited during start-up"
         fi
-        if [[ -z "${started}" ]] && grep -q "Kafka Server started" "${LOGS_DIR}/server.log" 2>/dev/null; then
+        if [[ -z "${started}" ]] && started_since_launch; then
             started=1
         fi
         if [[ -n "${started}" ]] && client_check; then
@@ -170,10 +203,7 @@ cmd_up() {
     fi
     need_java
     cmd_jars
-    local p
-    for p in "${port}" "${cport}"; do
-        port_in_use "${p}" && die "port ${p} on 127.0.0.1 is already in use (set KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
-    done
+    require_free_ports "${port}" "${cport}"
     rm -rf "${DATA_DIR}" "${LOGS_DIR}" "${PID_FILE}"
     mkdir -p "${DATA_DIR}" "${LOGS_DIR}"
     sed -e "s#@KAFKA_PORT@#${port}#g" -e "s#@KAFKA_CONTROLLER_PORT@#${cport}#g" \
@@ -196,10 +226,7 @@ cmd_start() {
         die "no formatted broker in ${RUN_DIR}; use 'up' to make a fresh one"
     need_java
     cmd_jars
-    local p
-    for p in "$(bootstrap | cut -d: -f2)" "$(sed -n 's#^controller.quorum.bootstrap.servers=.*:##p' "${PROPS}")"; do
-        port_in_use "${p}" && die "port ${p} on 127.0.0.1 is already in use"
-    done
+    require_free_ports "$(bootstrap | cut -d: -f2)" "$(sed -n 's#^controller.quorum.bootstrap.servers=.*:##p' "${PROPS}")"
     launch
 }
 
@@ -212,13 +239,13 @@ cmd_down() {
     fi
     kill "-${signal}" "${pid}"
     local deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do
+    while alive "${pid}" && ((SECONDS < deadline)); do
         sleep 0.1
     done
-    if kill -0 "${pid}" 2>/dev/null; then
+    if alive "${pid}"; then
         echo "kafka.sh: still running ${STOP_TIMEOUT}s after SIGTERM; sending SIGKILL" >&2
         kill -KILL "${pid}" 2>/dev/null || true
-        while kill -0 "${pid}" 2>/dev/null; do sleep 0.1; done
+        while alive "${pid}"; do sleep 0.1; done
     fi
     rm -f "${PID_FILE}"
     echo "kafka.sh: stopped (pid ${pid})" >&2
@@ -257,7 +284,7 @@ case "${1:-}" in
     status) cmd_status ;;
     tool) shift; cmd_tool "$@" ;;
     *)
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+        awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
         exit 2
         ;;
 esac

@@ -13,11 +13,22 @@ import yaml
 from tests.engine_support import job_component
 
 
-def bridge(*args: str, cwd: Path, timeout: float = 120, env: dict[str, str] | None = None,
-           ) -> subprocess.CompletedProcess[str]:
+def bridge(
+    *args: str,
+    cwd: Path,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """`python -m bridge ARGS`, its exit code, stdout and stderr."""
-    return subprocess.run([sys.executable, "-m", "bridge", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def write_operation(root: Path, values: list[dict[str, Any]], record: Path, **fields: Any) -> Path:
@@ -25,7 +36,14 @@ def write_operation(root: Path, values: list[dict[str, Any]], record: Path, **fi
     (root / "job.yaml").write_text(yaml.safe_dump(job_component()))
     vals = [{"name": f"r{i}", "record": str(record), **v} for i, v in enumerate(values)]
     matrix = {"kind": "mapping", "values": vals, **fields.pop("matrix", {})}
-    doc = {"version": 1.1, "kind": "operation", "name": "cli-test", "matrix": matrix, "pathRef": "job.yaml", **fields}
+    doc = {
+        "version": 1.1,
+        "kind": "operation",
+        "name": "cli-test",
+        "matrix": matrix,
+        "pathRef": "job.yaml",
+        **fields,
+    }
     path = root / "mapping.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -37,8 +37,12 @@ def _alive(pid: int) -> bool:
 def test_resume_after_kill_9_runs_only_what_had_not_finished(tmp_path: Path) -> None:
     record, gate = tmp_path / "rec", tmp_path / "gate"
     f = write_operation(tmp_path, [{}, {}, {"wait_for": str(gate)}, {}], record, matrix={"concurrency": 1})
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-f", str(f), "--output", "jsonl"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", "-f", str(f), "--output", "jsonl"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait(lambda: any(e["name"] == "r2" for e in _executions(record)))
         os.kill(proc.pid, signal.SIGKILL)
@@ -63,8 +67,13 @@ def test_resume_after_kill_9_runs_only_what_had_not_finished(tmp_path: Path) -> 
 def test_sigint_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
     record, gate = tmp_path / "rec", tmp_path / "gate"
     f = write_operation(tmp_path, [{}, {"wait_for": str(gate)}, {}], record, matrix={"concurrency": 1})
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "run", "-f", str(f)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", "-f", str(f)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait(lambda: any(e["name"] == "r1" for e in _executions(record)))
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)

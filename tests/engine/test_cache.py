@@ -27,12 +27,16 @@ async def test_an_expired_entry_is_not_used(engine: Engine) -> None:
     op1 = engine.operation([{"name": "x"}], name="first", cache={"ttl": 60})
     await engine.run(op1, runtime=engine.runtime(cache=cache))
     now[0] += 30
-    hit = await engine.run(engine.operation([{"name": "x"}], name="second", cache={"ttl": 60}),
-                           runtime=engine.runtime(cache=cache))
+    hit = await engine.run(
+        engine.operation([{"name": "x"}], name="second", cache={"ttl": 60}),
+        runtime=engine.runtime(cache=cache),
+    )
     assert hit.results[0].cached is True
     now[0] += 61
-    miss = await engine.run(engine.operation([{"name": "x"}], name="third", cache={"ttl": 60}),
-                            runtime=engine.runtime(cache=cache))
+    miss = await engine.run(
+        engine.operation([{"name": "x"}], name="third", cache={"ttl": 60}),
+        runtime=engine.runtime(cache=cache),
+    )
     assert miss.results[0].cached is False
     assert len(engine.executions()) == 2
 

@@ -1,7 +1,8 @@
 """What the bridge's exactly-once design takes from the broker, shown against the real one.
 
-These are facts about Kafka and aiokafka, not about the bridge: if one of them fails, the design built on it
-(transactional results, offsets committed in the same transaction, resumption after a broker restart) cannot hold.
+These are facts about Kafka and aiokafka, not about the bridge: if one of them fails, the design built on
+them (transactional results, offsets committed in the same transaction, resumption after a broker restart)
+cannot hold.
 """
 
 from __future__ import annotations
@@ -27,17 +28,23 @@ def values(records: Records) -> list[bytes]:
     return [r.value for r in records if r.value is not None]
 
 
+def positions(records: Records) -> set[tuple[int, int, bytes | None]]:
+    return {(r.partition, r.offset, r.value) for r in records}
+
+
 def has(value: bytes) -> Callable[[Records], bool]:
     """A ``read_topic`` condition: the record with this value has been read."""
     return lambda records: value in values(records)
 
 
-async def eventually(probe: Callable[[], Awaitable[object]], expected: object, timeout: float = 20.0) -> None:
-    """Poll ``probe`` until it returns ``expected``; fail with the last value after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def eventually(
+    probe: Callable[[], Awaitable[object]], expected: object, within_s: float = 20.0
+) -> None:
+    """Poll ``probe`` until it returns ``expected``; fail with the last value after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
     while (got := await probe()) != expected:
         if time.monotonic() > deadline:
-            pytest.fail(f"still {got!r} after {timeout}s, expected {expected!r}")
+            pytest.fail(f"still {got!r} after {within_s}s, expected {expected!r}")
         await asyncio.sleep(0.05)
 
 
@@ -148,7 +155,7 @@ async def test_an_open_transaction_holds_read_committed_consumers_back_until_it_
         consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, isolation_level=isolation_level)
         await consumer.start()
         try:
-            return (await consumer.end_offsets([tp]))[tp]
+            return int((await consumer.end_offsets([tp]))[tp])
         finally:
             await consumer.stop()
 
@@ -207,7 +214,8 @@ async def test_send_offsets_to_transaction_commits_the_group_offset_with_the_out
         # this one is readable the abort is fully applied, to the offsets too.
         async with tx.transaction():
             await tx.send(sink, b"out-sentinel")
-        assert values(await read_topic(kafka_bootstrap, sink, until=has(b"out-sentinel"))) == [b"out-sentinel"]
+        sentinel = await read_topic(kafka_bootstrap, sink, until=has(b"out-sentinel"))
+        assert values(sentinel) == [b"out-sentinel"]
         assert await group_offsets(admin, group) == {}
 
         # Committed: the output and the offset land together.
@@ -281,7 +289,7 @@ async def test_a_broker_restart_keeps_records_transactions_and_group_offsets(
     after = await read_topic(kafka_bootstrap, topic, until=lambda r: len(r) == 11)
     assert sorted(values(after)) == sorted(values(before))
     assert b"tx-aborted" not in values(after)
-    assert {(r.partition, r.offset, r.value) for r in after} == {(r.partition, r.offset, r.value) for r in before}
+    assert positions(after) == positions(before)
     # A fresh admin client: the one from before the restart may still be reconnecting.
     fresh_admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await fresh_admin.start()

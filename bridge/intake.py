@@ -1,0 +1,131 @@
+"""From the bytes of a suggestions record to the runs it asks for, or to the reason it is a dead letter.
+
+Pure: no Kafka, no I/O but reading the templates once. Every refusal is a `DeadLetterError` with a stable
+`type` and the field path, e.g. `suggestions[1].params.epochs`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.config import BridgeSettings
+from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
+from bridge.messages import DeadLetterError, MessageError, SuggestionMessage, parse_suggestion
+from bridge.plan import run_id_for
+from bridge.polyaxon import V1Operation, expand_runs, parse_operation
+
+_SUGGESTION_PATH = re.compile(r"^suggestions\[(\d+)\]\.")
+
+
+@dataclass(frozen=True)
+class AcceptedRun:
+    """One suggestion, validated against its template, with the ids it keeps for good."""
+
+    run_id: str
+    suggestion_id: str
+    params: dict[str, Any]  # every input, typed, defaults filled
+    given: dict[str, Any]  # what the message gave (its op-level params under the suggestion's own), typed
+    iteration: int | None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A valid suggestion message: its study, template and runs."""
+
+    study: str
+    template: str
+    operation: V1Operation
+    runs: list[AcceptedRun]
+
+
+class Templates:
+    """The operations registered in the config, parsed once at start: a bad one stops the bridge clearly."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self._ops: dict[str, V1Operation] = {}
+        for name, body in settings.templates.items():
+            data = {"kind": "operation", "name": name, **body} if "kind" not in body else dict(body)
+            data.setdefault("name", name)
+            try:
+                self._ops[name] = parse_operation(data, source=f"templates.{name}", base_dir=settings.base_dir)
+            except InvalidInput as exc:
+                raise ConfigError(f"template `{name}` is invalid: {exc}") from exc
+
+    def get(self, name: str) -> V1Operation | None:
+        """The template named `name`."""
+        return self._ops.get(name)
+
+    def names(self) -> list[str]:
+        """Every registered template."""
+        return sorted(self._ops)
+
+
+def run_id_of(study: str, template: str, suggestion_id: str) -> str:
+    """The run id of a suggestion: the same whichever replica, message copy or retry handles it."""
+    return run_id_for(f"study:{study}/template:{template}", suggestion_id)
+
+
+def _rewrite(problems: list[Problem], msg: SuggestionMessage) -> list[Problem]:
+    out = []
+    for p in problems:
+        m = _SUGGESTION_PATH.match(p.path)
+        if m is not None:
+            index, name = int(m.group(1)), p.path[m.end():]
+            own = msg.suggestions[index].params if index < len(msg.suggestions) else {}
+            top = name.split(".", 1)[0].split("[", 1)[0]
+            path = f"params.{name}" if top in msg.params and top not in own else f"suggestions[{index}].params.{name}"
+            out.append(Problem(path, p.message))
+        else:
+            out.append(p)
+    return out
+
+
+def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accepted | DeadLetterError:
+    """Validate one record of the suggestions topic against its template."""
+    try:
+        msg = parse_suggestion(raw, max_suggestions=settings.max_suggestions, max_bytes=settings.max_message_bytes)
+    except MessageError as exc:
+        return DeadLetterError.from_exception(exc)
+    if msg.operation is not None:
+        if not settings.allow_inline_operations:
+            return DeadLetterError(
+                type="inline_operation_refused",
+                message="this bridge runs registered templates only (allow_inline_operations is false)",
+                field="operation",
+            )
+        try:
+            op = parse_operation(msg.operation, source=f"{msg.study}/operation", base_dir=None)
+        except InvalidInput as exc:
+            return DeadLetterError.from_exception(exc)
+    else:
+        found = templates.get(msg.template)
+        if found is None:
+            known = ", ".join(templates.names()) or "none"
+            return DeadLetterError(type="unknown_template", field="template",
+                                   message=f"no template `{msg.template}` is registered (known: {known})")
+        op = found
+    values = [msg.run_params(i) for i in range(len(msg.suggestions))]
+    try:
+        typed = expand_runs(op, values, source=f"template {msg.template}", values_path="suggestions")
+    except PolyaxonfileError as exc:
+        problems = _rewrite(exc.problems, msg)
+        return DeadLetterError(type="invalid_params", message="; ".join(map(str, problems)),
+                               field=problems[0].path if problems else None)
+    ids = msg.suggestion_ids()
+    op_params = set(op.params or {})
+    runs = [
+        AcceptedRun(
+            run_id=run_id_of(msg.study, msg.template, ids[i]),
+            suggestion_id=ids[i],
+            params=params,
+            given={k: params[k] for k in params if k in values[i] or k in op_params},
+            iteration=msg.iteration,
+            metadata=msg.metadata,
+        )
+        for i, params in enumerate(typed)
+    ]
+    return Accepted(study=msg.study, template=msg.template, operation=op, runs=runs)

@@ -1,0 +1,147 @@
+"""What an optimizer needs: publish a batch of suggestions, then await their results by suggestion id.
+
+    async with BridgeClient("127.0.0.1:9092") as bridge:
+        ids = await bridge.submit("cnn-tpe", "cnn", [{"id": "t-1", "params": {"learning_rate": 0.01}}])
+        results = await bridge.results("cnn-tpe", ids, timeout=600)
+
+The client reads the results topic from where it ends when the client starts (read_committed), so it sees
+every result of what it submits afterwards, and nothing older.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bridge.config import KafkaSettings, TopicsSettings
+from bridge.kafka.connection import client_kwargs, with_broker_retry
+from bridge.messages import SuggestionMessage
+from bridge.models import RESULT_SCHEMA, RunResult
+
+
+class ResultsTimeout(TimeoutError):
+    """Not every awaited result arrived in time; `received` holds those that did."""
+
+    def __init__(self, missing: Sequence[str], received: Mapping[str, RunResult]) -> None:
+        super().__init__(f"{len(missing)} result(s) did not arrive in time: {', '.join(list(missing)[:5])}")
+        self.missing = list(missing)
+        self.received = dict(received)
+
+
+class BridgeClient:
+    """A producer for suggestions and a read_committed reader of results, for one optimizer process."""
+
+    def __init__(self, bootstrap_servers: str | None = None, *, kafka: KafkaSettings | None = None,
+                 topics: TopicsSettings | None = None, connect_timeout_s: float = 30.0) -> None:
+        base = kafka or KafkaSettings()
+        self._kafka = base.model_copy(update={"bootstrap_servers": bootstrap_servers}) if bootstrap_servers else base
+        self._topics = topics or TopicsSettings()
+        self._connect_timeout_s = connect_timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._seen: dict[tuple[str, str], RunResult] = {}
+
+    async def __aenter__(self) -> BridgeClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect, and start reading results from the end of the results topic."""
+        kwargs = client_kwargs(self._kafka)
+        self._producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
+        await with_broker_retry("connect", self._producer.start, give_up_after_s=self._connect_timeout_s,
+                                servers=self._kafka.bootstrap_servers)
+        self._consumer = AIOKafkaConsumer(**kwargs, group_id=None, enable_auto_commit=False,
+                                          isolation_level="read_committed")
+        await self._consumer.start()
+        partitions = await self._wait_partitions(self._topics.results)
+        tps = [TopicPartition(self._topics.results, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:  # pin the positions now, before anything is submitted
+            await self._consumer.position(tp)
+
+    async def _wait_partitions(self, topic: str) -> set[int]:
+        # The consumer's metadata only covers subscribed topics; the admin client describes any topic.
+        admin = AIOKafkaAdminClient(**client_kwargs(self._kafka))
+        await admin.start()
+        try:
+            deadline = time.monotonic() + self._connect_timeout_s
+            while True:
+                (described,) = await admin.describe_topics([topic])
+                partitions = {p["partition"] for p in described["partitions"] if p["leader"] >= 0}
+                if described["error_code"] == 0 and partitions:
+                    return partitions
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"topic {topic} does not exist (is `bridge serve` running?)")
+                await asyncio.sleep(0.2)  # the topic is being created by the bridge: poll its metadata
+        finally:
+            await admin.close()
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def submit(self, study: str, template: str, suggestions: Sequence[Mapping[str, Any]], *,
+                     iteration: int | None = None, params: Mapping[str, Any] | None = None,
+                     metadata: Mapping[str, Any] | None = None) -> list[str]:
+        """Publish one suggestion message (each suggestion `{"id"?: ..., "params": {...}}`); returns the
+        suggestion ids, the given ones or those the bridge derives."""
+        message = SuggestionMessage.model_validate({
+            "study": study, "template": template, "iteration": iteration, "params": dict(params or {}),
+            "suggestions": [dict(s) for s in suggestions], "metadata": dict(metadata or {}),
+        })
+        await self.send(message)
+        return message.suggestion_ids()
+
+    async def send(self, message: SuggestionMessage) -> None:
+        """Publish a suggestion message as it is, and wait until the broker has it."""
+        assert self._producer is not None, "start() the client first"  # noqa: S101
+        await self._producer.send_and_wait(self._topics.suggestions, message.to_json().encode(),
+                                           key=message.study.encode())
+
+    async def stream(self) -> AsyncIterator[RunResult]:
+        """Every final result published from now on."""
+        assert self._consumer is not None, "start() the client first"  # noqa: S101
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        data = json.loads(record.value)
+                    except (TypeError, ValueError):
+                        continue
+                    if isinstance(data, dict) and data.get("schema") == RESULT_SCHEMA:
+                        yield RunResult.model_validate(data)
+
+    async def results(self, study: str, suggestion_ids: Sequence[str], *, timeout: float) -> dict[str, RunResult]:
+        """Wait for the result of each suggestion id; raises `ResultsTimeout` after `timeout` seconds."""
+        wanted = [i for i in suggestion_ids if (study, i) not in self._seen]
+        if wanted:
+            try:
+                await asyncio.wait_for(self._collect(study, set(wanted)), timeout=timeout)
+            except TimeoutError:
+                got = {i: self._seen[(study, i)] for i in suggestion_ids if (study, i) in self._seen}
+                raise ResultsTimeout([i for i in suggestion_ids if i not in got], got) from None
+        return {i: self._seen.pop((study, i)) for i in suggestion_ids}
+
+    async def _collect(self, study: str, wanted: set[str]) -> None:
+        async for result in self.stream():
+            if result.study is not None and result.suggestion_id is not None:
+                self._seen[(result.study, result.suggestion_id)] = result
+            if result.study == study and result.suggestion_id in wanted:
+                wanted.discard(result.suggestion_id)
+                if not wanted:
+                    return
