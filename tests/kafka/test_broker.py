@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from tests.kafka_broker import ExternalKafkaBroker, KafkaBroker, TopicFactory, read_topic
 
@@ -171,6 +171,41 @@ async def test_an_open_transaction_holds_read_committed_consumers_back_until_it_
     assert values(records) == [b"before", b"pending", b"after"]
 
 
+async def test_a_new_producer_with_the_same_transactional_id_fences_the_old_one(
+    kafka_bootstrap: str, kafka_topic_factory: TopicFactory
+) -> None:
+    # aiokafka's send_offsets_to_transaction carries no group generation (no KIP-447), so the bridge relies
+    # on this instead: one transactional id per input partition, and whoever takes the partition over
+    # fences the previous owner and aborts its open transaction.
+    topic = await kafka_topic_factory(partitions=1)
+    transactional_id = f"tx-{uuid.uuid4().hex}"
+    zombie = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=transactional_id)
+    await zombie.start()
+    successor = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=transactional_id)
+    try:
+        await zombie.begin_transaction()
+        await (await zombie.send(topic, b"from-zombie"))
+
+        await successor.start()  # InitProducerId: bumps the epoch and aborts the zombie's open transaction
+        async with successor.transaction():
+            await successor.send(topic, b"from-successor")
+
+        # ProducerFenced, or InvalidProducerEpoch when the broker rejects the write itself.
+        with pytest.raises(KafkaError):
+            await (await zombie.send(topic, b"zombie-again"))
+            await zombie.commit_transaction()
+    finally:
+        await successor.stop()
+        await zombie.stop()
+
+    records = await read_topic(kafka_bootstrap, topic, until=has(b"from-successor"))
+    assert values(records) == [b"from-successor"]
+    everything = await read_topic(
+        kafka_bootstrap, topic, until=has(b"from-successor"), isolation_level="read_uncommitted"
+    )
+    assert b"zombie-again" not in values(everything)
+
+
 async def test_send_offsets_to_transaction_commits_the_group_offset_with_the_output_or_not_at_all(
     kafka_bootstrap: str,
     kafka_topic_factory: TopicFactory,
@@ -218,7 +253,9 @@ async def test_send_offsets_to_transaction_commits_the_group_offset_with_the_out
         assert values(sentinel) == [b"out-sentinel"]
         assert await group_offsets(admin, group) == {}
 
-        # Committed: the output and the offset land together.
+        # Committed: the output and the offset land together. The offset becomes visible a moment after
+        # commit_transaction returns (the markers are written asynchronously), and aiokafka's OffsetFetch
+        # (v3, no require_stable) does not wait for it: a consumer joining in that window reads the old offset.
         async with tx.transaction():
             await tx.send(sink, b"out-committed")
             await tx.send_offsets_to_transaction({tp: next_offset}, group)

@@ -89,7 +89,8 @@ def decoded(records: list[ConsumerRecord[bytes, bytes]], schema: str | None = No
 
 async def read_until(bootstrap: str, topic: str, predicate: Callable[[list[dict[str, Any]]], bool],
                      schema: str | None = None, timeout: float = 60) -> list[dict[str, Any]]:
-    records = await read_topic(bootstrap, topic, until=lambda rs: predicate(decoded(rs, schema)), timeout=timeout)
+    records = await read_topic(bootstrap, topic, until=lambda rs: predicate(decoded(rs, schema)),
+                                 timeout_s=timeout)
     return decoded(records, schema)
 
 
