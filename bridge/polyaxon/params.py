@@ -108,13 +108,13 @@ def _run_params(
     problems: list[Problem],
 ) -> dict[str, Any]:
     run: dict[str, Any] = {}
+    inputs = {io.name for io in component.inputs or []}
     for io in component.io:
-        is_input = any(io is i for i in component.inputs or [])
         if io.name in entry:
             value, problem = parse_io_value(io, entry[io.name], f"{path}.{io.name}")
         elif io.name in base or io.name in broken:
             value, problem = base.get(io.name), None
-        elif is_input:
+        elif io.name in inputs:
             value, problem = parse_io_value(io, None, f"{path}.{io.name}")
         else:
             continue  # an output nobody passed: the run will produce it
