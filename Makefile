@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml
 demo-local: install
 	$(BIN)/bridge run -f examples/quick-start/mapping.yaml
 
-demo: demo-local
+## `make demo`: Optuna's TPE tunes the quick-start model through the Kafka bridge (a local broker, `bridge serve`,
+## examples/optuna/optimize.py); see deploy/demo.sh. DEMO_ARGS go to optimize.py, e.g. DEMO_ARGS="--iterations 8".
+demo: install
+	bash deploy/demo.sh $(DEMO_ARGS)
 
 ## Lint, type-check, then every test (the real Kafka broker is started by the test session itself).
 test: install kafka-jars lint

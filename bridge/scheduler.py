@@ -124,6 +124,7 @@ class OperationRunner:
         self._interrupted = False
         self._pending_events: set[asyncio.Task[None]] = set()
         self._runs_by_id = {r.run_id: r for r in plan.runs}
+        self._recorded: set[str] = set()
 
     @property
     def concurrency(self) -> int:
@@ -197,8 +198,8 @@ class OperationRunner:
             await self._rt.executor.reap_orphan(run.run_id, previous.dispatch_info)
         first_attempt = (previous.attempt if previous is not None else 0) + 1
         result = await self._resolve(run, first_attempt)
-        interrupted = self._interrupted and result.status in (RunStatus.STOPPED, RunStatus.SKIPPED)
-        await self._rt.ledger.finished(self.plan.operation_id, result, interrupted=interrupted)
+        if result.run_id not in self._recorded:
+            await self._record(result)
         self._observe_result(result)
         await self._listener.run_finished(result)
         return result
@@ -239,32 +240,43 @@ class OperationRunner:
         log.info("run_cache_hit", run_id=run.run_id, from_run_id=entry.run_id)
         return self._result(run, RunStatus.SUCCEEDED, attempt=0, outputs=entry.outputs, cached=True)
 
+    async def _record(self, result: RunResult) -> None:
+        interrupted = self._interrupted and result.status in (RunStatus.STOPPED, RunStatus.SKIPPED)
+        await self._rt.ledger.finished(self.plan.operation_id, result, interrupted=interrupted)
+        self._recorded.add(result.run_id)
+
     async def _execute(self, run: PlannedRun, first_attempt: int) -> RunResult:
         if (skip := self._skip_reason(run)) is not None:
             return self._result(run, RunStatus.SKIPPED, attempt=first_attempt - 1, error=skip)
         async with self._op_slots, self._rt.slots:
-            paths = RunPaths.for_run(self._rt.workdir, run.run_id)
-            attempt = first_attempt
-            started_at = _now()
-            while True:
-                if (skip := self._skip_reason(run)) is not None:
-                    status = RunStatus.SKIPPED if attempt == first_attempt else RunStatus.STOPPED
-                    return self._result(run, status, attempt=attempt - 1, error=skip, started_at=started_at)
-                status, outputs, error = await self._attempt(run, attempt, paths)
-                retry = status is RunStatus.FAILED and attempt - first_attempt < self._max_retries
-                if retry and self._stopping is None and run.run_id not in self._stop_requests:
-                    log.warning(
-                        "run_retrying",
-                        run_id=run.run_id,
-                        attempt=attempt,
-                        error=error.message if error else "",
-                    )
-                    self._early.forget(run.run_id)
-                    attempt += 1
-                    continue
-                return self._result(
-                    run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at
+            result = await self._attempts(run, first_attempt)
+            # Durable before the slot frees: once the next run starts, a kill -9 never re-runs this one.
+            await self._record(result)
+            return result
+
+    async def _attempts(self, run: PlannedRun, first_attempt: int) -> RunResult:
+        paths = RunPaths.for_run(self._rt.workdir, run.run_id)
+        attempt = first_attempt
+        started_at = _now()
+        while True:
+            if (skip := self._skip_reason(run)) is not None:
+                status = RunStatus.SKIPPED if attempt == first_attempt else RunStatus.STOPPED
+                return self._result(run, status, attempt=attempt - 1, error=skip, started_at=started_at)
+            status, outputs, error = await self._attempt(run, attempt, paths)
+            retry = status is RunStatus.FAILED and attempt - first_attempt < self._max_retries
+            if retry and self._stopping is None and run.run_id not in self._stop_requests:
+                log.warning(
+                    "run_retrying",
+                    run_id=run.run_id,
+                    attempt=attempt,
+                    error=error.message if error else "",
                 )
+                self._early.forget(run.run_id)
+                attempt += 1
+                continue
+            return self._result(
+                run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at
+            )
 
     def _skip_reason(self, run: PlannedRun) -> RunError | None:
         return self._stopping or self._stop_requests.get(run.run_id)
@@ -304,6 +316,8 @@ class OperationRunner:
             outputs_dir=paths.outputs,
             resources=(self._component.run.container.resources if self._component.run.container else None),
         )
+        # Dispatched is durable before the process exists, so a kill -9 at any moment counts this attempt.
+        await self._rt.ledger.dispatched(self.plan.operation_id, run.run_id, attempt, {})
         handle = await self._rt.executor.start(request, lambda rec: self._on_metrics(run, rec))
         self._handles[run.run_id] = handle
         self._steps.pop(run.run_id, None)

@@ -6,6 +6,8 @@ Loaded from tests/conftest.py (``pytest_plugins = ["tests.kafka_broker"]``). Fix
   the session starts its own broker with ``deploy/kafka/kafka.sh`` in a temporary dir on free ports (so a
   developer's ``make kafka-up`` on 9092 does not clash) and stops it at the end. With the variable set, that
   broker is used as it is and cannot be restarted (tests that restart it are skipped).
+  Restarts keep the data: ``stop()``/``start()``/``kill()``, ``with kafka_broker.stopped(crash=False):``, or
+  in async tests ``async with kafka_broker.outage(crash=False):``, which leaves the event loop running.
 - ``kafka_bootstrap`` (session): ``"127.0.0.1:PORT"``, for ``bootstrap_servers=``.
 - ``kafka_topic_factory`` (function): ``await kafka_topic_factory(partitions=3)`` makes a fresh uuid-named
   topic and waits until every partition has a leader; all of them are deleted after the test.
@@ -97,6 +99,16 @@ class KafkaBroker:
         finally:
             self.start()
 
+    @contextlib.asynccontextmanager
+    async def outage(self, *, crash: bool = False) -> AsyncIterator[None]:
+        """``stopped()`` for async tests: the stop and the restart run in a thread, so the event loop (and
+        any client or bridge on it) keeps running while the broker is down and while it comes back."""
+        await asyncio.to_thread(self.kill if crash else self.stop)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.start)
+
     def _run(self, command: str, *, timeout: float, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
@@ -152,6 +164,12 @@ class ExternalKafkaBroker:
 
     @contextlib.contextmanager
     def stopped(self, *, crash: bool = False) -> Iterator[None]:
+        """Skip the test: this session does not own the broker."""
+        self._skip()
+        yield  # pragma: no cover - _skip raises
+
+    @contextlib.asynccontextmanager
+    async def outage(self, *, crash: bool = False) -> AsyncIterator[None]:
         """Skip the test: this session does not own the broker."""
         self._skip()
         yield  # pragma: no cover - _skip raises

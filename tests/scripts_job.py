@@ -17,6 +17,13 @@ from pathlib import Path
 from bridge.tracking import log_metrics, log_outputs
 
 
+def _write(path: Path, info: dict[str, object]) -> None:
+    # Atomic, so a test polling the record dir never reads half a file.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--name", required=True)
@@ -47,7 +54,7 @@ def main() -> int:
         "env": {k: v for k, v in os.environ.items() if k.startswith(("BRIDGE_", "JOB_"))},
         "cwd": os.getcwd(),
     }
-    mine.write_text(json.dumps(info))
+    _write(mine, info)
 
     if args.wait_for:
         while not Path(args.wait_for).exists():
@@ -60,7 +67,7 @@ def main() -> int:
     if args.sleep:
         time.sleep(args.sleep)
     info["end"] = time.time()
-    mine.write_text(json.dumps(info))
+    _write(mine, info)
     if attempt < args.fail_before_attempt:
         print(f"failing on purpose at attempt {attempt}", file=sys.stderr)
         return 3

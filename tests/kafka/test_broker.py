@@ -320,7 +320,7 @@ async def test_a_broker_restart_keeps_records_transactions_and_group_offsets(
     # Everything above is acknowledged; the read below makes sure the commit marker is in place too.
     before = await read_topic(kafka_bootstrap, topic, until=lambda r: len(r) == 11)
 
-    with kafka_broker.stopped(crash=crash):
+    async with kafka_broker.outage(crash=crash):
         assert not kafka_broker.is_running()
 
     after = await read_topic(kafka_bootstrap, topic, until=lambda r: len(r) == 11)

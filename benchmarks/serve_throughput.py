@@ -1,0 +1,573 @@
+"""What `bridge serve` costs over a plain Kafka consume-and-produce loop, measured on one broker in the same run.
+
+Rows (each measured `--repeat` times, alternating, on fresh topics and groups; the medians are reported):
+
+- `baseline_plain`: an aiokafka loop reads N messages (group, manual commit), produces one output per message,
+  waits for the acks, commits the offsets.
+- `baseline_txn`: the same loop with a transactional producer: per consumed batch one transaction holding the
+  outputs and the offsets (`send_offsets_to_transaction`), which is what the bridge's guarantee costs at least.
+- `spawn_raw` / `spawn_executor`: N runs of the same command started by plain asyncio subprocesses, then by the
+  bridge's `LocalExecutor`, `max_parallel` at once: the ceiling of any bridge throughput on this machine.
+- `bridge`: `BridgeService` in this process, a template whose run finishes at once (`bash -c` appending its
+  run id and start time to a file; cache off so every suggestion really runs), N suggestions in messages of
+  1..8 over studies spread on every partition. Throughput is N over the time from the first publish to the Nth
+  result seen by a read_committed consumer (the same measure as the baselines). Latency is the run's own start
+  time minus the producer's send time of its suggestion, under that load, and at a low rate
+  (`--latency-rate` messages/s of one suggestion each) where it is not queueing; plus publish -> result seen.
+
+Each phase first sends one warm-up message per study (producers started, groups joined, transactional ids
+initialised) and measures only after their outputs were seen. Unless `--bootstrap` (or BRIDGE_KAFKA_BOOTSTRAP)
+names a broker, one is started with deploy/kafka/kafka.sh in a temporary dir on free ports and stopped at the end.
+Results: JSON lines on stdout, benchmarks/results/serve.json. `--profile` writes a cProfile of the bridge's
+throughput phase to benchmarks/results/serve.prof and prints its top functions on stderr.
+
+    python benchmarks/serve_throughput.py [--messages 500] [--repeat 2] [--bootstrap HOST:PORT] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import OffsetAndMetadata
+
+ROOT = Path(__file__).resolve().parents[1]
+KAFKA_SH = ROOT / "deploy" / "kafka" / "kafka.sh"
+BOOTSTRAP_ENV = "BRIDGE_KAFKA_BOOTSTRAP"
+PARTITIONS = 4  # what the bridge creates its topics with
+STUDIES_PER_PARTITION = 2
+RESULT_SCHEMA = "bridge.result/v1"
+TEMPLATE = "stamp"
+
+
+def log(msg: str) -> None:
+    print(f"serve_throughput: {msg}", file=sys.stderr, flush=True)
+
+
+# ---- the broker --------------------------------------------------------------------------------------------
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@contextlib.contextmanager
+def broker(bootstrap: str | None) -> Iterator[str]:
+    """The broker to measure on: the one given, else a fresh one of our own, stopped at the end."""
+    if bootstrap:
+        yield bootstrap
+        return
+    port, cport = _free_ports(2)
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as run_dir:
+        env = {**os.environ, "KAFKA_RUN_DIR": run_dir, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(cport)}
+        began = time.monotonic()
+        done = subprocess.run(["bash", str(KAFKA_SH), "up"], env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"kafka.sh up failed:\n{done.stdout}{done.stderr}")
+        log(f"broker up on 127.0.0.1:{port} in {time.monotonic() - began:.1f} s")
+        try:
+            yield f"127.0.0.1:{port}"
+        finally:
+            subprocess.run(["bash", str(KAFKA_SH), "down"], env=env, capture_output=True, check=False)
+
+
+async def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = PARTITIONS) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
+        deadline = time.monotonic() + 30
+        while True:  # until every partition has a leader
+            described = await admin.describe_topics(list(topics))
+            if all(d["error_code"] == 0 and len([p for p in d["partitions"] if p["leader"] >= 0]) == partitions
+                   for d in described):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics {topics} have no leaders")
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, topics: Sequence[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(Exception):
+            await admin.delete_topics(list(topics))
+    finally:
+        await admin.close()
+
+
+# ---- load: messages, publishing, watching ------------------------------------------------------------------
+
+
+def studies() -> list[str]:
+    """Study names whose keys land on every partition, STUDIES_PER_PARTITION each."""
+    by_partition: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+    everything = list(range(PARTITIONS))
+    n = 0
+    while any(len(v) < STUDIES_PER_PARTITION for v in by_partition.values()):
+        name = f"study-{n:03d}"
+        part = DefaultPartitioner()(name.encode(), everything, everything)
+        if len(by_partition[part]) < STUDIES_PER_PARTITION:
+            by_partition[part].append(name)
+        n += 1
+    return [s for p in sorted(by_partition) for s in by_partition[p]]
+
+
+class Message:
+    """One suggestion message: its key, bytes and suggestion ids."""
+
+    def __init__(self, study: str, ids: list[str], iteration: int) -> None:
+        self.study = study
+        self.ids = ids
+        body = {
+            "schema": "bridge.suggestion/v1",
+            "study": study,
+            "template": TEMPLATE,
+            "iteration": iteration,
+            "suggestions": [{"id": i, "params": {"x": int(i.rsplit("-", 1)[1])}} for i in ids],
+            "metadata": {"optimizer": "bench"},
+        }
+        self.value = json.dumps(body).encode()
+
+
+def messages(tag: str, suggestions: int, sizes: tuple[int, int], rng: random.Random) -> list[Message]:
+    """`suggestions` suggestions in messages of `sizes` (inclusive) suggestions, round-robin over the studies."""
+    names = studies()
+    out: list[Message] = []
+    k = 0
+    while k < suggestions:
+        size = min(rng.randint(*sizes), suggestions - k)
+        ids = [f"{tag}-{j}" for j in range(k, k + size)]
+        out.append(Message(names[len(out) % len(names)], ids, len(out)))
+        k += size
+    return out
+
+
+async def publish(producer: AIOKafkaProducer, topic: str, batch: Sequence[Message],
+                  rate: float | None = None) -> dict[str, float]:
+    """Send each message (at `rate` messages/s, or at once); returns each suggestion id's send time."""
+    sent: dict[str, float] = {}
+    futures = []
+    began = time.time()
+    for n, msg in enumerate(batch):
+        if rate is not None:
+            await asyncio.sleep(max(0.0, began + n / rate - time.time()))
+        at = time.time()
+        futures.append(await producer.send(topic, msg.value, key=msg.study.encode()))
+        for i in msg.ids:
+            sent[i] = at
+    await asyncio.gather(*futures)
+    return sent
+
+
+class Watcher:
+    """A read_committed reader of an output topic from its beginning: when each result was seen."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                          isolation_level="read_committed", fetch_max_wait_ms=20)
+        self._topic = topic
+        self.seen: list[tuple[float, dict[str, Any]]] = []
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        tps = [TopicPartition(self._topic, p) for p in range(PARTITIONS)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for records in batches.values():
+                for r in records:
+                    data = json.loads(r.value)
+                    if data.get("schema") == RESULT_SCHEMA:
+                        self.seen.append((now, data))
+            if batches:
+                self._changed.set()
+
+    async def until(self, count: int, timeout_s: float = 120) -> float:
+        """Wait until `count` results were seen; returns when the last of them was."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.seen) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(self.seen)} of {count} results seen on {self._topic}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=1)
+        return self.seen[count - 1][0]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+
+@contextlib.asynccontextmanager
+async def driver(bootstrap: str, results_topic: str) -> AsyncIterator[tuple[AIOKafkaProducer, Watcher]]:
+    """The load generator's producer and the results watcher."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=2)
+    await producer.start()
+    watcher = Watcher(bootstrap, results_topic)
+    await watcher.start()
+    try:
+        yield producer, watcher
+    finally:
+        await watcher.stop()
+        await producer.stop()
+
+
+async def warm_and_measure(producer: AIOKafkaProducer, watcher: Watcher, topic: str, tag: str,
+                           load: list[Message]) -> tuple[float, dict[str, float]]:
+    """One warm-up message per study, then `load` at once; returns (seconds to the last result, send times)."""
+    warm = [Message(s, [f"{tag}warm-{n}"], 0) for n, s in enumerate(studies())]
+    await publish(producer, topic, warm)
+    await watcher.until(len(warm))
+    total = sum(len(m.ids) for m in load)
+    sent = await publish(producer, topic, load)
+    last = await watcher.until(len(warm) + total)
+    return last - min(sent.values()), sent
+
+
+# ---- the baselines -----------------------------------------------------------------------------------------
+
+
+def _output(value: bytes) -> bytes:
+    """What the baseline loop 'computes' per message: a result record of about the bridge's size."""
+    msg = json.loads(value)
+    s = msg["suggestions"][0]
+    return json.dumps({
+        "schema": RESULT_SCHEMA, "study": msg["study"], "template": msg["template"], "operation_id": "0" * 32,
+        "run_id": uuid.uuid4().hex, "suggestion_id": s["id"], "iteration": msg.get("iteration"),
+        "params": s["params"], "status": "succeeded", "outputs": {}, "attempt": 1, "cached": False,
+        "started_at": None, "finished_at": None, "duration_s": 0.0, "error": None, "metadata": msg["metadata"],
+    }).encode()
+
+
+async def _loop(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out: str, group: str,
+                transactional: bool) -> None:
+    while True:
+        batches = await consumer.getmany(timeout_ms=200, max_records=500)
+        if not batches:
+            continue
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        if transactional:
+            async with producer.transaction():
+                futures = [await producer.send(out, _output(r.value), key=r.key)
+                           for records in batches.values() for r in records]
+                await producer.send_offsets_to_transaction(
+                    {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()}, group)
+                await asyncio.gather(*futures)
+        else:
+            futures = [await producer.send(out, _output(r.value), key=r.key)
+                       for records in batches.values() for r in records]
+            await asyncio.gather(*futures)
+            await consumer.commit(offsets)
+
+
+async def baseline(bootstrap: str, n: int, *, transactional: bool, seed: int) -> dict[str, Any]:
+    """The consume-produce loop on N one-suggestion messages; seconds from first publish to the Nth output."""
+    prefix = f"b{uuid.uuid4().hex[:10]}"
+    src, out, group = f"{prefix}.in", f"{prefix}.out", f"{prefix}-group"
+    await create_topics(bootstrap, [src, out])
+    consumer = AIOKafkaConsumer(src, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+                                auto_offset_reset="earliest", isolation_level="read_committed")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+                                transactional_id=f"{prefix}-txn" if transactional else None)
+    await consumer.start()
+    await producer.start()
+    task = asyncio.create_task(_loop(consumer, producer, out, group, transactional))
+    try:
+        async with driver(bootstrap, out) as (load, watcher):
+            seconds, _ = await warm_and_measure(load, watcher, src, "b", messages("b", n, (1, 1), random.Random(seed)))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await producer.stop()
+        await consumer.stop()
+        await delete_topics(bootstrap, [src, out])
+    return {"results": n, "seconds": seconds}
+
+
+# ---- spawning alone ----------------------------------------------------------------------------------------
+
+
+def stamp_argv(stamps: Path) -> list[str]:
+    """The run: append its run id and start time (bash's EPOCHREALTIME, no fork) to `stamps`."""
+    return ["/bin/bash", "-c", f'echo "$BRIDGE_RUN_ID $EPOCHREALTIME" >> {shlex.quote(str(stamps))}']
+
+
+async def spawn_raw(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
+    argv = stamp_argv(tmp / "raw.stamps")
+    slots = asyncio.Semaphore(parallel)
+
+    async def one(i: int) -> None:
+        async with slots:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, env={**os.environ, "BRIDGE_RUN_ID": f"r{i}"},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if await proc.wait() != 0:
+                raise RuntimeError("spawn failed")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return {"results": n, "seconds": time.perf_counter() - began}
+
+
+async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
+    from bridge.executors.local import LocalExecutor
+    from bridge.ports import RunRequest
+
+    executor = LocalExecutor(max_parallel=parallel)
+    argv = stamp_argv(tmp / "exec.stamps")
+    root = tmp / f"exec-{uuid.uuid4().hex[:6]}"
+    slots = asyncio.Semaphore(parallel)
+
+    async def one(i: int) -> None:
+        async with slots:
+            run_dir = root / f"r{i}"
+            request = RunRequest(run_id=f"r{i}", attempt=1, argv=argv, env={"BRIDGE_RUN_ID": f"r{i}"},
+                                 cwd=tmp, attempt_dir=run_dir / "attempts" / "1", outputs_dir=run_dir / "outputs")
+            handle = await executor.start(request, lambda _record: None)
+            if (await handle.wait()).exit_code != 0:
+                raise RuntimeError("run failed")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return {"results": n, "seconds": time.perf_counter() - began}
+
+
+# ---- the bridge --------------------------------------------------------------------------------------------
+
+
+def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> Any:
+    from bridge.config import load_settings
+
+    prefix = f"s{uuid.uuid4().hex[:10]}"
+    component = {
+        "kind": "component", "name": TEMPLATE, "inputs": [{"name": "x", "type": "int"}],
+        "run": {"kind": "job", "container": {"image": "bash", "command": stamp_argv(stamps)}},
+    }
+    data = {
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
+        "topics": {name: f"{prefix}.{name}" for name in
+                   ("suggestions", "results", "operations", "dead_letters", "control")},
+        "batching": {"linger_ms": 50, "max_configs": 64},
+        "executor": {"kind": "local", "max_parallel": parallel},
+        "max_in_flight": 100_000,
+        "shutdown_grace_s": 10,
+        "http": {"host": "127.0.0.1", "port": 0},
+        "workdir": str(root / "work"),
+        "templates": {TEMPLATE: {"component": component, "matrix": {"kind": "mapping", "concurrency": parallel},
+                                 "cache": {"disable": True}}},
+    }
+    path = root / "bridge.yaml"
+    path.write_text(json.dumps(data))
+    return load_settings(path)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Any) -> AsyncIterator[Any]:
+    from bridge.kafka.service import BridgeService
+
+    service = BridgeService(settings, connect_timeout_s=30)
+    task = asyncio.create_task(service.run())
+    deadline = time.monotonic() + 60
+    while not service.health.ready()[0]:
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the bridge never became ready")
+        await asyncio.sleep(0.05)
+    try:
+        yield service
+    finally:
+        service.stop()
+        await asyncio.wait_for(task, timeout=60)
+
+
+def _read_stamps(path: Path) -> dict[str, float]:
+    starts: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        run_id, at = line.split()
+        starts[run_id] = min(starts.get(run_id, float("inf")), float(at))
+    return starts
+
+
+def _latencies(seen: list[tuple[float, dict[str, Any]]], sent: dict[str, float],
+               starts: dict[str, float]) -> tuple[list[float], list[float]]:
+    """Per suggestion sent in this phase: (run start - send, result seen - send), in ms."""
+    to_start, to_result = [], []
+    for at, data in seen:
+        sid = data.get("suggestion_id")
+        if sid in sent:
+            to_result.append((at - sent[sid]) * 1000)
+            if data.get("run_id") in starts:
+                to_start.append((starts[data["run_id"]] - sent[sid]) * 1000)
+    return to_start, to_result
+
+
+async def bridge(bootstrap: str, n: int, args: argparse.Namespace, tmp: Path, seed: int,
+                 profile: cProfile.Profile | None) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(dir=tmp, prefix="bridge-"))
+    stamps = root / "stamps"
+    settings = bridge_settings(bootstrap, root, stamps, args.max_parallel)
+    topics = settings.topics
+    rng = random.Random(seed)
+    load = messages("t", n, (1, 8), rng)
+    slow = messages("l", args.latency_messages, (1, 1), rng)
+    try:
+        async with serving(settings), driver(bootstrap, topics.results) as (producer, watcher):
+            if profile is not None:
+                profile.enable()
+            seconds, sent_load = await warm_and_measure(producer, watcher, topics.suggestions, "t", load)
+            if profile is not None:
+                profile.disable()
+            before = len(watcher.seen)
+            await asyncio.sleep(0.5)
+            sent_slow = await publish(producer, topics.suggestions, slow, rate=args.latency_rate)
+            await watcher.until(before + args.latency_messages)
+    finally:
+        await delete_topics(bootstrap, list(topics.model_dump().values()))
+    starts = _read_stamps(stamps)
+    load_start, load_result = _latencies(watcher.seen, sent_load, starts)
+    slow_start, slow_result = _latencies(watcher.seen, sent_slow, starts)
+    return {"results": n, "messages": len(load), "seconds": seconds,
+            "load_start_ms": load_start, "load_result_ms": load_result,
+            "idle_start_ms": slow_start, "idle_result_ms": slow_result}
+
+
+# ---- the report --------------------------------------------------------------------------------------------
+
+
+def pct(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile, nearest rank."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))], 1)
+
+
+def summarize(name: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    seconds = [s["seconds"] for s in samples]
+    n = samples[0]["results"]
+    med = statistics.median(seconds)
+    return {"row": name, "results": n, "repeat": len(samples), "seconds": round(med, 3),
+            "throughput_per_s": round(n / med, 1),
+            "throughput_samples": [round(n / s, 1) for s in seconds]}
+
+
+async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    raw: dict[str, list[dict[str, Any]]] = {k: [] for k in
+                                           ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor",
+                                            "bridge")}
+    profile = cProfile.Profile() if args.profile else None
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as d:
+        tmp = Path(d)
+        for r in range(args.repeat):
+            seed = 1000 + r
+            log(f"repeat {r + 1}/{args.repeat}")
+            raw["baseline_plain"].append(await baseline(bootstrap, args.messages, transactional=False, seed=seed))
+            raw["baseline_txn"].append(await baseline(bootstrap, args.messages, transactional=True, seed=seed))
+            raw["spawn_raw"].append(await spawn_raw(args.messages, args.max_parallel, tmp))
+            raw["spawn_executor"].append(await spawn_executor(args.messages, args.max_parallel, tmp))
+            raw["bridge"].append(await bridge(bootstrap, args.messages, args, tmp, seed,
+                                              profile if r == args.repeat - 1 else None))
+            for k, v in raw.items():
+                log(f"  {k}: {v[-1]['results'] / v[-1]['seconds']:.1f} results/s")
+    rows = {k: summarize(k, v) for k, v in raw.items()}
+    b = rows["bridge"]
+    for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor"):
+        b[f"ratio_vs_{k}"] = round(b["throughput_per_s"] / rows[k]["throughput_per_s"], 3)
+    b["messages"] = raw["bridge"][0]["messages"]
+    pooled = {key: [x for s in raw["bridge"] for x in s[key]] for key in
+              ("load_start_ms", "load_result_ms", "idle_start_ms", "idle_result_ms")}
+    b["latency"] = {
+        "publish_to_start_under_load_ms": {"p50": pct(pooled["load_start_ms"], 50),
+                                           "p99": pct(pooled["load_start_ms"], 99)},
+        "publish_to_start_low_rate_ms": {"p50": pct(pooled["idle_start_ms"], 50),
+                                         "p99": pct(pooled["idle_start_ms"], 99)},
+        "publish_to_result_under_load_ms": {"p50": pct(pooled["load_result_ms"], 50),
+                                            "p99": pct(pooled["load_result_ms"], 99)},
+        "publish_to_result_low_rate_ms": {"p50": pct(pooled["idle_result_ms"], 50),
+                                          "p99": pct(pooled["idle_result_ms"], 99)},
+        "low_rate_msgs_per_s": args.latency_rate,
+        "samples_low_rate": len(pooled["idle_start_ms"]),
+        "samples_under_load": len(pooled["load_start_ms"]),
+        "low_rate_p50_per_repeat_ms": [pct(s["idle_start_ms"], 50) for s in raw["bridge"]],
+    }
+    b["config"] = {"max_parallel": args.max_parallel, "linger_ms": 50, "max_in_flight": 100_000,
+                   "suggestions_per_message": "1..8", "studies": len(studies()), "partitions": PARTITIONS}
+    if profile is not None:
+        out = ROOT / "benchmarks" / "results" / "serve.prof"
+        out.parent.mkdir(exist_ok=True)
+        profile.dump_stats(out)
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(30)
+        print(text.getvalue(), file=sys.stderr)
+    return list(rows.values())
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--messages", type=int, default=500, help="suggestions (runs) per throughput phase")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--bootstrap", default=os.environ.get(BOOTSTRAP_ENV), help="use this broker, start none")
+    p.add_argument("--max-parallel", type=int, default=4)
+    p.add_argument("--latency-rate", type=float, default=20.0, help="messages/s of the low-rate latency phase")
+    p.add_argument("--latency-messages", type=int, default=100)
+    p.add_argument("--profile", action="store_true", help="cProfile the bridge's last throughput phase")
+    args = p.parse_args()
+    from bridge.logs import configure
+
+    configure("warning")  # the service's logs go to stderr; stdout is this benchmark's JSON lines
+    began = time.monotonic()
+    with broker(args.bootstrap) as bootstrap:
+        rows = asyncio.run(bench(bootstrap, args))
+    for row in rows:
+        print(json.dumps(row))
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "serve.json").write_text(json.dumps(rows, indent=2) + "\n")
+    log(f"done in {time.monotonic() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

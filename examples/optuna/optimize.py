@@ -1,0 +1,228 @@
+"""Tune the quick-start model with Optuna's TPE, through a running `bridge serve` (ask-and-tell over Kafka).
+
+Each iteration asks Optuna for a batch of trials, publishes them as ONE suggestion message (ids
+`trial-<number>`, so the bridge runs them as one mapping operation), waits for their results on
+`bridge.results`, and tells Optuna each trial's validation loss:
+
+    succeeded with a finite loss     -> COMPLETE with that value
+    stopped (early stopping), skipped -> PRUNED
+    failed, no loss, or no result in time -> FAIL
+
+    python examples/optuna/optimize.py --bootstrap-servers 127.0.0.1:9092 --iterations 5 --batch 4
+
+It ends with the best params and loss, how many runs the bridge ran, served from its cache and stopped,
+and whether the best loss beats the first batch's best (the search converges). Exit status: 0 it does;
+1 nothing succeeded or the search did not improve on the first batch; 2 the bridge could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+EPOCHS = 5
+
+
+def search_space() -> dict[str, Any]:
+    """The quick-start component's inputs that the search tunes; `epochs` is fixed."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    return {
+        "learning_rate": FloatDistribution(1e-4, 0.3, log=True),
+        "dropout": FloatDistribution(0.0, 0.6),
+        "conv_activation": CategoricalDistribution(["relu", "sigmoid", "tanh"]),
+        "hidden1_size": IntDistribution(64, 1024),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="optimize.py",
+        description="Optuna TPE over the suggestion bridge: batches of trials in, losses out.",
+    )
+    parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka (default %(default)s)")
+    parser.add_argument(
+        "--study",
+        default=None,
+        help="study name (default quick-start-tpe-<timestamp>: a fresh one per invocation, because a "
+        "running bridge does not answer trial ids it has already seen under the same study)",
+    )
+    parser.add_argument("--template", default="quick-start", help="bridge template (default %(default)s)")
+    parser.add_argument("--iterations", type=int, default=5, help="batches to run (default %(default)s)")
+    parser.add_argument("--batch", type=int, default=4, help="trials per batch (default %(default)s)")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to await a batch's results (%(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default %(default)s)")
+    parser.add_argument(
+        "--startup-trials",
+        type=int,
+        default=None,
+        help="random trials before TPE models the results (default: one batch)",
+    )
+    parser.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to reach the bridge")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every trial's result")
+    args = parser.parse_args(argv)
+    for name in ("iterations", "batch"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    if args.study is None:
+        args.study = f"quick-start-tpe-{datetime.now():%Y%m%d-%H%M%S}"
+    return args
+
+
+def loss_of(result: Any) -> float | None:
+    """A succeeded result's finite `loss` output, else None."""
+    value = result.outputs.get("loss")
+    if result.status.value != "succeeded" or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def fmt_params(params: Mapping[str, Any]) -> str:
+    items = sorted(params.items())
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+
+
+def make_study(args: argparse.Namespace) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # this script prints its own summary lines
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # constant_liar
+    sampler = optuna.samplers.TPESampler(
+        seed=args.seed,
+        n_startup_trials=args.startup_trials if args.startup_trials is not None else args.batch,
+        multivariate=True,
+        constant_liar=True,  # trials of one batch are asked before any is told: keep them apart
+    )
+    return optuna.create_study(study_name=args.study, direction="minimize", sampler=sampler)
+
+
+async def optimize(args: argparse.Namespace) -> int:
+    from optuna.trial import TrialState
+
+    from bridge.client import BridgeClient, ResultsTimeout
+
+    study = make_study(args)
+    space = search_space()
+    counts: Counter[str] = Counter()
+    first_batch_best = math.inf
+    started = time.monotonic()
+    print(
+        f"study {args.study}: {args.iterations} iteration(s) of {args.batch} trial(s), template "
+        f"{args.template!r}, bridge at {args.bootstrap_servers}",
+        flush=True,
+    )
+
+    async with BridgeClient(args.bootstrap_servers, connect_timeout_s=args.connect_timeout) as bridge:
+        for iteration in range(1, args.iterations + 1):
+            t0 = time.monotonic()
+            trials = [study.ask(space) for _ in range(args.batch)]
+            by_id = {f"trial-{t.number}": t for t in trials}
+            ids = await bridge.submit(
+                args.study,
+                args.template,
+                [{"id": sid, "params": t.params} for sid, t in by_id.items()],
+                iteration=iteration,
+                params={"epochs": EPOCHS},
+                metadata={"optimizer": "optuna-tpe", "seed": args.seed},
+            )
+            try:
+                results = await bridge.results(args.study, ids, timeout=args.timeout)
+            except ResultsTimeout as exc:
+                print(f"  warning: {exc}; telling Optuna those trials failed", file=sys.stderr, flush=True)
+                results = exc.received
+
+            batch: Counter[str] = Counter()
+            batch_best = math.inf
+            for sid, trial in by_id.items():
+                result = results.get(sid)
+                if result is None:
+                    batch["missing"] += 1
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                batch["cached" if result.cached else "ran" if result.attempt > 0 else "not run"] += 1
+                batch[result.status.value] += 1
+                trial.set_user_attr("run_id", result.run_id)
+                trial.set_user_attr("cached", result.cached)
+                loss = loss_of(result)
+                if loss is not None:
+                    study.tell(trial, loss)
+                    batch_best = min(batch_best, loss)
+                elif result.status.value in ("stopped", "skipped"):
+                    study.tell(trial, state=TrialState.PRUNED)
+                else:
+                    study.tell(trial, state=TrialState.FAIL)
+                if args.verbose:
+                    why = f" ({result.error.type}: {result.error.message})" if result.error else ""
+                    shown = f"loss={loss:.4f}" if loss is not None else result.status.value + why
+                    cached = " [cached]" if result.cached else ""
+                    print(f"    {sid}: {shown}{cached}  {fmt_params(trial.params)}", flush=True)
+            counts.update(batch)
+            if iteration == 1:
+                first_batch_best = batch_best
+
+            done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+            best = f"{study.best_value:.4f} (trial-{study.best_trial.number})" if done else "none yet"
+            shown_batch = f"{batch_best:.4f}" if math.isfinite(batch_best) else "none"
+            print(
+                f"iteration {iteration}/{args.iterations}: batch best loss {shown_batch}, "
+                f"best so far {best}; "
+                f"{batch['ran']} ran, {batch['cached']} cached, {batch['stopped']} stopped, "
+                f"{batch['failed'] + batch['missing']} failed ({time.monotonic() - t0:.1f}s)",
+                flush=True,
+            )
+
+    return report(study, counts, first_batch_best, time.monotonic() - started)
+
+
+def report(study: Any, counts: Counter[str], first_batch_best: float, elapsed_s: float) -> int:
+    from optuna.trial import TrialState
+
+    print(
+        f"\nbridge: {counts['ran']} run(s) ran, {counts['cached']} served from cache, "
+        f"{counts['stopped']} stopped by early stopping; {counts['succeeded']} succeeded, "
+        f"{counts['failed']} failed, "
+        f"{counts['skipped']} skipped, {counts['missing']} without a result ({elapsed_s:.1f}s)"
+    )
+    if not any(t.state == TrialState.COMPLETE for t in study.trials):
+        print("no trial succeeded: nothing to report (see the bridge's log)", file=sys.stderr)
+        return 1
+    best = study.best_trial
+    print(f"best trial: trial-{best.number}, loss {best.value:.4f}")
+    print(f"best params: {fmt_params(best.params)}, epochs={EPOCHS}")
+    converged = best.value < first_batch_best
+    first = f"{first_batch_best:.4f}" if math.isfinite(first_batch_best) else "none (no trial succeeded)"
+    verdict = "yes" if converged else "NO"
+    print(f"first batch best loss {first} -> final best {best.value:.4f}: beats the first batch: {verdict}")
+    return 0 if converged else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from aiokafka.errors import KafkaError
+
+    from bridge.errors import Retryable
+
+    try:
+        return asyncio.run(optimize(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (Retryable, KafkaError, TimeoutError, OSError) as exc:  # no broker, or no bridge made its topics
+        print(f"optimize.py: cannot reach the bridge at {args.bootstrap_servers}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
