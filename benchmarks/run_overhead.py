@@ -98,9 +98,7 @@ def _quick_start_workload(tmp: Path) -> tuple[Path, list[list[str]], Path]:
     assert op.component is not None
     argvs = []
     for run in plan.runs:
-        g = RunGlobals(
-            run_uuid=run.run_id, run_name="bench", artifacts_path=str(tmp), run_outputs_path=str(tmp)
-        )
+        g = RunGlobals(run_uuid=run.run_id, run_name="bench", artifacts_path=str(tmp), run_outputs_path=str(tmp))
         argv = render_run(op.component, run.params, g).argv
         argvs.append([sys.executable if a == "python3" else a for a in argv])
     return path, argvs, path.parent

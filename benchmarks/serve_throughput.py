@@ -87,7 +87,12 @@ def broker(bootstrap: str | None) -> Iterator[str]:
         return
     port, cport = _free_ports(2)
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as run_dir:
-        env = {**os.environ, "KAFKA_RUN_DIR": run_dir, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(cport)}
+        env = {
+            **os.environ,
+            "KAFKA_RUN_DIR": run_dir,
+            "KAFKA_PORT": str(port),
+            "KAFKA_CONTROLLER_PORT": str(cport),
+        }
         began = time.monotonic()
         done = subprocess.run(["bash", str(KAFKA_SH), "up"], env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -107,8 +112,10 @@ async def create_topics(bootstrap: str, topics: Sequence[str], partitions: int =
         deadline = time.monotonic() + 30
         while True:  # until every partition has a leader
             described = await admin.describe_topics(list(topics))
-            if all(d["error_code"] == 0 and len([p for p in d["partitions"] if p["leader"] >= 0]) == partitions
-                   for d in described):
+            if all(
+                d["error_code"] == 0 and len([p for p in d["partitions"] if p["leader"] >= 0]) == partitions
+                for d in described
+            ):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topics {topics} have no leaders")
@@ -174,8 +181,9 @@ def messages(tag: str, suggestions: int, sizes: tuple[int, int], rng: random.Ran
     return out
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, batch: Sequence[Message],
-                  rate: float | None = None) -> dict[str, float]:
+async def publish(
+    producer: AIOKafkaProducer, topic: str, batch: Sequence[Message], rate: float | None = None
+) -> dict[str, float]:
     """Send each message (at `rate` messages/s, or at once); returns each suggestion id's send time."""
     sent: dict[str, float] = {}
     futures = []
@@ -195,8 +203,13 @@ class Watcher:
     """A read_committed reader of an output topic from its beginning: when each result was seen."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                          isolation_level="read_committed", fetch_max_wait_ms=20)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=20,
+        )
         self._topic = topic
         self.seen: list[tuple[float, dict[str, Any]]] = []
         self._changed = asyncio.Event()
@@ -253,8 +266,9 @@ async def driver(bootstrap: str, results_topic: str) -> AsyncIterator[tuple[AIOK
         await producer.stop()
 
 
-async def warm_and_measure(producer: AIOKafkaProducer, watcher: Watcher, topic: str, tag: str,
-                           load: list[Message]) -> tuple[float, dict[str, float]]:
+async def warm_and_measure(
+    producer: AIOKafkaProducer, watcher: Watcher, topic: str, tag: str, load: list[Message]
+) -> tuple[float, dict[str, float]]:
     """One warm-up message per study, then `load` at once; returns (seconds to the last result, send times)."""
     warm = [Message(s, [f"{tag}warm-{n}"], 0) for n, s in enumerate(studies())]
     await publish(producer, topic, warm)
@@ -272,16 +286,32 @@ def _output(value: bytes) -> bytes:
     """What the baseline loop 'computes' per message: a result record of about the bridge's size."""
     msg = json.loads(value)
     s = msg["suggestions"][0]
-    return json.dumps({
-        "schema": RESULT_SCHEMA, "study": msg["study"], "template": msg["template"], "operation_id": "0" * 32,
-        "run_id": uuid.uuid4().hex, "suggestion_id": s["id"], "iteration": msg.get("iteration"),
-        "params": s["params"], "status": "succeeded", "outputs": {}, "attempt": 1, "cached": False,
-        "started_at": None, "finished_at": None, "duration_s": 0.0, "error": None, "metadata": msg["metadata"],
-    }).encode()
+    return json.dumps(
+        {
+            "schema": RESULT_SCHEMA,
+            "study": msg["study"],
+            "template": msg["template"],
+            "operation_id": "0" * 32,
+            "run_id": uuid.uuid4().hex,
+            "suggestion_id": s["id"],
+            "iteration": msg.get("iteration"),
+            "params": s["params"],
+            "status": "succeeded",
+            "outputs": {},
+            "attempt": 1,
+            "cached": False,
+            "started_at": None,
+            "finished_at": None,
+            "duration_s": 0.0,
+            "error": None,
+            "metadata": msg["metadata"],
+        }
+    ).encode()
 
 
-async def _loop(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out: str, group: str,
-                transactional: bool) -> None:
+async def _loop(
+    consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out: str, group: str, transactional: bool
+) -> None:
     while True:
         batches = await consumer.getmany(timeout_ms=200, max_records=500)
         if not batches:
@@ -289,14 +319,19 @@ async def _loop(consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, out: str
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         if transactional:
             async with producer.transaction():
-                futures = [await producer.send(out, _output(r.value), key=r.key)
-                           for records in batches.values() for r in records]
+                futures = [
+                    await producer.send(out, _output(r.value), key=r.key)
+                    for records in batches.values()
+                    for r in records
+                ]
                 await producer.send_offsets_to_transaction(
-                    {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()}, group)
+                    {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()}, group
+                )
                 await asyncio.gather(*futures)
         else:
-            futures = [await producer.send(out, _output(r.value), key=r.key)
-                       for records in batches.values() for r in records]
+            futures = [
+                await producer.send(out, _output(r.value), key=r.key) for records in batches.values() for r in records
+            ]
             await asyncio.gather(*futures)
             await consumer.commit(offsets)
 
@@ -306,10 +341,21 @@ async def baseline(bootstrap: str, n: int, *, transactional: bool, seed: int) ->
     prefix = f"b{uuid.uuid4().hex[:10]}"
     src, out, group = f"{prefix}.in", f"{prefix}.out", f"{prefix}-group"
     await create_topics(bootstrap, [src, out])
-    consumer = AIOKafkaConsumer(src, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-                                auto_offset_reset="earliest", isolation_level="read_committed")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                                transactional_id=f"{prefix}-txn" if transactional else None)
+    consumer = AIOKafkaConsumer(
+        src,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        transactional_id=f"{prefix}-txn" if transactional else None,
+    )
     await consumer.start()
     await producer.start()
     task = asyncio.create_task(_loop(consumer, producer, out, group, transactional))
@@ -340,8 +386,12 @@ async def spawn_raw(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
     async def one(i: int) -> None:
         async with slots:
             proc = await asyncio.create_subprocess_exec(
-                *argv, env={**os.environ, "BRIDGE_RUN_ID": f"r{i}"},
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                *argv,
+                env={**os.environ, "BRIDGE_RUN_ID": f"r{i}"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             if await proc.wait() != 0:
                 raise RuntimeError("spawn failed")
 
@@ -362,8 +412,15 @@ async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
     async def one(i: int) -> None:
         async with slots:
             run_dir = root / f"r{i}"
-            request = RunRequest(run_id=f"r{i}", attempt=1, argv=argv, env={"BRIDGE_RUN_ID": f"r{i}"},
-                                 cwd=tmp, attempt_dir=run_dir / "attempts" / "1", outputs_dir=run_dir / "outputs")
+            request = RunRequest(
+                run_id=f"r{i}",
+                attempt=1,
+                argv=argv,
+                env={"BRIDGE_RUN_ID": f"r{i}"},
+                cwd=tmp,
+                attempt_dir=run_dir / "attempts" / "1",
+                outputs_dir=run_dir / "outputs",
+            )
             handle = await executor.start(request, lambda _record: None)
             if (await handle.wait()).exit_code != 0:
                 raise RuntimeError("run failed")
@@ -381,21 +438,29 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> 
 
     prefix = f"s{uuid.uuid4().hex[:10]}"
     component = {
-        "kind": "component", "name": TEMPLATE, "inputs": [{"name": "x", "type": "int"}],
+        "kind": "component",
+        "name": TEMPLATE,
+        "inputs": [{"name": "x", "type": "int"}],
         "run": {"kind": "job", "container": {"image": "bash", "command": stamp_argv(stamps)}},
     }
     data = {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
-        "topics": {name: f"{prefix}.{name}" for name in
-                   ("suggestions", "results", "operations", "dead_letters", "control")},
+        "topics": {
+            name: f"{prefix}.{name}" for name in ("suggestions", "results", "operations", "dead_letters", "control")
+        },
         "batching": {"linger_ms": 50, "max_configs": 64},
         "executor": {"kind": "local", "max_parallel": parallel},
         "max_in_flight": 100_000,
         "shutdown_grace_s": 10,
         "http": {"host": "127.0.0.1", "port": 0},
         "workdir": str(root / "work"),
-        "templates": {TEMPLATE: {"component": component, "matrix": {"kind": "mapping", "concurrency": parallel},
-                                 "cache": {"disable": True}}},
+        "templates": {
+            TEMPLATE: {
+                "component": component,
+                "matrix": {"kind": "mapping", "concurrency": parallel},
+                "cache": {"disable": True},
+            }
+        },
     }
     path = root / "bridge.yaml"
     path.write_text(json.dumps(data))
@@ -430,8 +495,9 @@ def _read_stamps(path: Path) -> dict[str, float]:
     return starts
 
 
-def _latencies(seen: list[tuple[float, dict[str, Any]]], sent: dict[str, float],
-               starts: dict[str, float]) -> tuple[list[float], list[float]]:
+def _latencies(
+    seen: list[tuple[float, dict[str, Any]]], sent: dict[str, float], starts: dict[str, float]
+) -> tuple[list[float], list[float]]:
     """Per suggestion sent in this phase: (run start - send, result seen - send), in ms."""
     to_start, to_result = [], []
     for at, data in seen:
@@ -443,8 +509,9 @@ def _latencies(seen: list[tuple[float, dict[str, Any]]], sent: dict[str, float],
     return to_start, to_result
 
 
-async def bridge(bootstrap: str, n: int, args: argparse.Namespace, tmp: Path, seed: int,
-                 profile: cProfile.Profile | None) -> dict[str, Any]:
+async def bridge(
+    bootstrap: str, n: int, args: argparse.Namespace, tmp: Path, seed: int, profile: cProfile.Profile | None
+) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(dir=tmp, prefix="bridge-"))
     stamps = root / "stamps"
     settings = bridge_settings(bootstrap, root, stamps, args.max_parallel)
@@ -468,9 +535,15 @@ async def bridge(bootstrap: str, n: int, args: argparse.Namespace, tmp: Path, se
     starts = _read_stamps(stamps)
     load_start, load_result = _latencies(watcher.seen, sent_load, starts)
     slow_start, slow_result = _latencies(watcher.seen, sent_slow, starts)
-    return {"results": n, "messages": len(load), "seconds": seconds,
-            "load_start_ms": load_start, "load_result_ms": load_result,
-            "idle_start_ms": slow_start, "idle_result_ms": slow_result}
+    return {
+        "results": n,
+        "messages": len(load),
+        "seconds": seconds,
+        "load_start_ms": load_start,
+        "load_result_ms": load_result,
+        "idle_start_ms": slow_start,
+        "idle_result_ms": slow_result,
+    }
 
 
 # ---- the report --------------------------------------------------------------------------------------------
@@ -488,15 +561,20 @@ def summarize(name: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
     seconds = [s["seconds"] for s in samples]
     n = samples[0]["results"]
     med = statistics.median(seconds)
-    return {"row": name, "results": n, "repeat": len(samples), "seconds": round(med, 3),
-            "throughput_per_s": round(n / med, 1),
-            "throughput_samples": [round(n / s, 1) for s in seconds]}
+    return {
+        "row": name,
+        "results": n,
+        "repeat": len(samples),
+        "seconds": round(med, 3),
+        "throughput_per_s": round(n / med, 1),
+        "throughput_samples": [round(n / s, 1) for s in seconds],
+    }
 
 
 async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    raw: dict[str, list[dict[str, Any]]] = {k: [] for k in
-                                           ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor",
-                                            "bridge")}
+    raw: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor", "bridge")
+    }
     profile = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as d:
         tmp = Path(d)
@@ -507,8 +585,9 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]
             raw["baseline_txn"].append(await baseline(bootstrap, args.messages, transactional=True, seed=seed))
             raw["spawn_raw"].append(await spawn_raw(args.messages, args.max_parallel, tmp))
             raw["spawn_executor"].append(await spawn_executor(args.messages, args.max_parallel, tmp))
-            raw["bridge"].append(await bridge(bootstrap, args.messages, args, tmp, seed,
-                                              profile if r == args.repeat - 1 else None))
+            raw["bridge"].append(
+                await bridge(bootstrap, args.messages, args, tmp, seed, profile if r == args.repeat - 1 else None)
+            )
             for k, v in raw.items():
                 log(f"  {k}: {v[-1]['results'] / v[-1]['seconds']:.1f} results/s")
     rows = {k: summarize(k, v) for k, v in raw.items()}
@@ -516,24 +595,40 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]
     for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor"):
         b[f"ratio_vs_{k}"] = round(b["throughput_per_s"] / rows[k]["throughput_per_s"], 3)
     b["messages"] = raw["bridge"][0]["messages"]
-    pooled = {key: [x for s in raw["bridge"] for x in s[key]] for key in
-              ("load_start_ms", "load_result_ms", "idle_start_ms", "idle_result_ms")}
+    pooled = {
+        key: [x for s in raw["bridge"] for x in s[key]]
+        for key in ("load_start_ms", "load_result_ms", "idle_start_ms", "idle_result_ms")
+    }
     b["latency"] = {
-        "publish_to_start_under_load_ms": {"p50": pct(pooled["load_start_ms"], 50),
-                                           "p99": pct(pooled["load_start_ms"], 99)},
-        "publish_to_start_low_rate_ms": {"p50": pct(pooled["idle_start_ms"], 50),
-                                         "p99": pct(pooled["idle_start_ms"], 99)},
-        "publish_to_result_under_load_ms": {"p50": pct(pooled["load_result_ms"], 50),
-                                            "p99": pct(pooled["load_result_ms"], 99)},
-        "publish_to_result_low_rate_ms": {"p50": pct(pooled["idle_result_ms"], 50),
-                                          "p99": pct(pooled["idle_result_ms"], 99)},
+        "publish_to_start_under_load_ms": {
+            "p50": pct(pooled["load_start_ms"], 50),
+            "p99": pct(pooled["load_start_ms"], 99),
+        },
+        "publish_to_start_low_rate_ms": {
+            "p50": pct(pooled["idle_start_ms"], 50),
+            "p99": pct(pooled["idle_start_ms"], 99),
+        },
+        "publish_to_result_under_load_ms": {
+            "p50": pct(pooled["load_result_ms"], 50),
+            "p99": pct(pooled["load_result_ms"], 99),
+        },
+        "publish_to_result_low_rate_ms": {
+            "p50": pct(pooled["idle_result_ms"], 50),
+            "p99": pct(pooled["idle_result_ms"], 99),
+        },
         "low_rate_msgs_per_s": args.latency_rate,
         "samples_low_rate": len(pooled["idle_start_ms"]),
         "samples_under_load": len(pooled["load_start_ms"]),
         "low_rate_p50_per_repeat_ms": [pct(s["idle_start_ms"], 50) for s in raw["bridge"]],
     }
-    b["config"] = {"max_parallel": args.max_parallel, "linger_ms": 50, "max_in_flight": 100_000,
-                   "suggestions_per_message": "1..8", "studies": len(studies()), "partitions": PARTITIONS}
+    b["config"] = {
+        "max_parallel": args.max_parallel,
+        "linger_ms": 50,
+        "max_in_flight": 100_000,
+        "suggestions_per_message": "1..8",
+        "studies": len(studies()),
+        "partitions": PARTITIONS,
+    }
     if profile is not None:
         out = ROOT / "benchmarks" / "results" / "serve.prof"
         out.parent.mkdir(exist_ok=True)

@@ -75,7 +75,7 @@ async def _run_plan(plan: object, workdir: Path, output: str) -> int:
     from bridge.plan import OperationPlan
     from bridge.scheduler import OperationRunner, Runtime
 
-    assert isinstance(plan, OperationPlan)  # noqa: S101 - typed loosely to keep imports lazy
+    assert isinstance(plan, OperationPlan)
     matrix_concurrency = plan.operation.matrix.concurrency if plan.operation.matrix else None
     cap = plan.concurrency or matrix_concurrency or os.cpu_count() or 1
     runtime = Runtime(
@@ -162,7 +162,11 @@ def _read_suggestions(args: argparse.Namespace) -> dict[str, Any]:
         data = {"suggestions": [s if isinstance(s, dict) and "params" in s else {"params": s} for s in data]}
     if not isinstance(data, dict):
         raise InvalidInput(f"{args.file or '-'}: expected a suggestion message or a list of suggestions")
-    message = {**data, "study": args.study or data.get("study"), "template": args.template or data.get("template")}
+    message = {
+        **data,
+        "study": args.study or data.get("study"),
+        "template": args.template or data.get("template"),
+    }
     if args.iteration is not None:
         message["iteration"] = args.iteration
     json.dumps(message)  # only JSON values go on the wire
@@ -186,15 +190,18 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise InvalidInput(f"{field_path(first['loc'])}: {first['msg']}") from None
 
     async def send() -> None:
-        async with BridgeClient(kafka=settings.kafka, topics=settings.topics,
-                                connect_timeout_s=args.connect_timeout) as client:
+        async with BridgeClient(
+            kafka=settings.kafka, topics=settings.topics, connect_timeout_s=args.connect_timeout
+        ) as client:
             await client.send(message)
 
     asyncio.run(send())
     for sid in message.suggestion_ids():
         print(sid)
-    print(f"submitted {len(message.suggestions)} suggestion(s) for {message.study}/{message.template}",
-          file=sys.stderr)
+    print(
+        f"submitted {len(message.suggestions)} suggestion(s) for {message.study}/{message.template}",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -204,8 +211,15 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        asyncio.run(tail(settings, study=args.study, output=args.output, from_beginning=args.from_beginning,
-                         limit=args.limit))
+        asyncio.run(
+            tail(
+                settings,
+                study=args.study,
+                output=args.output,
+                from_beginning=args.from_beginning,
+                limit=args.limit,
+            )
+        )
     except KeyboardInterrupt:
         return EXIT_OK
     return EXIT_OK
@@ -248,9 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="override an operation param (repeatable)",
     )
-    run.add_argument(
-        "--concurrency", type=int, default=None, help="runs at once (overrides matrix.concurrency)"
-    )
+    run.add_argument("--concurrency", type=int, default=None, help="runs at once (overrides matrix.concurrency)")
     run.add_argument(
         "--workdir",
         default=os.environ.get("BRIDGE_WORKDIR", ".bridge"),
@@ -275,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--study", default=None)
     submit.add_argument("--template", default=None)
     submit.add_argument("--iteration", type=int, default=None)
-    submit.add_argument("-f", "--file", default=None, help="JSON or YAML: a message, or a list of suggestions; - for stdin")
+    submit.add_argument(
+        "-f", "--file", default=None, help="JSON or YAML: a message, or a list of suggestions; - for stdin"
+    )
     submit.set_defaults(handler=cmd_submit)
 
     tail = sub.add_parser("tail", help="follow results and operations")

@@ -39,9 +39,7 @@ class _Section(BaseModel):
 class KafkaSettings(_Section):
     """How to reach the brokers, and as whom."""
 
-    bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", min_length=1, description="host:port[,host:port]"
-    )
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1, description="host:port[,host:port]")
     group_id: str = Field(default="suggestion-bridge", min_length=1)
     client_id: str = Field(default="suggestion-bridge", min_length=1)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -222,9 +220,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a mapping of sections (kafka, topics, ...), got {type(data).__name__}"
-        )
+        raise ConfigError(f"{path}: expected a mapping of sections (kafka, topics, ...), got {type(data).__name__}")
     for name, field in BridgeSettings.model_fields.items():
         # Checked here, before the environment is merged in: a variable's section would replace a bad one.
         section = isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
@@ -267,9 +263,7 @@ def _describe(
     first = errors[0]
     loc = tuple(first["loc"])
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    line = (
-        f"{_origin(loc, path, file_data, flags)}: {field_path(loc) or 'top level'}: {_expected(first)}{more}"
-    )
+    line = f"{_origin(loc, path, file_data, flags)}: {field_path(loc) or 'top level'}: {_expected(first)}{more}"
     return line.replace("\n", " ")
 
 

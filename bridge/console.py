@@ -82,13 +82,9 @@ class ProgressListener:
         note = " (cached)" if result.cached else ""
         summary = fmt_mapping(result.outputs) or (result.error.message if result.error else "")
         if self._progress is not None:
-            self._progress.update(
-                self._task, advance=1, last=f"run {result.index} {result.status.value}{note}"
-            )
+            self._progress.update(self._task, advance=1, last=f"run {result.index} {result.status.value}{note}")
         else:
-            self._line(
-                f"run {result.index} {result.status.value}{note} [{self._done}/{self._total}] {summary}"
-            )
+            self._line(f"run {result.index} {result.status.value}{note} [{self._done}/{self._total}] {summary}")
 
 
 def results_table(results: Sequence[RunResult]) -> Table:

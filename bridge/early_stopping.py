@@ -217,9 +217,7 @@ class _MetricRule:
         mine = self.series[run_id].as_of(point)
         if mine is None or self.policy is None:
             return None
-        skip_succeeded = (
-            isinstance(self.policy, V1TruncationStoppingPolicy) and self.policy.include_succeeded is False
-        )
+        skip_succeeded = isinstance(self.policy, V1TruncationStoppingPolicy) and self.policy.include_succeeded is False
         others: list[tuple[float, float]] = []
         for other_id, series in self.series.items():
             if other_id == run_id or (skip_succeeded and statuses.get(other_id) == RunStatus.SUCCEEDED):
@@ -247,9 +245,7 @@ class _MetricRule:
             f"{_fmt(median)} of the running averages of {len(others)} other runs ({self.goal})"
         )
 
-    def _truncation(
-        self, best: float, point: int, others: list[tuple[float, float]], percent: float
-    ) -> str | None:
+    def _truncation(self, best: float, point: int, others: list[tuple[float, float]], percent: float) -> str | None:
         n = len(others) + 1
         cut = math.floor(n * percent / 100 + 1e-9)  # the epsilon keeps 10 * 30 / 100 from falling to 2.99...
         # The judged run's most favourable rank: every other run as bad or worse than it stands below it.
@@ -333,9 +329,7 @@ class EarlyStopping:
                 return [verdict], None
         return [], None
 
-    def record_result(
-        self, run_id: str, status: RunStatus, outputs: Mapping[str, Any]
-    ) -> StopOperation | None:
+    def record_result(self, run_id: str, status: RunStatus, outputs: Mapping[str, Any]) -> StopOperation | None:
         """A run ended (any status; a cached result counts as a succeeded run)."""
         self._statuses[run_id] = status
         if self._verdict is not None:

@@ -74,7 +74,7 @@ def _rewrite(problems: list[Problem], msg: SuggestionMessage) -> list[Problem]:
     for p in problems:
         m = _SUGGESTION_PATH.match(p.path)
         if m is not None:
-            index, name = int(m.group(1)), p.path[m.end():]
+            index, name = int(m.group(1)), p.path[m.end() :]
             own = msg.suggestions[index].params if index < len(msg.suggestions) else {}
             top = name.split(".", 1)[0].split("[", 1)[0]
             path = f"params.{name}" if top in msg.params and top not in own else f"suggestions[{index}].params.{name}"
@@ -105,16 +105,22 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
         found = templates.get(msg.template)
         if found is None:
             known = ", ".join(templates.names()) or "none"
-            return DeadLetterError(type="unknown_template", field="template",
-                                   message=f"no template `{msg.template}` is registered (known: {known})")
+            return DeadLetterError(
+                type="unknown_template",
+                field="template",
+                message=f"no template `{msg.template}` is registered (known: {known})",
+            )
         op = found
     values = [msg.run_params(i) for i in range(len(msg.suggestions))]
     try:
         typed = expand_runs(op, values, source=f"template {msg.template}", values_path="suggestions")
     except PolyaxonfileError as exc:
         problems = _rewrite(exc.problems, msg)
-        return DeadLetterError(type="invalid_params", message="; ".join(map(str, problems)),
-                               field=problems[0].path if problems else None)
+        return DeadLetterError(
+            type="invalid_params",
+            message="; ".join(map(str, problems)),
+            field=problems[0].path if problems else None,
+        )
     ids = msg.suggestion_ids()
     op_params = set(op.params or {})
     runs = [

@@ -99,9 +99,7 @@ class FileLedger:
             os.fsync(f.fileno())
 
     async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
-        self._append(
-            operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)}
-        )
+        self._append(operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
 
     async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
         self._append(

@@ -15,9 +15,7 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
     numeric = logging.getLevelNamesMapping().get(name, logging.WARNING)
     as_json = json if json is not None else os.environ.get("BRIDGE_LOG_FORMAT", "").lower() == "json"
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if as_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
         processors=[

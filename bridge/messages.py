@@ -87,9 +87,7 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def suggestion_id(
-    study: str, template: str, iteration: int | None, index: int, params: Mapping[str, Any]
-) -> str:
+def suggestion_id(study: str, template: str, iteration: int | None, index: int, params: Mapping[str, Any]) -> str:
     """The id of a suggestion that came without one: `s-` and 32 hex digits of a SHA-256.
 
     The hash covers the canonical JSON of all five inputs, so a message sent again gets the same ids and is
@@ -327,9 +325,7 @@ class ControlMessage(_Message):
         given = [n for n in ("run_id", "operation_id", "suggestion_id") if getattr(self, n) is not None]
         wanted = ["operation_id"] if self.action == "stop_operation" else ["run_id", "suggestion_id"]
         if len(given) != 1 or given[0] not in wanted:
-            raise ValueError(
-                f"{self.action} takes exactly one of {' or '.join(wanted)}, got {given or 'none'}"
-            )
+            raise ValueError(f"{self.action} takes exactly one of {' or '.join(wanted)}, got {given or 'none'}")
         return self
 
 
@@ -437,8 +433,7 @@ def _validate(model: type[_M], data: Mapping[str, Any], max_suggestions: int = M
         return model.model_validate(data, context={"max_suggestions": max_suggestions})
     except ValidationError as exc:
         problems = [
-            Problem(field_path(e["loc"]), e["msg"].removeprefix("Value error, "))
-            for e in exc.errors(include_url=False)
+            Problem(field_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in exc.errors(include_url=False)
         ]
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

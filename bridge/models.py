@@ -48,9 +48,7 @@ class RunResult(Frozen):
     params: dict[str, Any]
     status: RunStatus
     outputs: dict[str, Any] = Field(default_factory=dict)
-    attempt: int = Field(
-        default=1, ge=0, description="How many times the run was started; 0 when it never was."
-    )
+    attempt: int = Field(default=1, ge=0, description="How many times the run was started; 0 when it never was.")
     cached: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None

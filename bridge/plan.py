@@ -59,9 +59,7 @@ def operation_id_for(operation: V1Operation, values: Sequence[Mapping[str, Any]]
     return digest.hexdigest()[:32]
 
 
-def plan_local(
-    operation: V1Operation, *, source: str, cwd: Path, concurrency: int | None = None
-) -> OperationPlan:
+def plan_local(operation: V1Operation, *, source: str, cwd: Path, concurrency: int | None = None) -> OperationPlan:
     """The plan for `bridge run -f`: the file's own mapping values (a non-mapping operation is one run)."""
     values: list[dict[str, Any]] = (
         [dict(v) for v in operation.matrix.values]
@@ -80,6 +78,4 @@ def plan_local(
         )
         for i, params in enumerate(typed)
     ]
-    return OperationPlan(
-        operation_id=operation_id, operation=operation, runs=runs, cwd=cwd, concurrency=concurrency
-    )
+    return OperationPlan(operation_id=operation_id, operation=operation, runs=runs, cwd=cwd, concurrency=concurrency)

@@ -92,17 +92,13 @@ def _now() -> datetime:
 class OperationRunner:
     """Runs one operation's plan to its end; `stop()` and `stop_run()` may be called from outside meanwhile."""
 
-    def __init__(
-        self, plan: OperationPlan, runtime: Runtime, listener: OperationListener | None = None
-    ) -> None:
+    def __init__(self, plan: OperationPlan, runtime: Runtime, listener: OperationListener | None = None) -> None:
         self.plan = plan
         self._rt = runtime
         self._listener: OperationListener = listener or _NullListener()
         op = plan.operation
         matrix = op.matrix
-        self._concurrency = (
-            plan.concurrency or (matrix.concurrency if matrix else None) or len(plan.runs) or 1
-        )
+        self._concurrency = plan.concurrency or (matrix.concurrency if matrix else None) or len(plan.runs) or 1
         self._op_slots = asyncio.Semaphore(self._concurrency)
         termination = op.effective_termination
         self._max_retries = (termination.max_retries if termination else None) or 0
@@ -111,7 +107,7 @@ class OperationRunner:
         self._cache_on = runtime.cache is not None and not (cache is not None and cache.disable)
         self._cache_ttl = float(cache.ttl) if cache is not None and cache.ttl else None
         self._cache_io = list(cache.io) if cache is not None and cache.io else None
-        assert op.component is not None, "load_operation resolves the component"  # noqa: S101 - invariant
+        assert op.component is not None, "load_operation resolves the component"
         self._component = op.component
         self._run_section = self._component.run.model_dump(mode="json", by_alias=True, exclude_none=True)
         rules = (matrix.early_stopping if matrix else None) or []
@@ -216,9 +212,7 @@ class OperationRunner:
                 log.info("run_waits_for_identical", run_id=run.run_id, operation_id=self.plan.operation_id)
                 first = await asyncio.shield(leader)
                 if first.status is RunStatus.SUCCEEDED:
-                    return self._result(
-                        run, RunStatus.SUCCEEDED, attempt=0, outputs=first.outputs, cached=True
-                    )
+                    return self._result(run, RunStatus.SUCCEEDED, attempt=0, outputs=first.outputs, cached=True)
             future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
             self._rt.inflight[key] = future
             try:
@@ -233,7 +227,7 @@ class OperationRunner:
         return await self._execute(run, first_attempt)
 
     def _cache_hit(self, run: PlannedRun, key: str) -> RunResult | None:
-        assert self._rt.cache is not None  # noqa: S101 - key is only computed with a cache
+        assert self._rt.cache is not None
         entry = self._rt.cache.get(key, self._cache_ttl)
         if entry is None:
             return None
@@ -274,9 +268,7 @@ class OperationRunner:
                 self._early.forget(run.run_id)
                 attempt += 1
                 continue
-            return self._result(
-                run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at
-            )
+            return self._result(run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at)
 
     def _skip_reason(self, run: PlannedRun) -> RunError | None:
         return self._stopping or self._stop_requests.get(run.run_id)
@@ -364,9 +356,7 @@ class OperationRunner:
                 outputs,
                 RunError(type="exit_code", message=f"exited with {exit_.exit_code}{detail}"),
             )
-        missing = [
-            o.name for o in (self._component.outputs or []) if not o.is_optional and o.name not in outputs
-        ]
+        missing = [o.name for o in (self._component.outputs or []) if not o.is_optional and o.name not in outputs]
         if missing:
             # A run that ends well but reports nothing would leave the optimizer waiting for a number (katib#1795).
             return (

@@ -54,9 +54,7 @@ def message_schemas() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, message_type in MESSAGE_TYPES.items():
         mode: JsonSchemaMode = "validation" if name in _READ_BY_THE_BRIDGE else "serialization"
-        body = TypeAdapter(message_type).json_schema(
-            by_alias=True, mode=mode, schema_generator=_WrittenFields
-        )
+        body = TypeAdapter(message_type).json_schema(by_alias=True, mode=mode, schema_generator=_WrittenFields)
         header = {"$schema": JSON_SCHEMA_DIALECT, "$id": f"urn:suggestion-bridge:{name}", "title": name}
         out[schema_file_name(name)] = {**body, **header}
     return out

@@ -262,9 +262,7 @@ class TopicFactory:
         return self._admin
 
     @staticmethod
-    async def _wait_for_leaders(
-        admin: AIOKafkaAdminClient, name: str, partitions: int, wait_s: float
-    ) -> None:
+    async def _wait_for_leaders(admin: AIOKafkaAdminClient, name: str, partitions: int, wait_s: float) -> None:
         # create_topics returns once the controller has the topic; wait until the broker has every partition.
         deadline = time.monotonic() + wait_s
         while True:

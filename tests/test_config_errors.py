@@ -63,9 +63,7 @@ def test_topics_must_differ(tmp_path: Path) -> None:
 
 
 def test_template_names_are_safe(tmp_path: Path) -> None:
-    assert _error(tmp_path, "templates: {'../x': {}}").startswith(
-        "templates.../x: String should match pattern"
-    )
+    assert _error(tmp_path, "templates: {'../x': {}}").startswith("templates.../x: String should match pattern")
 
 
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
@@ -75,9 +73,7 @@ def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
 
 def test_a_bad_variable_is_blamed_on_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRIDGE_HTTP__PORT", "eighty")
-    with pytest.raises(
-        ConfigError, match=r"^environment BRIDGE_HTTP__PORT: http\.port: expected a valid integer"
-    ):
+    with pytest.raises(ConfigError, match=r"^environment BRIDGE_HTTP__PORT: http\.port: expected a valid integer"):
         load_settings(None)
     monkeypatch.setenv("BRIDGE_HTTP__PORT", "80")
     monkeypatch.setenv("BRIDGE_KAFKA__BOGUS", "1")
@@ -86,7 +82,5 @@ def test_a_bad_variable_is_blamed_on_the_variable(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_bad_flag_is_blamed_on_the_command_line() -> None:
-    with pytest.raises(
-        ConfigError, match=r"^command line: executor\.kind: expected 'local' or 'ray', got 'k8s'$"
-    ):
+    with pytest.raises(ConfigError, match=r"^command line: executor\.kind: expected 'local' or 'ray', got 'k8s'$"):
         load_settings(None, {"executor.kind": "k8s"})

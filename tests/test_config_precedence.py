@@ -78,9 +78,7 @@ def test_environment_beats_file_and_flags_beat_both(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("BRIDGE_MAX_IN_FLIGHT", "20")
     settings = load_settings(path)
     assert (settings.kafka.group_id, settings.max_in_flight) == ("env", 20)
-    assert (
-        settings.kafka.bootstrap_servers == "file:9092"
-    )  # one key from the environment keeps the section's rest
+    assert settings.kafka.bootstrap_servers == "file:9092"  # one key from the environment keeps the section's rest
 
     settings = load_settings(path, {"kafka.group_id": "flag", "max_in_flight": None, "http": {"port": 0}})
     assert (settings.kafka.group_id, settings.max_in_flight, settings.http.port) == ("flag", 20, 0)

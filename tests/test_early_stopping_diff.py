@@ -43,8 +43,7 @@ def test_maximize_stops_a_run_too_far_below_the_best() -> None:
     assert feed(early, "c", "accuracy", [0.6]) == {
         1: StopRun(
             "c",
-            "diff policy: best accuracy 0.6 at step 1 is 25% worse than the best run's 0.8 "
-            "(allowed 20%, maximize)",
+            "diff policy: best accuracy 0.6 at step 1 is 25% worse than the best run's 0.8 (allowed 20%, maximize)",
         )
     }
 

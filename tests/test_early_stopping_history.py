@@ -196,9 +196,7 @@ def _memory_after(total_steps: int) -> int:
         baseline = tracemalloc.get_traced_memory()[0]
         for step in range(1, total_steps + 1):
             for run_id in ("a", "b", "c"):
-                early.record_metrics(
-                    run_id, step, {"loss": 1 / step, "accuracy": 0.5, "lr": 0.01, "epoch": 1.0}
-                )
+                early.record_metrics(run_id, step, {"loss": 1 / step, "accuracy": 0.5, "lr": 0.01, "epoch": 1.0})
         return tracemalloc.get_traced_memory()[0] - baseline
     finally:
         tracemalloc.stop()

@@ -13,9 +13,7 @@ from bridge.models import RunStatus
 from bridge.polyaxon import V1MetricEarlyStopping
 
 
-def median_rule(
-    *, metric: str = "loss", optimization: str = "minimize", **policy: Any
-) -> V1MetricEarlyStopping:
+def median_rule(*, metric: str = "loss", optimization: str = "minimize", **policy: Any) -> V1MetricEarlyStopping:
     return V1MetricEarlyStopping.model_validate(
         {
             "kind": "metric_early_stopping",
@@ -26,9 +24,7 @@ def median_rule(
     )
 
 
-def feed(
-    early: EarlyStopping, run_id: str, values: Sequence[float], metric: str = "loss"
-) -> dict[int, StopRun]:
+def feed(early: EarlyStopping, run_id: str, values: Sequence[float], metric: str = "loss") -> dict[int, StopRun]:
     """Report `values` at steps 1, 2, ...; return the runs stopped, by step."""
     stopped: dict[int, StopRun] = {}
     for step, value in enumerate(values, start=1):
@@ -57,9 +53,7 @@ def test_a_run_worse_than_the_median_is_stopped() -> None:
 
 
 def test_maximize_mirrors_minimize() -> None:
-    early = EarlyStopping(
-        [median_rule(metric="accuracy", optimization="maximize", minSamples=3)], total_runs=3
-    )
+    early = EarlyStopping([median_rule(metric="accuracy", optimization="maximize", minSamples=3)], total_runs=3)
     feed(early, "a", [0.5, 0.6, 0.7], metric="accuracy")
     feed(early, "b", [0.4, 0.5, 0.6], metric="accuracy")
 
@@ -106,9 +100,7 @@ def test_the_others_count_with_their_running_average_not_their_last_value() -> N
         ({"evaluationInterval": 5, "minInterval": 7}, None),
     ],
 )
-def test_min_interval_and_evaluation_interval_are_respected(
-    policy: dict[str, Any], stopped_at: int | None
-) -> None:
+def test_min_interval_and_evaluation_interval_are_respected(policy: dict[str, Any], stopped_at: int | None) -> None:
     early = EarlyStopping([median_rule(minSamples=3, **policy)], total_runs=3)
     feed(early, "a", [0.5, 0.4, 0.3, 0.2, 0.1, 0.1])
     feed(early, "b", [0.5, 0.4, 0.3, 0.2, 0.1, 0.1])

@@ -113,9 +113,7 @@ def test_an_optimization_given_as_an_enum_compares_by_value() -> None:
 
 
 @pytest.mark.parametrize(("optimization", "reached"), [("minimize", 0.09), ("maximize", 0.91)])
-def test_with_a_policy_an_intermediate_value_reaching_it_stops_the_operation(
-    optimization: str, reached: float
-) -> None:
+def test_with_a_policy_an_intermediate_value_reaching_it_stops_the_operation(optimization: str, reached: float) -> None:
     value = 0.1 if optimization == "minimize" else 0.9
     rule = threshold("m", value, optimization, kind="median", evaluationInterval=1, minSamples=3)
     early = EarlyStopping([rule], total_runs=3)

@@ -13,9 +13,7 @@ from bridge.models import RunStatus
 from bridge.polyaxon import V1MetricEarlyStopping
 
 
-def truncation_rule(
-    percent: float, *, optimization: str = "minimize", **policy: Any
-) -> V1MetricEarlyStopping:
+def truncation_rule(percent: float, *, optimization: str = "minimize", **policy: Any) -> V1MetricEarlyStopping:
     return V1MetricEarlyStopping.model_validate(
         {
             "kind": "metric_early_stopping",
@@ -47,9 +45,7 @@ def test_the_worst_run_is_stopped() -> None:
     three_runs(early)
 
     assert feed(early, "d", [0.9]) == {
-        1: StopRun(
-            "d", "truncation policy: best m 0.9 at step 1 is among the worst 25% (1 of 4 runs, minimize)"
-        )
+        1: StopRun("d", "truncation policy: best m 0.9 at step 1 is among the worst 25% (1 of 4 runs, minimize)")
     }
 
 

@@ -77,9 +77,7 @@ async def server(health: Health) -> AsyncIterator[HttpServer]:
         yield running
 
 
-async def test_healthz_is_ok_while_the_loop_beats(
-    server: HttpServer, health: Health, clock: FakeClock
-) -> None:
+async def test_healthz_is_ok_while_the_loop_beats(server: HttpServer, health: Health, clock: FakeClock) -> None:
     clock.advance(29.0)
     health.beat()
     clock.advance(29.0)
@@ -130,9 +128,7 @@ async def test_readyz_follows_set_ready(server: HttpServer, health: Health) -> N
     assert revoked.json() == {"status": "not_ready", "reason": "partitions revoked"}
 
 
-async def test_readiness_and_liveness_are_independent(
-    server: HttpServer, health: Health, clock: FakeClock
-) -> None:
+async def test_readiness_and_liveness_are_independent(server: HttpServer, health: Health, clock: FakeClock) -> None:
     health.set_ready(True)
     clock.advance(31.0)
 

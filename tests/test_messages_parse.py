@@ -99,9 +99,7 @@ def test_a_message_over_the_byte_cap_is_refused_before_decoding() -> None:
 
 
 def test_a_suggestion_message_round_trips() -> None:
-    message = parse_suggestion(
-        _suggestion(iteration=2, metadata={"optimizer": "tpe"}, operation={"kind": "op"})
-    )
+    message = parse_suggestion(_suggestion(iteration=2, metadata={"optimizer": "tpe"}, operation={"kind": "op"}))
     assert isinstance(message, SuggestionMessage)
     assert parse_message(message.to_json().encode()) == message
     assert json.loads(message.to_json())["schema"] == "bridge.suggestion/v1"
@@ -143,9 +141,7 @@ def test_operation_events_are_told_apart_by_event() -> None:
         ({}, "stop_operation", False),
     ],
 )
-def test_a_control_message_names_exactly_one_fitting_target(
-    targets: dict[str, str], action: str, valid: bool
-) -> None:
+def test_a_control_message_names_exactly_one_fitting_target(targets: dict[str, str], action: str, valid: bool) -> None:
     raw = json.dumps({"schema": "bridge.control/v1", "action": action, "study": "s", **targets}).encode()
     if valid:
         assert isinstance(parse_control(raw), ControlMessage)

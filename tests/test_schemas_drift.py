@@ -89,9 +89,7 @@ def test_contract_shard_list_without_schema_is_a_suggestion() -> None:
 def test_examples_are_the_contracts_own() -> None:
     if not CONTRACT.is_file():
         pytest.skip(f"{CONTRACT} is not beside this checkout")
-    blocks = [
-        json.loads(b) for b in re.findall(r"```json\n(.*?)```", CONTRACT.read_text(encoding="utf-8"), re.S)
-    ]
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", CONTRACT.read_text(encoding="utf-8"), re.S)]
     assert json.loads(SUGGESTION_EXAMPLE) in blocks
     assert json.loads(RESULT_EXAMPLE) in blocks
 
@@ -105,6 +103,4 @@ def test_examples_validate_against_the_published_json_schemas() -> None:
     for name, instances in examples.items():
         schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
         for instance in instances:
-            jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(
-                instance
-            )
+            jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(instance)

@@ -162,7 +162,7 @@ class LocalExecutor:
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, which is async-signal-safe
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             stdout.close()

@@ -74,9 +74,7 @@ class MetricsTail:
                 continue
             record = parse_line(raw.decode("utf-8", errors="replace"))
             if record is None:
-                log.warning(
-                    "metrics_line_ignored", path=str(self._path), line=raw[:200].decode(errors="replace")
-                )
+                log.warning("metrics_line_ignored", path=str(self._path), line=raw[:200].decode(errors="replace"))
                 continue
             self.last_metrics.update(record.metrics)
             if record.outputs is not None:

@@ -37,8 +37,14 @@ class ResultsTimeout(TimeoutError):
 class BridgeClient:
     """A producer for suggestions and a read_committed reader of results, for one optimizer process."""
 
-    def __init__(self, bootstrap_servers: str | None = None, *, kafka: KafkaSettings | None = None,
-                 topics: TopicsSettings | None = None, connect_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        *,
+        kafka: KafkaSettings | None = None,
+        topics: TopicsSettings | None = None,
+        connect_timeout_s: float = 30.0,
+    ) -> None:
         base = kafka or KafkaSettings()
         self._kafka = base.model_copy(update={"bootstrap_servers": bootstrap_servers}) if bootstrap_servers else base
         self._topics = topics or TopicsSettings()
@@ -58,10 +64,15 @@ class BridgeClient:
         """Connect, and start reading results from the end of the results topic."""
         kwargs = client_kwargs(self._kafka)
         self._producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
-        await with_broker_retry("connect", self._producer.start, give_up_after_s=self._connect_timeout_s,
-                                servers=self._kafka.bootstrap_servers)
-        self._consumer = AIOKafkaConsumer(**kwargs, group_id=None, enable_auto_commit=False,
-                                          isolation_level="read_committed")
+        await with_broker_retry(
+            "connect",
+            self._producer.start,
+            give_up_after_s=self._connect_timeout_s,
+            servers=self._kafka.bootstrap_servers,
+        )
+        self._consumer = AIOKafkaConsumer(
+            **kwargs, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+        )
         await self._consumer.start()
         partitions = await self._wait_partitions(self._topics.results)
         tps = [TopicPartition(self._topics.results, p) for p in sorted(partitions)]
@@ -94,27 +105,41 @@ class BridgeClient:
         if self._consumer is not None:
             await self._consumer.stop()
 
-    async def submit(self, study: str, template: str, suggestions: Sequence[Mapping[str, Any]], *,
-                     iteration: int | None = None, params: Mapping[str, Any] | None = None,
-                     metadata: Mapping[str, Any] | None = None) -> list[str]:
+    async def submit(
+        self,
+        study: str,
+        template: str,
+        suggestions: Sequence[Mapping[str, Any]],
+        *,
+        iteration: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> list[str]:
         """Publish one suggestion message (each suggestion `{"id"?: ..., "params": {...}}`); returns the
         suggestion ids, the given ones or those the bridge derives."""
-        message = SuggestionMessage.model_validate({
-            "study": study, "template": template, "iteration": iteration, "params": dict(params or {}),
-            "suggestions": [dict(s) for s in suggestions], "metadata": dict(metadata or {}),
-        })
+        message = SuggestionMessage.model_validate(
+            {
+                "study": study,
+                "template": template,
+                "iteration": iteration,
+                "params": dict(params or {}),
+                "suggestions": [dict(s) for s in suggestions],
+                "metadata": dict(metadata or {}),
+            }
+        )
         await self.send(message)
         return message.suggestion_ids()
 
     async def send(self, message: SuggestionMessage) -> None:
         """Publish a suggestion message as it is, and wait until the broker has it."""
-        assert self._producer is not None, "start() the client first"  # noqa: S101
-        await self._producer.send_and_wait(self._topics.suggestions, message.to_json().encode(),
-                                           key=message.study.encode())
+        assert self._producer is not None, "start() the client first"
+        await self._producer.send_and_wait(
+            self._topics.suggestions, message.to_json().encode(), key=message.study.encode()
+        )
 
     async def stream(self) -> AsyncIterator[RunResult]:
         """Every final result published from now on."""
-        assert self._consumer is not None, "start() the client first"  # noqa: S101
+        assert self._consumer is not None, "start() the client first"
         while True:
             batches = await self._consumer.getmany(timeout_ms=500)
             for records in batches.values():

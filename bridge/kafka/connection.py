@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -56,14 +57,17 @@ async def with_broker_retry(
                 return await action()
     except RetryError as exc:
         cause = exc.last_attempt.exception()
-        raise Retryable(
-            f"cannot reach Kafka at {servers} to {what} after {give_up_after_s:g} s: {cause}"
-        ) from cause
+        raise Retryable(f"cannot reach Kafka at {servers} to {what} after {give_up_after_s:g} s: {cause}") from cause
     raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying either returns or raises
 
 
-async def ensure_topics(kafka: KafkaSettings, topics: TopicsSettings, *, partitions: int, give_up_after_s: float,
-                        ) -> None:
+async def ensure_topics(
+    kafka: KafkaSettings,
+    topics: TopicsSettings,
+    *,
+    partitions: int,
+    give_up_after_s: float,
+) -> None:
     """Create the bridge's topics that do not exist yet (an existing topic is left as it is)."""
 
     async def create() -> None:
@@ -73,14 +77,14 @@ async def ensure_topics(kafka: KafkaSettings, topics: TopicsSettings, *, partiti
             existing = set(await admin.list_topics())
             wanted = [t for t in topics.model_dump().values() if t not in existing]
             if wanted:
-                try:
-                    await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
-                                               for t in wanted])
-                except TopicAlreadyExistsError:
-                    pass  # another replica created it meanwhile
+                with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it meanwhile
+                    await admin.create_topics(
+                        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in wanted]
+                    )
                 log.info("topics_created", topics=wanted, partitions=partitions)
         finally:
             await admin.close()
 
-    await with_broker_retry("create its topics", create, give_up_after_s=give_up_after_s,
-                            servers=kafka.bootstrap_servers)
+    await with_broker_retry(
+        "create its topics", create, give_up_after_s=give_up_after_s, servers=kafka.bootstrap_servers
+    )

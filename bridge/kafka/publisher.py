@@ -41,8 +41,13 @@ class Outgoing:
 class PartitionPublisher:
     """Owns the transactional producer of one input partition and publishes its records in transactions."""
 
-    def __init__(self, settings: BridgeSettings, source: Partition, tracker: OffsetTracker,
-                 on_commit: Callable[[int, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        source: Partition,
+        tracker: OffsetTracker,
+        on_commit: Callable[[int, float], None] | None = None,
+    ) -> None:
         self._settings = settings
         self._source = source
         self._tracker = tracker
@@ -130,7 +135,8 @@ class PartitionPublisher:
                     if offset is not None:
                         tp = TopicPartition(self._source.topic, self._source.partition)
                         await self._producer.send_offsets_to_transaction(
-                            {tp: OffsetAndMetadata(offset, "")}, self._settings.kafka.group_id)
+                            {tp: OffsetAndMetadata(offset, "")}, self._settings.kafka.group_id
+                        )
                     if futures:
                         await asyncio.gather(*futures)
                 break
@@ -139,8 +145,12 @@ class PartitionPublisher:
             except KafkaError as exc:
                 if attempt == TXN_RETRIES:
                     raise
-                log.warning("transaction_retry", transactional_id=self.transactional_id, attempt=attempt,
-                            error=str(exc))
+                log.warning(
+                    "transaction_retry",
+                    transactional_id=self.transactional_id,
+                    attempt=attempt,
+                    error=str(exc),
+                )
                 await asyncio.sleep(min(0.2 * 2**attempt, 5))  # backoff before the next transaction
         if self._on_commit is not None:
             self._on_commit(len(batch), time.monotonic() - began)

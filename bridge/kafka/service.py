@@ -84,8 +84,14 @@ class _Listener:
 
     async def run_progress(self, event: ProgressEvent) -> None:
         item = self._items[event.run_id]
-        self._service.publish(item.source, Outgoing(self._service.settings.topics.results, self._study,
-                                                    event.model_dump_json(by_alias=True).encode()))
+        self._service.publish(
+            item.source,
+            Outgoing(
+                self._service.settings.topics.results,
+                self._study,
+                event.model_dump_json(by_alias=True).encode(),
+            ),
+        )
 
     async def run_finished(self, result: RunResult) -> None:
         item = self._items[result.run_id]
@@ -106,8 +112,14 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
 class BridgeService:
     """One replica of the bridge: run until `stop()`, then drain."""
 
-    def __init__(self, settings: BridgeSettings, *, executor: Executor | None = None,
-                 telemetry: Telemetry | None = None, connect_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        *,
+        executor: Executor | None = None,
+        telemetry: Telemetry | None = None,
+        connect_timeout_s: float = 30.0,
+    ) -> None:
         self.settings = settings
         self.templates = Templates(settings)
         self.telemetry = telemetry or Telemetry(templates=self.templates.names())
@@ -115,7 +127,9 @@ class BridgeService:
         self._connect_timeout_s = connect_timeout_s
         self._runtime = Runtime(
             executor=executor or LocalExecutor(max_parallel=settings.executor.max_parallel),
-            ledger=MemoryLedger(), workdir=settings.workdir, cache=FileCache(settings.workdir / "cache"),
+            ledger=MemoryLedger(),
+            workdir=settings.workdir,
+            cache=FileCache(settings.workdir / "cache"),
             stop_grace_s=min(10.0, settings.shutdown_grace_s),
         )
         self._tracker = OffsetTracker()
@@ -130,7 +144,8 @@ class BridgeService:
         self._paused = False
         self._stopping = asyncio.Event()
         self._batcher: Batcher[_BatchKey, _Item] = Batcher(
-            settings.batching.linger_ms / 1000, settings.batching.max_configs, self._start_operation)
+            settings.batching.linger_ms / 1000, settings.batching.max_configs, self._start_operation
+        )
         self._consumer: AIOKafkaConsumer | None = None
         self._http: HttpServer | None = None
         self.http_port: int | None = None
@@ -150,12 +165,19 @@ class BridgeService:
         try:
             await ensure_topics(s.kafka, s.topics, partitions=4, give_up_after_s=self._connect_timeout_s)
             consumer = AIOKafkaConsumer(
-                **client_kwargs(s.kafka), group_id=s.kafka.group_id, enable_auto_commit=False,
-                isolation_level="read_committed", auto_offset_reset="earliest",
+                **client_kwargs(s.kafka),
+                group_id=s.kafka.group_id,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
                 max_partition_fetch_bytes=max(s.max_message_bytes, 1024 * 1024),
             )
-            await with_broker_retry("connect its consumer", consumer.start, give_up_after_s=self._connect_timeout_s,
-                                    servers=s.kafka.bootstrap_servers)
+            await with_broker_retry(
+                "connect its consumer",
+                consumer.start,
+                give_up_after_s=self._connect_timeout_s,
+                servers=s.kafka.bootstrap_servers,
+            )
             self._consumer = consumer
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=_Rebalance(self))
             log.info("bridge_serving", topics=[s.topics.suggestions, s.topics.control], group=s.kafka.group_id)
@@ -203,7 +225,7 @@ class BridgeService:
     @staticmethod
     def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
         # `position()` is a coroutine in aiokafka; the fetcher's cached one is enough for a gauge.
-        state = consumer._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
+        state = consumer._subscription.subscription.assignment.state_value(tp)
         return int(state.position) if state is not None and state.has_valid_position else 0
 
     async def _drain(self) -> None:
@@ -250,8 +272,12 @@ class BridgeService:
     async def _publisher(self, part: Partition) -> PartitionPublisher:
         publisher = self._publishers.get(part)
         if publisher is None:
-            publisher = PartitionPublisher(self.settings, part, self._tracker,
-                                           on_commit=lambda n, s: self.telemetry.publish_transaction(s))
+            publisher = PartitionPublisher(
+                self.settings,
+                part,
+                self._tracker,
+                on_commit=lambda n, s: self.telemetry.publish_transaction(s),
+            )
             await publisher.start()
             self._publishers[part] = publisher
         return publisher
@@ -303,15 +329,34 @@ class BridgeService:
             self._known.popitem(last=False)
 
     def _dead_letter(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
-        letter = DeadLetter.of_record(topic=record.topic, partition=record.partition, offset=record.offset,
-                                      key=record.key, value=record.value, timestamp_ms=record.timestamp,
-                                      error=error)
-        log.warning("dead_letter", partition=record.partition, offset=record.offset, type=error.type,
-                    field=error.field, message=error.message[:300])
+        letter = DeadLetter.of_record(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            timestamp_ms=record.timestamp,
+            error=error,
+        )
+        log.warning(
+            "dead_letter",
+            partition=record.partition,
+            offset=record.offset,
+            type=error.type,
+            field=error.field,
+            message=error.message[:300],
+        )
         self.telemetry.dead_lettered(error.type)
         self.telemetry.suggestion_received("_unknown", "dead_lettered")
-        self.publish(part, Outgoing(self.settings.topics.dead_letters, record.key, letter.to_json().encode(),
-                                    completes=record.offset))
+        self.publish(
+            part,
+            Outgoing(
+                self.settings.topics.dead_letters,
+                record.key,
+                letter.to_json().encode(),
+                completes=record.offset,
+            ),
+        )
 
     def _control(self, record: ConsumerRecord) -> None:
         try:
@@ -338,11 +383,26 @@ class BridgeService:
         accepted = items[0].accepted
         ids = sorted(i.run.run_id for i in items)
         operation_id = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
-        runs = [PlannedRun(index=n, run_id=i.run.run_id, params=i.run.params, given=i.run.given,
-                           suggestion_id=i.run.suggestion_id, iteration=i.run.iteration, metadata=i.run.metadata)
-                for n, i in enumerate(items)]
-        plan = OperationPlan(operation_id=operation_id, operation=accepted.operation, runs=runs,
-                             cwd=self.settings.base_dir, study=key.study, template=key.template)
+        runs = [
+            PlannedRun(
+                index=n,
+                run_id=i.run.run_id,
+                params=i.run.params,
+                given=i.run.given,
+                suggestion_id=i.run.suggestion_id,
+                iteration=i.run.iteration,
+                metadata=i.run.metadata,
+            )
+            for n, i in enumerate(items)
+        ]
+        plan = OperationPlan(
+            operation_id=operation_id,
+            operation=accepted.operation,
+            runs=runs,
+            cwd=self.settings.base_dir,
+            study=key.study,
+            template=key.template,
+        )
         by_run = {i.run.run_id: i for i in items}
         runner = OperationRunner(plan, self._runtime, _Listener(self, key.study, by_run))
         self._runners[operation_id] = runner
@@ -350,12 +410,24 @@ class BridgeService:
             self._run_owner[item.run.run_id] = runner
             self._suggestion_runs[(key.study, item.run.suggestion_id)] = item.run.run_id
         self.telemetry.operation_created(len(items))
-        created = OperationCreated(study=key.study, template=key.template, operation_id=operation_id, at=_now(),
-                                   operation=self._operation_document(accepted, items))
-        self.publish(key.source, Outgoing(self.settings.topics.operations, key.study.encode(),
-                                          created.to_json().encode()))
-        log.info("operation_created", study=key.study, template=key.template, operation_id=operation_id,
-                 runs=len(items))
+        created = OperationCreated(
+            study=key.study,
+            template=key.template,
+            operation_id=operation_id,
+            at=_now(),
+            operation=self._operation_document(accepted, items),
+        )
+        self.publish(
+            key.source,
+            Outgoing(self.settings.topics.operations, key.study.encode(), created.to_json().encode()),
+        )
+        log.info(
+            "operation_created",
+            study=key.study,
+            template=key.template,
+            operation_id=operation_id,
+            runs=len(items),
+        )
         task = asyncio.create_task(self._run_operation(runner, key, items))
         self._operations.add(task)
         task.add_done_callback(self._operations.discard)
@@ -381,12 +453,17 @@ class BridgeService:
                 self._suggestion_runs.pop((key.study, item.run.suggestion_id), None)
         counts = outcome.counts()
         finished = OperationFinished(
-            study=key.study, template=key.template, operation_id=outcome.operation_id, at=_now(),
+            study=key.study,
+            template=key.template,
+            operation_id=outcome.operation_id,
+            at=_now(),
             counts=OperationCounts(**{k: v for k, v in counts.items() if k in OperationCounts.model_fields}),
             early_stopping=EarlyStop.model_validate(vars(outcome.early_stop)) if outcome.early_stop else None,
         )
-        self.publish(key.source, Outgoing(self.settings.topics.operations, key.study.encode(),
-                                          finished.to_json().encode()))
+        self.publish(
+            key.source,
+            Outgoing(self.settings.topics.operations, key.study.encode(), finished.to_json().encode()),
+        )
 
     def finish_run(self, item: _Item, result: RunResult) -> None:
         """A run's one final result: publish it with the offset it completes."""
@@ -396,5 +473,12 @@ class BridgeService:
         self.telemetry.set_runs_in_flight(self._in_flight)
         self.telemetry.run_finished(result.status.value, cached=result.cached, duration_s=result.duration_s)
         self._remember(result.run_id, finished=True)
-        self.publish(item.source, Outgoing(self.settings.topics.results, (result.study or "").encode(),
-                                           result.to_json().encode(), completes=item.offset))
+        self.publish(
+            item.source,
+            Outgoing(
+                self.settings.topics.results,
+                (result.study or "").encode(),
+                result.to_json().encode(),
+                completes=item.offset,
+            ),
+        )

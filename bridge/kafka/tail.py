@@ -28,23 +28,34 @@ def _table(rows: dict[str, dict[str, Any]], ops: dict[str, dict[str, Any]]) -> T
         if r.get("cached"):
             status += " (cached)"
         duration = r.get("duration_s")
-        table.add_row(str(r.get("study")), str(r.get("suggestion_id") or r.get("run_id")), status,
-                      fmt_mapping(r.get("outputs") or {}) or (r.get("error") or {}).get("message", ""),
-                      str(r.get("attempt", "")), f"{duration:.1f}s" if isinstance(duration, float) else "")
+        table.add_row(
+            str(r.get("study")),
+            str(r.get("suggestion_id") or r.get("run_id")),
+            status,
+            fmt_mapping(r.get("outputs") or {}) or (r.get("error") or {}).get("message", ""),
+            str(r.get("attempt", "")),
+            f"{duration:.1f}s" if isinstance(duration, float) else "",
+        )
     return table
 
 
-async def tail(settings: BridgeSettings, *, study: str | None, output: str, from_beginning: bool,
-               limit: int | None) -> None:
+async def tail(
+    settings: BridgeSettings, *, study: str | None, output: str, from_beginning: bool, limit: int | None
+) -> None:
     """Print results (and operation events, in JSON mode) as they are committed, until interrupted."""
     as_table = output == "table" or (output == "auto" and sys.stdout.isatty())
     consumer = AIOKafkaConsumer(
-        settings.topics.results, settings.topics.operations, **client_kwargs(settings.kafka), group_id=None,
-        enable_auto_commit=False, isolation_level="read_committed",
+        settings.topics.results,
+        settings.topics.operations,
+        **client_kwargs(settings.kafka),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
-    await with_broker_retry("follow results", consumer.start, give_up_after_s=30,
-                            servers=settings.kafka.bootstrap_servers)
+    await with_broker_retry(
+        "follow results", consumer.start, give_up_after_s=30, servers=settings.kafka.bootstrap_servers
+    )
     rows: dict[str, dict[str, Any]] = {}
     ops: dict[str, dict[str, Any]] = {}
     seen = 0

@@ -125,9 +125,7 @@ def _parse_component(data: Any, source: str) -> V1Component:
         raise  # unreachable, as above
 
 
-def fetch_url(
-    url: str, *, source: str, timeout_s: float = URL_TIMEOUT_S, max_bytes: int = MAX_COMPONENT_BYTES
-) -> str:
+def fetch_url(url: str, *, source: str, timeout_s: float = URL_TIMEOUT_S, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
     """GET an http(s) component with a deadline for the whole download and a size cap."""
 
     def fail(reason: str) -> ComponentFetchFailed:
@@ -170,9 +168,7 @@ def _read_yaml(path: Path, source: str) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise PolyaxonfileError(
-            source=source, problems=[Problem("", f"cannot read the file: {reason}")]
-        ) from exc
+        raise PolyaxonfileError(source=source, problems=[Problem("", f"cannot read the file: {reason}")]) from exc
     return _parse_yaml(text, source)
 
 
@@ -183,9 +179,7 @@ def _parse_yaml(text: str, source: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise PolyaxonfileError(
-            source=source, problems=[Problem("", f"invalid YAML{where}: {problem}")]
-        ) from exc
+        raise PolyaxonfileError(source=source, problems=[Problem("", f"invalid YAML{where}: {problem}")]) from exc
     if data is None:
         raise PolyaxonfileError(source=source, problems=[Problem("", "the file is empty")])
     return data

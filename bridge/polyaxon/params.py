@@ -34,9 +34,7 @@ def expand_runs(
     where = source or op.name or "<operation>"
     component = op.component
     if component is None:
-        raise PolyaxonfileError(
-            source=where, problems=[Problem("component", "the component is not resolved")]
-        )
+        raise PolyaxonfileError(source=where, problems=[Problem("component", "the component is not resolved")])
     entries = _entries(op, values, values_path, where)
 
     problems: list[Problem] = []
@@ -72,9 +70,7 @@ def _entries(
     return op.matrix.values
 
 
-def _op_params(
-    op: V1Operation, component: V1Component, problems: list[Problem]
-) -> tuple[dict[str, Any], set[str]]:
+def _op_params(op: V1Operation, component: V1Component, problems: list[Problem]) -> tuple[dict[str, Any], set[str]]:
     """The op's own params, parsed once (a problem there is reported once, not per run)."""
     declared = {io.name: io for io in component.io}
     parsed: dict[str, Any] = {}
@@ -140,9 +136,7 @@ def _undeclared(name: str, path: str, strict: bool, context_only: bool | None) -
     if name in RESERVED_IO_NAMES:
         return Problem(path, f"`{name}` is taken by the templating context; use another name")
     if strict and context_only is not True:
-        return Problem(
-            path, f"Received undeclared param `{name}`; declare an input/output or set `contextOnly: true`."
-        )
+        return Problem(path, f"Received undeclared param `{name}`; declare an input/output or set `contextOnly: true`.")
     return None
 
 

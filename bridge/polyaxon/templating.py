@@ -109,9 +109,7 @@ def _render(
         argv += _render_argv(templates, f"{_CONTAINER}.{name}", context, problems)
     if not argv and not problems:
         # No image entrypoint to fall back on: a local or Ray run needs a program to start.
-        problems.append(
-            Problem(_CONTAINER, "needs a `command` or `args` to run (the rendered argv is empty)")
-        )
+        problems.append(Problem(_CONTAINER, "needs a `command` or `args` to run (the rendered argv is empty)"))
     env: dict[str, str] = {}
     for index, var in enumerate(container.env or []):
         env[var.name] = _render_one(var.value or "", f"{_CONTAINER}.env[{index}].value", context, problems)

@@ -38,9 +38,7 @@ def compact_json(value: Any) -> str:
     if isinstance(value, Mapping):
         return (
             "{"
-            + ",".join(
-                f"{json.dumps(str(k), ensure_ascii=False)}:{compact_json(v)}" for k, v in value.items()
-            )
+            + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{compact_json(v)}" for k, v in value.items())
             + "}"
         )
     if isinstance(value, list | tuple | set):

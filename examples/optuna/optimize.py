@@ -58,9 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--template", default="quick-start", help="bridge template (default %(default)s)")
     parser.add_argument("--iterations", type=int, default=5, help="batches to run (default %(default)s)")
     parser.add_argument("--batch", type=int, default=4, help="trials per batch (default %(default)s)")
-    parser.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to await a batch's results (%(default)s)"
-    )
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to await a batch's results (%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default %(default)s)")
     parser.add_argument(
         "--startup-trials",

@@ -229,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 1
     log_outputs(loss=loss, accuracy=accuracy)
-    print(
-        f"done in {time.perf_counter() - started:.2f}s: loss={loss:.4f} accuracy={accuracy:.4f}", flush=True
-    )
+    print(f"done in {time.perf_counter() - started:.2f}s: loss={loss:.4f} accuracy={accuracy:.4f}", flush=True)
     return 0
 
 

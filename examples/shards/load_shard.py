@@ -67,9 +67,7 @@ def load(source_dir: Path, shard: str) -> tuple[int, Decimal]:
     path = source_dir / f"{shard}.csv"
     if not path.is_file():
         available = sorted(p.stem for p in source_dir.glob("*.csv"))
-        raise ShardError(
-            f"shard {shard!r} not found: no file {path}; available: {', '.join(available) or 'none'}"
-        )
+        raise ShardError(f"shard {shard!r} not found: no file {path}; available: {', '.join(available) or 'none'}")
     rows, total = 0, Decimal(0)
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -81,9 +79,7 @@ def load(source_dir: Path, shard: str) -> tuple[int, Decimal]:
                 try:
                     total += Decimal((value or "").strip())
                 except InvalidOperation:
-                    raise ShardError(
-                        f"{path}:{reader.line_num}: {COLUMN}={value!r} is not a number"
-                    ) from None
+                    raise ShardError(f"{path}:{reader.line_num}: {COLUMN}={value!r} is not a number") from None
                 rows += 1
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ShardError(f"{path}: cannot read: {e}") from e

@@ -24,11 +24,7 @@ async def test_global_cap_limits_operations_sharing_a_runtime(engine: Engine) ->
     import asyncio
 
     runtime = engine.runtime(max_parallel=2)
-    a = engine.operation(
-        [{"name": f"a{i}", "sleep": 0.4} for i in range(3)], name="op-a", matrix={"concurrency": 3}
-    )
-    b = engine.operation(
-        [{"name": f"b{i}", "sleep": 0.4} for i in range(3)], name="op-b", matrix={"concurrency": 3}
-    )
+    a = engine.operation([{"name": f"a{i}", "sleep": 0.4} for i in range(3)], name="op-a", matrix={"concurrency": 3})
+    b = engine.operation([{"name": f"b{i}", "sleep": 0.4} for i in range(3)], name="op-b", matrix={"concurrency": 3})
     await asyncio.gather(engine.run(a, runtime=runtime), engine.run(b, runtime=runtime))
     assert max_overlap(engine.executions()) == 2

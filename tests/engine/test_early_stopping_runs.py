@@ -82,9 +82,7 @@ async def test_median_policy_prunes_a_run_worse_than_the_median(engine: Engine) 
     first, second, pruned = outcome.results
     assert first.status is second.status is RunStatus.SUCCEEDED
     assert pruned.status is RunStatus.STOPPED
-    assert (
-        pruned.error is not None and pruned.error.type == "early_stopped" and "median" in pruned.error.message
-    )
+    assert pruned.error is not None and pruned.error.type == "early_stopped" and "median" in pruned.error.message
     assert outcome.early_stop is None  # a pruned run does not stop the operation
     (bad_run,) = engine.executions("r2")
     assert bad_run.end is None  # it was stopped before its last step

@@ -7,9 +7,7 @@ from tests.engine_support import Engine
 
 async def test_a_hostile_value_arrives_as_one_argument(engine: Engine) -> None:
     hostile = '"; rm -rf ~ $(touch pwned) `touch pwned2` | tee x'
-    (result,) = (
-        await engine.run(engine.operation([{"name": "h", "values": hostile.replace(",", "")}]))
-    ).results
+    (result,) = (await engine.run(engine.operation([{"name": "h", "values": hostile.replace(",", "")}]))).results
     # `values` is parsed by the job as floats, so it fails; what matters is the argv it received.
     (execution,) = engine.executions()
     assert f"--values={hostile}" in execution.argv

@@ -37,9 +37,7 @@ def has(value: bytes) -> Callable[[Records], bool]:
     return lambda records: value in values(records)
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[object]], expected: object, within_s: float = 20.0
-) -> None:
+async def eventually(probe: Callable[[], Awaitable[object]], expected: object, within_s: float = 20.0) -> None:
     """Poll ``probe`` until it returns ``expected``; fail with the last value after ``within_s`` seconds."""
     deadline = time.monotonic() + within_s
     while (got := await probe()) != expected:
@@ -130,9 +128,7 @@ async def test_read_committed_sees_committed_transactions_and_never_aborted_ones
     committed = await read_topic(kafka_bootstrap, topic, until=has(b"committed-3"))
     assert values(committed) == [b"committed-1", b"committed-2", b"committed-3"]
     # The aborted record is in the log all the same: read_committed is what hides it.
-    everything = await read_topic(
-        kafka_bootstrap, topic, until=has(b"committed-3"), isolation_level="read_uncommitted"
-    )
+    everything = await read_topic(kafka_bootstrap, topic, until=has(b"committed-3"), isolation_level="read_uncommitted")
     assert values(everything) == [b"committed-1", b"committed-2", b"aborted", b"committed-3"]
 
 

@@ -133,9 +133,7 @@ def test_an_operation_needs_exactly_one_component_source() -> None:
     with pytest.raises(PolyaxonfileError, match="no component"):
         parse_operation({"kind": "operation"}, source="op.yaml", base_dir=None)
     with pytest.raises(PolyaxonfileError, match="At most one reference"):
-        parse_operation(
-            {"kind": "operation", "pathRef": "a", "urlRef": "http://x"}, source="op.yaml", base_dir=None
-        )
+        parse_operation({"kind": "operation", "pathRef": "a", "urlRef": "http://x"}, source="op.yaml", base_dir=None)
 
 
 def test_unreadable_files_and_bad_yaml_are_clear(tmp_path: Path) -> None:

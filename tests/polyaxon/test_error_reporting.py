@@ -41,9 +41,7 @@ def test_every_problem_of_every_run_is_reported_together(tmp_path: Path) -> None
 
 
 def test_schema_problems_are_collected_in_one_pass() -> None:
-    data = operation(
-        [{"epochs": 1}], matrix={"concurrency": 0, "bogus": 1}, name="bad name", cache={"ttl": "x"}
-    )
+    data = operation([{"epochs": 1}], matrix={"concurrency": 0, "bogus": 1}, name="bad name", cache={"ttl": "x"})
 
     with pytest.raises(PolyaxonfileError) as caught:
         parse(data)
@@ -60,9 +58,7 @@ def test_the_kafka_service_names_its_own_paths() -> None:
     template = parse(operation(matrix={"concurrency": 2}))
 
     with pytest.raises(PolyaxonfileError) as caught:
-        expand_runs(
-            template, [{"epochs": 1}, {"epochs": "x"}], source="cnn-tpe/cnn", values_path="suggestions"
-        )
+        expand_runs(template, [{"epochs": 1}, {"epochs": "x"}], source="cnn-tpe/cnn", values_path="suggestions")
 
     assert caught.value.source == "cnn-tpe/cnn"
     assert caught.value.path == "suggestions[1].epochs"

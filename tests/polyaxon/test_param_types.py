@@ -107,9 +107,7 @@ def test_a_bad_value_in_a_run_is_reported_at_its_path_in_the_mapping() -> None:
 def test_a_bad_op_param_is_reported_once_at_params() -> None:
     found = problems(operation([{}, {}, {}], params={"epochs": "many"}))
 
-    assert [(p.path, p.message) for p in found] == [
-        ("params.epochs", "Could not parse value `many` to `int`")
-    ]
+    assert [(p.path, p.message) for p in found] == [("params.epochs", "Could not parse value `many` to `int`")]
 
 
 def test_an_input_without_a_type_takes_any_value() -> None:
@@ -135,6 +133,4 @@ def test_options_restrict_the_values() -> None:
 def test_a_default_that_does_not_parse_is_reported_on_the_input() -> None:
     found = problems(operation([{}], component=component([{"name": "n", "type": "int", "value": "x"}])))
 
-    assert [(p.path, p.message) for p in found] == [
-        ("component.inputs[0].value", "Could not parse value `x` to `int`")
-    ]
+    assert [(p.path, p.message) for p in found] == [("component.inputs[0].value", "Could not parse value `x` to `int`")]

@@ -45,9 +45,7 @@ def test_strict_params_rejects_undeclared_keys_in_runs_and_op_params() -> None:
 
 
 def test_strict_params_lets_context_only_op_params_through() -> None:
-    op = parse(
-        operation([{"epochs": 1}], params={"bar": {"value": 2, "contextOnly": True}}, strictParams=True)
-    )
+    op = parse(operation([{"epochs": 1}], params={"bar": {"value": 2, "contextOnly": True}}, strictParams=True))
 
     assert expand_runs(op)[0]["bar"] == 2
 

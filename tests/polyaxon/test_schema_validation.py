@@ -37,9 +37,7 @@ def test_an_unknown_top_level_key_is_an_unexpected_section() -> None:
         ({"params": {"epochs": {"value": 1, "colour": "red"}}}, "params.epochs.colour"),
     ],
 )
-def test_unknown_keys_in_the_operation_are_rejected_where_they_are(
-    where: dict[str, Any], expected: str
-) -> None:
+def test_unknown_keys_in_the_operation_are_rejected_where_they_are(where: dict[str, Any], expected: str) -> None:
     data = operation([{"epochs": 1}])
     for key, value in where.items():
         data[key] = {**data[key], **value} if key == "matrix" else value

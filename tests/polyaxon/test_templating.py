@@ -118,9 +118,7 @@ def test_as_arg_as_str_and_flags_follow_polyaxon() -> None:
 
 
 def test_an_unset_optional_is_dropped_when_it_is_the_whole_element() -> None:
-    run = render(
-        [{"name": "seed", "type": "int", "isOptional": True}], {}, args=["{{ seed }}", "--seed={{ seed }}"]
-    )
+    run = render([{"name": "seed", "type": "int", "isOptional": True}], {}, args=["{{ seed }}", "--seed={{ seed }}"])
 
     # Polyaxon omits an item rendering "None"; inside a longer item the text stays, as in Polyaxon.
     assert run.argv == ["echo", "--seed=None"]
@@ -203,9 +201,7 @@ def test_template_syntax_errors_and_sandbox_escapes_are_problems() -> None:
 
 
 def test_a_value_dependent_failure_names_the_run() -> None:
-    data = operation(
-        [{"a": 2}, {"a": 0}], component=component([{"name": "a", "type": "int"}], args=["{{ 10 // a }}"])
-    )
+    data = operation([{"a": 2}, {"a": 0}], component=component([{"name": "a", "type": "int"}], args=["{{ 10 // a }}"]))
 
     (problem,) = problems(data)
 
@@ -238,9 +234,7 @@ def test_render_run_raises_when_a_template_fails() -> None:
         render_run(comp, {"n": 0}, GLOBALS)
 
 
-@pytest.mark.parametrize(
-    ("value", "text"), [(1e-5, "0.00001"), (1e-7, "1e-7"), (0.001, "0.001"), (2.0, "2.0")]
-)
+@pytest.mark.parametrize(("value", "text"), [(1e-5, "0.00001"), (1e-7, "1e-7"), (0.001, "0.001"), (2.0, "2.0")])
 def test_floats_as_text_are_spelled_as_polyaxon_spells_them(value: float, text: str) -> None:
     run = render([{"name": "lr", "type": "float"}], {"lr": value}, args=["{{ params.lr.as_arg }}"])
 
@@ -248,8 +242,6 @@ def test_floats_as_text_are_spelled_as_polyaxon_spells_them(value: float, text: 
 
 
 def test_text_keeps_non_ascii_characters() -> None:
-    run = render(
-        [{"name": "cfg", "type": "dict"}], {"cfg": {"city": "Zürich"}}, args=["{{ params.cfg.as_str }}"]
-    )
+    run = render([{"name": "cfg", "type": "dict"}], {"cfg": {"city": "Zürich"}}, args=["{{ params.cfg.as_str }}"])
 
     assert run.argv == ["echo", '{"city":"Zürich"}']

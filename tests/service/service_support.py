@@ -23,12 +23,16 @@ def service_settings(bootstrap: str, root: Path, **overrides: Any) -> BridgeSett
     """Settings with uuid-named topics and group, the test job registered as template `job`."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     record = root / "record"
-    template = {"component": job_component(), "matrix": {"kind": "mapping", "concurrency": 4},
-                "params": {"record": {"value": str(record)}}}
+    template = {
+        "component": job_component(),
+        "matrix": {"kind": "mapping", "concurrency": 4},
+        "params": {"record": {"value": str(record)}},
+    }
     data: dict[str, Any] = {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
-        "topics": {name: f"{prefix}.{name}" for name in
-                   ("suggestions", "results", "operations", "dead_letters", "control")},
+        "topics": {
+            name: f"{prefix}.{name}" for name in ("suggestions", "results", "operations", "dead_letters", "control")
+        },
         "batching": {"linger_ms": 100, "max_configs": 64},
         "http": {"host": "127.0.0.1", "port": 0},
         "workdir": str(root / "work"),
@@ -74,12 +78,25 @@ async def send_raw(bootstrap: str, topic: str, values: list[bytes], key: bytes =
         await producer.stop()
 
 
-def suggestion(study: str, params_list: list[dict[str, Any]], *, template: str = "job",
-               ids: list[str] | None = None, **fields: Any) -> bytes:
+def suggestion(
+    study: str,
+    params_list: list[dict[str, Any]],
+    *,
+    template: str = "job",
+    ids: list[str] | None = None,
+    **fields: Any,
+) -> bytes:
     """A `bridge.suggestion/v1` message's bytes."""
     suggestions = [{"params": p, **({"id": ids[i]} if ids else {})} for i, p in enumerate(params_list)]
-    return json.dumps({"schema": "bridge.suggestion/v1", "study": study, "template": template,
-                       "suggestions": suggestions, **fields}).encode()
+    return json.dumps(
+        {
+            "schema": "bridge.suggestion/v1",
+            "study": study,
+            "template": template,
+            "suggestions": suggestions,
+            **fields,
+        }
+    ).encode()
 
 
 def decoded(records: list[ConsumerRecord[bytes, bytes]], schema: str | None = None) -> list[dict[str, Any]]:
@@ -87,10 +104,14 @@ def decoded(records: list[ConsumerRecord[bytes, bytes]], schema: str | None = No
     return [m for m in out if schema is None or m.get("schema") == schema]
 
 
-async def read_until(bootstrap: str, topic: str, predicate: Callable[[list[dict[str, Any]]], bool],
-                     schema: str | None = None, timeout: float = 60) -> list[dict[str, Any]]:
-    records = await read_topic(bootstrap, topic, until=lambda rs: predicate(decoded(rs, schema)),
-                                 timeout_s=timeout)
+async def read_until(
+    bootstrap: str,
+    topic: str,
+    predicate: Callable[[list[dict[str, Any]]], bool],
+    schema: str | None = None,
+    timeout: float = 60,
+) -> list[dict[str, Any]]:
+    records = await read_topic(bootstrap, topic, until=lambda rs: predicate(decoded(rs, schema)), timeout_s=timeout)
     return decoded(records, schema)
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.service_support import count_results, read_until, running, send_raw, service_settings, suggestion
+from tests.service.service_support import (
+    count_results,
+    read_until,
+    running,
+    send_raw,
+    service_settings,
+    suggestion,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -21,8 +28,9 @@ async def test_one_dead_letter_per_bad_message_of_each_kind(kafka_bootstrap: str
         "unknown_template": suggestion("s", [{"name": "x"}], template="no-such-template"),
         "invalid_params": suggestion("s", [{"name": "ok"}, {"name": "bad", "sleep": "abc"}]),
         "inline_operation_refused": suggestion("s", [{"name": "x"}], operation={"kind": "operation"}),
-        "invalid_message": json.dumps({"schema": "bridge.suggestion/v1", "study": "s", "template": "job",
-                                       "suggestions": []}).encode(),
+        "invalid_message": json.dumps(
+            {"schema": "bridge.suggestion/v1", "study": "s", "template": "job", "suggestions": []}
+        ).encode(),
     }
     good = [suggestion("s", [{"name": f"good-{i}", "values": "0.1"}]) for i in range(3)]
     values = [good[0], *list(bad.values())[:3], good[1], *list(bad.values())[3:], good[2]]

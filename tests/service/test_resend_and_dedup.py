@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.service_support import count_results, read_until, running, send_raw, service_settings, suggestion
+from tests.service.service_support import (
+    count_results,
+    read_until,
+    running,
+    send_raw,
+    service_settings,
+    suggestion,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -21,11 +28,18 @@ async def test_a_resent_message_is_not_run_twice(kafka_bootstrap: str, tmp_path:
         results = await read_until(kafka_bootstrap, settings.topics.results, count_results(2), "bridge.result/v1")
         # a third copy after the results exist is recognised too; a fresh message afterwards proves the
         # service has read past all copies before we count
-        await send_raw(kafka_bootstrap, settings.topics.suggestions,
-                       [message, suggestion("s", [{"name": "marker"}])], key=b"s")
-        results = await read_until(kafka_bootstrap, settings.topics.results,
-                                   lambda ms: any(m.get("params", {}).get("name") == "marker" for m in ms),
-                                   "bridge.result/v1")
+        await send_raw(
+            kafka_bootstrap,
+            settings.topics.suggestions,
+            [message, suggestion("s", [{"name": "marker"}])],
+            key=b"s",
+        )
+        results = await read_until(
+            kafka_bootstrap,
+            settings.topics.results,
+            lambda ms: any(m.get("params", {}).get("name") == "marker" for m in ms),
+            "bridge.result/v1",
+        )
     names = sorted(r["params"]["name"] for r in results)
     assert names == ["marker", "once", "twice"]
     executions = [json.loads(f.read_text())["name"] for f in (tmp_path / "record").glob("*.json")]
@@ -37,12 +51,19 @@ async def test_identical_params_under_other_ids_run_once_and_later_hits_are_cach
 ) -> None:
     settings = service_settings(kafka_bootstrap, tmp_path)
     async with running(settings):
-        await send_raw(kafka_bootstrap, settings.topics.suggestions,
-                       [suggestion("s", [{"name": "same", "sleep": 0.5, "values": "0.2"}] * 2, ids=["a", "b"])],
-                       key=b"s")
+        await send_raw(
+            kafka_bootstrap,
+            settings.topics.suggestions,
+            [suggestion("s", [{"name": "same", "sleep": 0.5, "values": "0.2"}] * 2, ids=["a", "b"])],
+            key=b"s",
+        )
         first = await read_until(kafka_bootstrap, settings.topics.results, count_results(2), "bridge.result/v1")
-        await send_raw(kafka_bootstrap, settings.topics.suggestions,
-                       [suggestion("s", [{"name": "same", "sleep": 0.5, "values": "0.2"}], ids=["c"])], key=b"s")
+        await send_raw(
+            kafka_bootstrap,
+            settings.topics.suggestions,
+            [suggestion("s", [{"name": "same", "sleep": 0.5, "values": "0.2"}], ids=["c"])],
+            key=b"s",
+        )
         results = await read_until(kafka_bootstrap, settings.topics.results, count_results(3), "bridge.result/v1")
     assert sorted(r["cached"] for r in first) == [False, True]
     third = next(r for r in results if r["suggestion_id"] == "c")

@@ -46,13 +46,21 @@ async def test_sigterm_lets_running_runs_finish_publishes_and_commits(kafka_boot
     port = _free_port()
     settings = service_settings(kafka_bootstrap, tmp_path, http={"host": "127.0.0.1", "port": port})
     record = tmp_path / "record"
-    proc = subprocess.Popen([sys.executable, "-m", "bridge", "serve", "-c", str(tmp_path / "bridge.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge", "serve", "-c", str(tmp_path / "bridge.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait(lambda: _ready(port) or proc.poll() is not None)
         assert proc.poll() is None, proc.communicate()[1]
-        await send_raw(kafka_bootstrap, settings.topics.suggestions,
-                       [suggestion("s", [{"name": f"slow-{i}", "sleep": 2.0} for i in range(3)])], key=b"s")
+        await send_raw(
+            kafka_bootstrap,
+            settings.topics.suggestions,
+            [suggestion("s", [{"name": f"slow-{i}", "sleep": 2.0} for i in range(3)])],
+            key=b"s",
+        )
         _wait(lambda: len(list(record.glob("*.json"))) == 3)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=90)
@@ -76,9 +84,27 @@ async def test_sigterm_lets_running_runs_finish_publishes_and_commits(kafka_boot
 def test_unreachable_broker_at_start_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
     dead = f"127.0.0.1:{_free_port()}"
     began = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "bridge", "serve", "--bootstrap-servers", dead, "--connect-timeout",
-                          "3", "--http-port", "0", "--workdir", str(tmp_path / "w")],
-                         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "serve",
+            "--bootstrap-servers",
+            dead,
+            "--connect-timeout",
+            "3",
+            "--http-port",
+            "0",
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
@@ -91,9 +117,26 @@ def test_unreachable_broker_at_start_is_one_clear_line_and_exit_1(tmp_path: Path
 def test_submit_validates_before_sending(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"params": {"x": 1}}]))
-    out = subprocess.run([sys.executable, "-m", "bridge", "submit", "--study", "bad study!", "--template", "job",
-                          "-f", str(bad), "--bootstrap-servers", "127.0.0.1:1"],
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bridge",
+            "submit",
+            "--study",
+            "bad study!",
+            "--template",
+            "job",
+            "-f",
+            str(bad),
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 2
     assert "study" in out.stderr
     assert "Traceback" not in out.stderr
@@ -106,9 +149,26 @@ async def test_submit_publishes_a_message_the_bridge_accepts(kafka_bootstrap: st
     shards = tmp_path / "shards.yaml"
     shards.write_text("- {name: part-1}\n- {name: part-2}\n")
     async with running(settings):
-        out = subprocess.run([sys.executable, "-m", "bridge", "submit", "-c", str(tmp_path / "bridge.yaml"),
-                              "--study", "ingest", "--template", "job", "-f", str(shards)],
-                             capture_output=True, text=True, timeout=60, check=False)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "submit",
+                "-c",
+                str(tmp_path / "bridge.yaml"),
+                "--study",
+                "ingest",
+                "--template",
+                "job",
+                "-f",
+                str(shards),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert out.returncode == 0, out.stderr
         ids = out.stdout.split()
         results = await read_until(kafka_bootstrap, settings.topics.results, count_results(2), "bridge.result/v1")
