@@ -27,6 +27,7 @@ READY_TIMEOUT=60 # seconds for the bridge to connect and get its partitions
 DRAIN_TIMEOUT=60 # seconds for the bridge to drain after SIGTERM (its shutdown_grace_s is 30)
 
 BRIDGE_PID=""
+OPTIMIZER_PID=""
 OWN_BROKER=""
 
 say() { echo "demo: $*" >&2; }
@@ -35,6 +36,7 @@ die() {
     exit 1
 }
 
+((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)) || die "needs bash 5.1 or newer (wait -n -p)"
 [[ -x "${BIN}/bridge" ]] || die "${BIN}/bridge not found: run 'make demo' (its install step sets up .venv)"
 [[ -f "${CONFIG}" ]] || die "no bridge config at ${CONFIG}"
 
@@ -45,6 +47,7 @@ import socket, sys
 held = []
 def grab(port):
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the bridge's server does: TIME_WAIT is free
     s.bind(("0.0.0.0" if port else "127.0.0.1", port))  # the bridge's HTTP server binds 0.0.0.0
     held.append(s)
     return s.getsockname()[1]
@@ -61,6 +64,10 @@ EOF
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [[ -n "${OPTIMIZER_PID}" ]] && kill -0 "${OPTIMIZER_PID}" 2>/dev/null; then
+        kill -TERM "${OPTIMIZER_PID}" 2>/dev/null || true  # interrupted: it ignores SIGINT in the background
+        wait "${OPTIMIZER_PID}" 2>/dev/null || true
+    fi
     if [[ -n "${BRIDGE_PID}" ]] && kill -0 "${BRIDGE_PID}" 2>/dev/null; then
         say "stopping the bridge (SIGTERM; it drains running runs, publishes and commits)"
         kill -TERM "${BRIDGE_PID}" 2>/dev/null || true
@@ -138,7 +145,17 @@ say "    ${BIN}/bridge tail --bootstrap-servers ${BOOTSTRAP}"
 echo >&2
 
 # ---- 3. the optimizer ------------------------------------------------------------------------------------
+# In the background, so that a bridge dying under it ends the demo at once rather than at its --timeout.
+"${PY}" -u examples/optuna/optimize.py --bootstrap-servers "${BOOTSTRAP}" "$@" &
+OPTIMIZER_PID=$!
 rc=0
-"${PY}" -u examples/optuna/optimize.py --bootstrap-servers "${BOOTSTRAP}" "$@" || rc=$?
+finished=""
+wait -n -p finished "${OPTIMIZER_PID}" "${BRIDGE_PID}" || rc=$?
 echo >&2
+if [[ "${finished}" == "${BRIDGE_PID}" ]]; then
+    BRIDGE_PID=""  # reaped
+    tail -n 30 "${BRIDGE_LOG}" >&2 || true
+    die "the bridge exited (status ${rc}) while the optimizer was waiting for it; see ${BRIDGE_LOG}"
+fi
+OPTIMIZER_PID=""  # reaped
 exit "${rc}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import time
@@ -179,15 +180,25 @@ class ExternalKafkaBroker:
 
 
 def _free_ports(count: int) -> list[int]:
-    # Hold every socket open until all are chosen, so the ports differ from one another.
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Ports free on 127.0.0.1 and outside the kernel's ephemeral range.
+
+    Outside it, because a client's outgoing socket (or a client reconnecting to the stopped broker, which can
+    connect to itself) takes its local port from that range and would then hold the broker's port.
+    """
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    pool = list(range(20000, low)) if low > 21000 else list(range(high + 1, 65536))
+    random.shuffle(pool)
+    ports: list[int] = []
+    for port in pool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} free ports outside the ephemeral range {low}-{high}")
 
 
 @pytest.fixture(scope="session")
