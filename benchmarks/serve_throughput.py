@@ -30,8 +30,11 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import dataclasses
+import datetime as dt
 import io
 import json
+import logging
 import os
 import pstats
 import random
@@ -361,14 +364,14 @@ async def baseline(bootstrap: str, n: int, *, transactional: bool, seed: int) ->
     task = asyncio.create_task(_loop(consumer, producer, out, group, transactional))
     try:
         async with driver(bootstrap, out) as (load, watcher):
-            seconds, _ = await warm_and_measure(load, watcher, src, "b", messages("b", n, (1, 1), random.Random(seed)))
+            measured = await warm_and_measure(load, watcher, src, "b", messages("b", n, (1, 1), random.Random(seed)))
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await producer.stop()
         await consumer.stop()
         await delete_topics(bootstrap, [src, out])
-    return {"results": n, "seconds": seconds}
+    return {"results": n, "seconds": measured.seconds, "cpu_s": measured.cpu_s}
 
 
 # ---- spawning alone ----------------------------------------------------------------------------------------
@@ -395,9 +398,9 @@ async def spawn_raw(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
             if await proc.wait() != 0:
                 raise RuntimeError("spawn failed")
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(n)))
-    return {"results": n, "seconds": time.perf_counter() - began}
+    return {"results": n, "seconds": time.perf_counter() - began, "cpu_s": time.process_time() - cpu}
 
 
 async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
@@ -425,9 +428,9 @@ async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
             if (await handle.wait()).exit_code != 0:
                 raise RuntimeError("run failed")
 
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(n)))
-    return {"results": n, "seconds": time.perf_counter() - began}
+    return {"results": n, "seconds": time.perf_counter() - began, "cpu_s": time.process_time() - cpu}
 
 
 # ---- the bridge --------------------------------------------------------------------------------------------
