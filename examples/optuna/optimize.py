@@ -138,7 +138,12 @@ async def optimize(args: argparse.Namespace) -> int:
             try:
                 results = await bridge.results(args.study, ids, timeout=args.timeout)
             except ResultsTimeout as exc:
-                print(f"  warning: {exc}; telling Optuna those trials failed", file=sys.stderr, flush=True)
+                print(
+                    f"  warning: {exc}; telling Optuna those trials failed (a bridge answers a trial id only "
+                    "once per study: reusing --study against the same bridge gets no results)",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 results = exc.received
 
             batch: Counter[str] = Counter()
