@@ -1,25 +1,28 @@
 """What `bridge serve` costs over a plain Kafka consume-and-produce loop, measured on one broker in the same run.
 
-Rows (each measured `--repeat` times, alternating, on fresh topics and groups; the medians are reported):
+Rows, each measured `--repeat` times (the order reversed every other repeat, fresh topics and groups each time;
+medians reported):
 
-- `baseline_plain`: an aiokafka loop reads N messages (group, manual commit), produces one output per message,
-  waits for the acks, commits the offsets.
-- `baseline_txn`: the same loop with a transactional producer: per consumed batch one transaction holding the
-  outputs and the offsets (`send_offsets_to_transaction`), which is what the bridge's guarantee costs at least.
-- `spawn_raw` / `spawn_executor`: N runs of the same command started by plain asyncio subprocesses, then by the
-  bridge's `LocalExecutor`, `max_parallel` at once: the ceiling of any bridge throughput on this machine.
-- `bridge`: `BridgeService` in this process, a template whose run finishes at once (`bash -c` appending its
-  run id and start time to a file; cache off so every suggestion really runs), N suggestions in messages of
-  1..8 over studies spread on every partition. Throughput is N over the time from the first publish to the Nth
-  result seen by a read_committed consumer (the same measure as the baselines). Latency is the run's own start
-  time minus the producer's send time of its suggestion, under that load, and at a low rate
-  (`--latency-rate` messages/s of one suggestion each) where it is not queueing; plus publish -> result seen.
+- `baseline_plain`: an aiokafka loop reads one-suggestion messages (group, manual commit), produces one output
+  per message, waits for the acks and commits the offsets.
+- `baseline_txn`: the same loop with a transactional producer: one transaction per consumed batch, holding the
+  outputs and the offsets (`send_offsets_to_transaction`): the least the bridge's guarantee costs.
+- `spawn_raw` / `spawn_executor`: the bridge's run command started N times by plain asyncio subprocesses, then
+  by the bridge's `LocalExecutor`, `--max-parallel` at once: no Kafka; the ceiling of the bridge on this machine.
+- `bridge`: `BridgeService` in this process, with a template whose run ends at once (`bash -c` appending its
+  run id and start time to a file, no fork), cache off so every suggestion really runs, `max_parallel` runs,
+  `max_in_flight` 100000, linger 50 ms. N suggestions in messages of 1..8 over 8 studies spread on every
+  partition. Latency: the run's own start time minus the producer's send time of its suggestion, under that
+  load, and at a low rate (`--latency-rate` one-suggestion messages/s), where it is split into its stages.
 
-Each phase first sends one warm-up message per study (producers started, groups joined, transactional ids
-initialised) and measures only after their outputs were seen. Unless `--bootstrap` (or BRIDGE_KAFKA_BOOTSTRAP)
-names a broker, one is started with deploy/kafka/kafka.sh in a temporary dir on free ports and stopped at the end.
-Results: JSON lines on stdout, benchmarks/results/serve.json. `--profile` writes a cProfile of the bridge's
-throughput phase to benchmarks/results/serve.prof and prints its top functions on stderr.
+Every row's throughput is results over the time from the first publish to the last result seen by a
+read_committed consumer; `cpu_ms_per_result` is this process's CPU time over the same window (the system under
+test plus the small load driver), steadier than wall time on a shared machine. Every phase first sends one
+warm-up message per study (producers started, groups joined, transactional ids initialised) and measures only
+after those outputs were seen. Unless `--bootstrap` (or BRIDGE_KAFKA_BOOTSTRAP) names a broker, one is started
+with deploy/kafka/kafka.sh in a temporary dir on free ports and stopped at the end. Output: JSON lines on
+stdout and benchmarks/results/serve.json; with `--profile`, a cProfile of the bridge's last throughput phase in
+benchmarks/results/serve.prof and its top functions on stderr.
 
     python benchmarks/serve_throughput.py [--messages 500] [--repeat 2] [--bootstrap HOST:PORT] [--profile]
 """
@@ -31,7 +34,6 @@ import asyncio
 import contextlib
 import cProfile
 import dataclasses
-import datetime as dt
 import io
 import json
 import logging
@@ -46,7 +48,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +66,8 @@ PARTITIONS = 4  # what the bridge creates its topics with
 STUDIES_PER_PARTITION = 2
 RESULT_SCHEMA = "bridge.result/v1"
 TEMPLATE = "stamp"
+LINGER_MS = 50
+MAX_IN_FLIGHT = 100_000
 
 
 def log(msg: str) -> None:
@@ -72,14 +78,21 @@ def log(msg: str) -> None:
 
 
 def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """Free ports on 127.0.0.1 outside the ephemeral range (where clients' own sockets could take them)."""
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    pool = list(range(20000, low)) if low > 21000 else list(range(high + 1, 65536))
+    random.shuffle(pool)
+    ports: list[int] = []
+    for port in pool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == count:
+            return ports
+    raise RuntimeError(f"no {count} free ports outside the ephemeral range {low}-{high}")
 
 
 @contextlib.contextmanager
@@ -90,12 +103,7 @@ def broker(bootstrap: str | None) -> Iterator[str]:
         return
     port, cport = _free_ports(2)
     with tempfile.TemporaryDirectory(prefix="bench-kafka-") as run_dir:
-        env = {
-            **os.environ,
-            "KAFKA_RUN_DIR": run_dir,
-            "KAFKA_PORT": str(port),
-            "KAFKA_CONTROLLER_PORT": str(cport),
-        }
+        env = {**os.environ, "KAFKA_RUN_DIR": run_dir, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(cport)}
         began = time.monotonic()
         done = subprocess.run(["bash", str(KAFKA_SH), "up"], env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -107,17 +115,16 @@ def broker(bootstrap: str | None) -> Iterator[str]:
             subprocess.run(["bash", str(KAFKA_SH), "down"], env=env, capture_output=True, check=False)
 
 
-async def create_topics(bootstrap: str, topics: Sequence[str], partitions: int = PARTITIONS) -> None:
+async def create_topics(bootstrap: str, topics: Sequence[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics])
+        await admin.create_topics([NewTopic(t, num_partitions=PARTITIONS, replication_factor=1) for t in topics])
         deadline = time.monotonic() + 30
         while True:  # until every partition has a leader
             described = await admin.describe_topics(list(topics))
             if all(
-                d["error_code"] == 0 and len([p for p in d["partitions"] if p["leader"] >= 0]) == partitions
-                for d in described
+                d["error_code"] == 0 and sum(p["leader"] >= 0 for p in d["partitions"]) == PARTITIONS for d in described
             ):
                 return
             if time.monotonic() > deadline:
@@ -178,8 +185,7 @@ def messages(tag: str, suggestions: int, sizes: tuple[int, int], rng: random.Ran
     k = 0
     while k < suggestions:
         size = min(rng.randint(*sizes), suggestions - k)
-        ids = [f"{tag}-{j}" for j in range(k, k + size)]
-        out.append(Message(names[len(out) % len(names)], ids, len(out)))
+        out.append(Message(names[len(out) % len(names)], [f"{tag}-{j}" for j in range(k, k + size)], len(out)))
         k += size
     return out
 
@@ -203,7 +209,7 @@ async def publish(
 
 
 class Watcher:
-    """A read_committed reader of an output topic from its beginning: when each result was seen."""
+    """A read_committed reader of an output topic from its beginning: each result and when it was seen."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -237,7 +243,7 @@ class Watcher:
             if batches:
                 self._changed.set()
 
-    async def until(self, count: int, timeout_s: float = 120) -> float:
+    async def until(self, count: int, timeout_s: float = 180) -> float:
         """Wait until `count` results were seen; returns when the last of them was."""
         deadline = time.monotonic() + timeout_s
         while len(self.seen) < count:
@@ -269,17 +275,25 @@ async def driver(bootstrap: str, results_topic: str) -> AsyncIterator[tuple[AIOK
         await producer.stop()
 
 
+@dataclasses.dataclass
+class Measured:
+    seconds: float  # first publish -> last result seen
+    cpu_s: float  # this process's CPU time meanwhile
+    sent: dict[str, float]  # suggestion id -> send time
+
+
 async def warm_and_measure(
     producer: AIOKafkaProducer, watcher: Watcher, topic: str, tag: str, load: list[Message]
-) -> tuple[float, dict[str, float]]:
-    """One warm-up message per study, then `load` at once; returns (seconds to the last result, send times)."""
+) -> Measured:
+    """One warm-up message per study, then `load` at once, measured until its last result is seen."""
     warm = [Message(s, [f"{tag}warm-{n}"], 0) for n, s in enumerate(studies())]
     await publish(producer, topic, warm)
     await watcher.until(len(warm))
     total = sum(len(m.ids) for m in load)
+    cpu = time.process_time()
     sent = await publish(producer, topic, load)
     last = await watcher.until(len(warm) + total)
-    return last - min(sent.values()), sent
+    return Measured(last - min(sent.values()), time.process_time() - cpu, sent)
 
 
 # ---- the baselines -----------------------------------------------------------------------------------------
@@ -320,27 +334,22 @@ async def _loop(
         if not batches:
             continue
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        records = [r for rs in batches.values() for r in rs]
         if transactional:
             async with producer.transaction():
-                futures = [
-                    await producer.send(out, _output(r.value), key=r.key)
-                    for records in batches.values()
-                    for r in records
-                ]
+                futures = [await producer.send(out, _output(r.value), key=r.key) for r in records]
                 await producer.send_offsets_to_transaction(
                     {tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()}, group
                 )
                 await asyncio.gather(*futures)
         else:
-            futures = [
-                await producer.send(out, _output(r.value), key=r.key) for records in batches.values() for r in records
-            ]
+            futures = [await producer.send(out, _output(r.value), key=r.key) for r in records]
             await asyncio.gather(*futures)
             await consumer.commit(offsets)
 
 
 async def baseline(bootstrap: str, n: int, *, transactional: bool, seed: int) -> dict[str, Any]:
-    """The consume-produce loop on N one-suggestion messages; seconds from first publish to the Nth output."""
+    """The consume-produce loop on `n` one-suggestion messages, one output each."""
     prefix = f"b{uuid.uuid4().hex[:10]}"
     src, out, group = f"{prefix}.in", f"{prefix}.out", f"{prefix}-group"
     await create_topics(bootstrap, [src, out])
@@ -378,59 +387,65 @@ async def baseline(bootstrap: str, n: int, *, transactional: bool, seed: int) ->
 
 
 def stamp_argv(stamps: Path) -> list[str]:
-    """The run: append its run id and start time (bash's EPOCHREALTIME, no fork) to `stamps`."""
+    """The run: append its run id and start time (bash's EPOCHREALTIME: no fork) to `stamps`."""
     return ["/bin/bash", "-c", f'echo "$BRIDGE_RUN_ID $EPOCHREALTIME" >> {shlex.quote(str(stamps))}']
 
 
-async def spawn_raw(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
-    argv = stamp_argv(tmp / "raw.stamps")
+async def _spawned(n: int, parallel: int, one: Callable[[int], Coroutine[Any, Any, None]]) -> dict[str, Any]:
     slots = asyncio.Semaphore(parallel)
 
-    async def one(i: int) -> None:
+    async def limited(i: int) -> None:
         async with slots:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                env={**os.environ, "BRIDGE_RUN_ID": f"r{i}"},
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            if await proc.wait() != 0:
-                raise RuntimeError("spawn failed")
+            await one(i)
 
     began, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(one(i) for i in range(n)))
+    await asyncio.gather(*(limited(i) for i in range(n)))
     return {"results": n, "seconds": time.perf_counter() - began, "cpu_s": time.process_time() - cpu}
 
 
+async def spawn_raw(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
+    """The run command started by asyncio itself, output discarded."""
+    argv = stamp_argv(tmp / "raw.stamps")
+
+    async def one(i: int) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            env={**os.environ, "BRIDGE_RUN_ID": f"r{i}"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if await proc.wait() != 0:
+            raise RuntimeError(f"{argv} failed")
+
+    return await _spawned(n, parallel, one)
+
+
 async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
+    """The run command started by the bridge's LocalExecutor (log files, metrics file, process group...)."""
     from bridge.executors.local import LocalExecutor
     from bridge.ports import RunRequest
 
     executor = LocalExecutor(max_parallel=parallel)
     argv = stamp_argv(tmp / "exec.stamps")
     root = tmp / f"exec-{uuid.uuid4().hex[:6]}"
-    slots = asyncio.Semaphore(parallel)
 
     async def one(i: int) -> None:
-        async with slots:
-            run_dir = root / f"r{i}"
-            request = RunRequest(
-                run_id=f"r{i}",
-                attempt=1,
-                argv=argv,
-                env={"BRIDGE_RUN_ID": f"r{i}"},
-                cwd=tmp,
-                attempt_dir=run_dir / "attempts" / "1",
-                outputs_dir=run_dir / "outputs",
-            )
-            handle = await executor.start(request, lambda _record: None)
-            if (await handle.wait()).exit_code != 0:
-                raise RuntimeError("run failed")
+        run_dir = root / f"r{i}"
+        request = RunRequest(
+            run_id=f"r{i}",
+            attempt=1,
+            argv=argv,
+            env={"BRIDGE_RUN_ID": f"r{i}"},
+            cwd=tmp,
+            attempt_dir=run_dir / "attempts" / "1",
+            outputs_dir=run_dir / "outputs",
+        )
+        handle = await executor.start(request, lambda _record: None)
+        if (await handle.wait()).exit_code != 0:
+            raise RuntimeError(f"{argv} failed")
 
-    began, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(one(i) for i in range(n)))
-    return {"results": n, "seconds": time.perf_counter() - began, "cpu_s": time.process_time() - cpu}
+    return await _spawned(n, parallel, one)
 
 
 # ---- the bridge --------------------------------------------------------------------------------------------
@@ -451,9 +466,9 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> 
         "topics": {
             name: f"{prefix}.{name}" for name in ("suggestions", "results", "operations", "dead_letters", "control")
         },
-        "batching": {"linger_ms": 50, "max_configs": 64},
+        "batching": {"linger_ms": LINGER_MS, "max_configs": 64},
         "executor": {"kind": "local", "max_parallel": parallel},
-        "max_in_flight": 100_000,
+        "max_in_flight": MAX_IN_FLIGHT,
         "shutdown_grace_s": 10,
         "http": {"host": "127.0.0.1", "port": 0},
         "workdir": str(root / "work"),
@@ -491,6 +506,7 @@ async def serving(settings: Any) -> AsyncIterator[Any]:
 
 
 def _read_stamps(path: Path) -> dict[str, float]:
+    """run id -> when its (first) process started."""
     starts: dict[str, float] = {}
     for line in path.read_text().splitlines():
         run_id, at = line.split()
@@ -498,23 +514,40 @@ def _read_stamps(path: Path) -> dict[str, float]:
     return starts
 
 
-def _latencies(
+def _stages(
     seen: list[tuple[float, dict[str, Any]]], sent: dict[str, float], starts: dict[str, float]
-) -> tuple[list[float], list[float]]:
-    """Per suggestion sent in this phase: (run start - send, result seen - send), in ms."""
-    to_start, to_result = [], []
-    for at, data in seen:
-        sid = data.get("suggestion_id")
-        if sid in sent:
-            to_result.append((at - sent[sid]) * 1000)
-            if data.get("run_id") in starts:
-                to_start.append((starts[data["run_id"]] - sent[sid]) * 1000)
-    return to_start, to_result
+) -> dict[str, list[float]]:
+    """Per suggestion of `sent`, in ms: publish -> run started and -> result seen, and the stages between:
+    publish -> dispatched (the scheduler's `started_at`: consumed, lingered, given a slot) -> process running
+    (the run's own stamp: rendered, work dirs made, spawned) -> finished (the result's `finished_at`: exit
+    seen) -> result seen (published in a transaction, visible to read_committed)."""
+    out: dict[str, list[float]] = {
+        k: []
+        for k in ("to_start", "to_result", "to_dispatch", "dispatch_to_start", "start_to_finish", "finish_to_seen")
+    }
+    for seen_at, data in seen:
+        sid, run_id = data.get("suggestion_id"), data.get("run_id")
+        if sid not in sent or run_id not in starts:
+            continue
+        published, started = sent[sid], starts[run_id]
+        dispatched = datetime.fromisoformat(data["started_at"]).timestamp()
+        finished = datetime.fromisoformat(data["finished_at"]).timestamp()
+        for key, value in (
+            ("to_start", started - published),
+            ("to_result", seen_at - published),
+            ("to_dispatch", dispatched - published),
+            ("dispatch_to_start", started - dispatched),
+            ("start_to_finish", finished - started),
+            ("finish_to_seen", seen_at - finished),
+        ):
+            out[key].append(value * 1000)
+    return out
 
 
 async def bridge(
     bootstrap: str, n: int, args: argparse.Namespace, tmp: Path, seed: int, profile: cProfile.Profile | None
 ) -> dict[str, Any]:
+    """The service on N suggestions at once, then `--latency-messages` at `--latency-rate`."""
     root = Path(tempfile.mkdtemp(dir=tmp, prefix="bridge-"))
     stamps = root / "stamps"
     settings = bridge_settings(bootstrap, root, stamps, args.max_parallel)
@@ -526,7 +559,7 @@ async def bridge(
         async with serving(settings), driver(bootstrap, topics.results) as (producer, watcher):
             if profile is not None:
                 profile.enable()
-            seconds, sent_load = await warm_and_measure(producer, watcher, topics.suggestions, "t", load)
+            measured = await warm_and_measure(producer, watcher, topics.suggestions, "t", load)
             if profile is not None:
                 profile.disable()
             before = len(watcher.seen)
@@ -536,16 +569,13 @@ async def bridge(
     finally:
         await delete_topics(bootstrap, list(topics.model_dump().values()))
     starts = _read_stamps(stamps)
-    load_start, load_result = _latencies(watcher.seen, sent_load, starts)
-    slow_start, slow_result = _latencies(watcher.seen, sent_slow, starts)
     return {
         "results": n,
         "messages": len(load),
-        "seconds": seconds,
-        "load_start_ms": load_start,
-        "load_result_ms": load_result,
-        "idle_start_ms": slow_start,
-        "idle_result_ms": slow_result,
+        "seconds": measured.seconds,
+        "cpu_s": measured.cpu_s,
+        "under_load": _stages(watcher.seen, measured.sent, starts),
+        "low_rate": _stages(watcher.seen, sent_slow, starts),
     }
 
 
@@ -561,16 +591,41 @@ def pct(values: Sequence[float], q: float) -> float | None:
 
 
 def summarize(name: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
-    seconds = [s["seconds"] for s in samples]
+    seconds = statistics.median(s["seconds"] for s in samples)
+    cpu = statistics.median(s["cpu_s"] for s in samples)
     n = samples[0]["results"]
-    med = statistics.median(seconds)
     return {
         "row": name,
         "results": n,
         "repeat": len(samples),
-        "seconds": round(med, 3),
-        "throughput_per_s": round(n / med, 1),
-        "throughput_samples": [round(n / s, 1) for s in seconds],
+        "seconds": round(seconds, 3),
+        "throughput_per_s": round(n / seconds, 1),
+        "ms_per_result": round(1000 * seconds / n, 2),
+        "cpu_ms_per_result": round(1000 * cpu / n, 2),
+        "throughput_samples": [round(n / s["seconds"], 1) for s in samples],
+    }
+
+
+def latency_report(samples: list[dict[str, Any]], rate: float, throughput: float) -> dict[str, Any]:
+    """p50/p99 in ms over every repeat's suggestions."""
+
+    def p(phase: str, key: str) -> dict[str, float | None]:
+        pooled = [x for s in samples for x in s[phase][key]]
+        return {"p50": pct(pooled, 50), "p99": pct(pooled, 99)}
+
+    return {
+        "publish_to_run_start_low_rate_ms": p("low_rate", "to_start"),
+        "publish_to_run_start_under_load_ms": p("under_load", "to_start"),
+        "publish_to_result_low_rate_ms": p("low_rate", "to_result"),
+        "publish_to_result_under_load_ms": p("under_load", "to_result"),
+        "low_rate_stages_ms": {
+            k: p("low_rate", k) for k in ("to_dispatch", "dispatch_to_start", "start_to_finish", "finish_to_seen")
+        },
+        "low_rate_per_s": rate,
+        "low_rate_utilisation": round(rate / throughput, 2),  # of the bridge's measured throughput
+        "low_rate_p50_per_repeat_ms": [pct(s["low_rate"]["to_start"], 50) for s in samples],
+        "samples_low_rate": sum(len(s["low_rate"]["to_start"]) for s in samples),
+        "samples_under_load": sum(len(s["under_load"]["to_start"]) for s in samples),
     }
 
 
@@ -579,82 +634,70 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]
         k: [] for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor", "bridge")
     }
     profile = cProfile.Profile() if args.profile else None
+    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as d:
         tmp = Path(d)
         for r in range(args.repeat):
             seed = 1000 + r
-            log(f"repeat {r + 1}/{args.repeat}")
-            raw["baseline_plain"].append(await baseline(bootstrap, args.messages, transactional=False, seed=seed))
-            raw["baseline_txn"].append(await baseline(bootstrap, args.messages, transactional=True, seed=seed))
-            raw["spawn_raw"].append(await spawn_raw(args.messages, args.max_parallel, tmp))
-            raw["spawn_executor"].append(await spawn_executor(args.messages, args.max_parallel, tmp))
-            raw["bridge"].append(
-                await bridge(bootstrap, args.messages, args, tmp, seed, profile if r == args.repeat - 1 else None)
-            )
-            for k, v in raw.items():
-                log(f"  {k}: {v[-1]['results'] / v[-1]['seconds']:.1f} results/s")
+            last = r == args.repeat - 1
+            phases: list[tuple[str, Callable[[], Coroutine[Any, Any, dict[str, Any]]]]] = [
+                (
+                    "baseline_plain",
+                    partial(baseline, bootstrap, args.baseline_messages, transactional=False, seed=seed),
+                ),
+                ("baseline_txn", partial(baseline, bootstrap, args.baseline_messages, transactional=True, seed=seed)),
+                ("spawn_raw", partial(spawn_raw, args.messages, args.max_parallel, tmp)),
+                ("spawn_executor", partial(spawn_executor, args.messages, args.max_parallel, tmp)),
+                ("bridge", partial(bridge, bootstrap, args.messages, args, tmp, seed, profile if last else None)),
+            ]
+            for name, phase in phases if r % 2 == 0 else reversed(phases):
+                sample = await phase()
+                raw[name].append(sample)
+                log(f"repeat {r + 1}/{args.repeat} {name}: {sample['results'] / sample['seconds']:.1f} results/s")
+            load.append(os.getloadavg()[0])
     rows = {k: summarize(k, v) for k, v in raw.items()}
     b = rows["bridge"]
     for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor"):
         b[f"ratio_vs_{k}"] = round(b["throughput_per_s"] / rows[k]["throughput_per_s"], 3)
     b["messages"] = raw["bridge"][0]["messages"]
-    pooled = {
-        key: [x for s in raw["bridge"] for x in s[key]]
-        for key in ("load_start_ms", "load_result_ms", "idle_start_ms", "idle_result_ms")
-    }
-    b["latency"] = {
-        "publish_to_start_under_load_ms": {
-            "p50": pct(pooled["load_start_ms"], 50),
-            "p99": pct(pooled["load_start_ms"], 99),
-        },
-        "publish_to_start_low_rate_ms": {
-            "p50": pct(pooled["idle_start_ms"], 50),
-            "p99": pct(pooled["idle_start_ms"], 99),
-        },
-        "publish_to_result_under_load_ms": {
-            "p50": pct(pooled["load_result_ms"], 50),
-            "p99": pct(pooled["load_result_ms"], 99),
-        },
-        "publish_to_result_low_rate_ms": {
-            "p50": pct(pooled["idle_result_ms"], 50),
-            "p99": pct(pooled["idle_result_ms"], 99),
-        },
-        "low_rate_msgs_per_s": args.latency_rate,
-        "samples_low_rate": len(pooled["idle_start_ms"]),
-        "samples_under_load": len(pooled["load_start_ms"]),
-        "low_rate_p50_per_repeat_ms": [pct(s["idle_start_ms"], 50) for s in raw["bridge"]],
-    }
+    b["latency"] = latency_report(raw["bridge"], args.latency_rate, b["throughput_per_s"])
     b["config"] = {
         "max_parallel": args.max_parallel,
-        "linger_ms": 50,
-        "max_in_flight": 100_000,
+        "linger_ms": LINGER_MS,
+        "max_in_flight": MAX_IN_FLIGHT,
         "suggestions_per_message": "1..8",
         "studies": len(studies()),
         "partitions": PARTITIONS,
+        "cpus": os.cpu_count(),
+        "loadavg_1m": [round(x, 1) for x in load],  # at start and after each repeat: others sharing the machine
     }
     if profile is not None:
         out = ROOT / "benchmarks" / "results" / "serve.prof"
         out.parent.mkdir(exist_ok=True)
         profile.dump_stats(out)
         text = io.StringIO()
-        pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
         print(text.getvalue(), file=sys.stderr)
     return list(rows.values())
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--messages", type=int, default=500, help="suggestions (runs) per throughput phase")
+    p.add_argument("--messages", type=int, default=500, help="suggestions (runs) in the bridge's throughput phase")
+    p.add_argument(
+        "--baseline-messages", type=int, default=2000, help="messages per baseline (they are ~20x faster than runs)"
+    )
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--bootstrap", default=os.environ.get(BOOTSTRAP_ENV), help="use this broker, start none")
     p.add_argument("--max-parallel", type=int, default=4)
-    p.add_argument("--latency-rate", type=float, default=20.0, help="messages/s of the low-rate latency phase")
+    p.add_argument("--latency-rate", type=float, default=20.0, help="one-suggestion messages/s, latency phase")
     p.add_argument("--latency-messages", type=int, default=100)
     p.add_argument("--profile", action="store_true", help="cProfile the bridge's last throughput phase")
     args = p.parse_args()
     from bridge.logs import configure
 
-    configure("warning")  # the service's logs go to stderr; stdout is this benchmark's JSON lines
+    configure("warning")  # the service logs on stderr: stdout is this benchmark's JSON lines
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # coordinator/leader retries while topics are new
     began = time.monotonic()
     with broker(args.bootstrap) as bootstrap:
         rows = asyncio.run(bench(bootstrap, args))
