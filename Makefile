@@ -43,7 +43,7 @@ format: install
 	$(BIN)/ruff check --fix bridge tests examples benchmarks
 
 bench: install
-	$(BIN)/python benchmarks/run_overhead.py
+	$(BIN)/python benchmarks/run_overhead.py && $(BIN)/python benchmarks/serve_throughput.py
 
 kafka-jars:
 	bash deploy/kafka/kafka.sh jars
