@@ -59,11 +59,9 @@ class RunHandle(Protocol):
 
     async def wait(self) -> RunExit:
         """Wait until the attempt ends; metrics are delivered to the start() callback before this returns."""
-        ...
 
     async def stop(self, grace_s: float) -> None:
         """Ask the attempt to stop (SIGTERM), then force it (SIGKILL) after `grace_s` seconds."""
-        ...
 
 
 MetricsCallback = Callable[[MetricRecord], None]
@@ -75,13 +73,11 @@ class Executor(Protocol):
     @property
     def max_parallel(self) -> int:
         """How many attempts this executor runs at once, across every operation."""
-        ...
 
     async def start(self, request: RunRequest, on_metrics: MetricsCallback) -> RunHandle: ...
 
     async def reap_orphan(self, run_id: str, info: Mapping[str, Any]) -> bool:
         """Stop an attempt left running by an earlier bridge process (from its ledger info); True if one was."""
-        ...
 
     async def close(self) -> None: ...
 
