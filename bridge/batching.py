@@ -51,6 +51,16 @@ class Batcher(Generic[K, T]):
         if group.items:
             self._emit(key, group.items)
 
+    def discard(self, keep: Callable[[K], bool]) -> list[T]:
+        """Drop the open batches whose key `keep` refuses, without emitting them; returns their items."""
+        dropped: list[T] = []
+        for key in [k for k in self._open if not keep(k)]:
+            group = self._open.pop(key)
+            if group.timer is not None:
+                group.timer.cancel()
+            dropped += group.items
+        return dropped
+
     def flush_all(self) -> None:
         """Emit every open batch now (on shutdown)."""
         for key in list(self._open):

@@ -42,6 +42,8 @@ class KafkaSettings(_Section):
     bootstrap_servers: str = Field(default="127.0.0.1:9092", min_length=1, description="host:port[,host:port]")
     group_id: str = Field(default="suggestion-bridge", min_length=1)
     client_id: str = Field(default="suggestion-bridge", min_length=1)
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions of the topics the bridge creates.")
+    topic_replication_factor: int = Field(default=1, ge=1, description="Replicas of the topics it creates.")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -96,6 +98,11 @@ class TopicsSettings(_Section):
     operations: str = Field(default="bridge.operations", pattern=TOPIC_PATTERN)
     dead_letters: str = Field(default="bridge.dlq", pattern=TOPIC_PATTERN)
     control: str = Field(default="bridge.control", pattern=TOPIC_PATTERN)
+    ledger: str = Field(
+        default="bridge.ledger",
+        pattern=TOPIC_PATTERN,
+        description="The compacted run ledger (received, dispatched, finished), partitioned like suggestions.",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> TopicsSettings:

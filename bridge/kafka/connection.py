@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import structlog
@@ -67,6 +67,7 @@ async def ensure_topics(
     *,
     partitions: int,
     give_up_after_s: float,
+    compacted: Collection[str] = (),
 ) -> None:
     """Create the bridge's topics that do not exist yet (an existing topic is left as it is)."""
 
@@ -79,7 +80,15 @@ async def ensure_topics(
             if wanted:
                 with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it meanwhile
                     await admin.create_topics(
-                        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in wanted]
+                        [
+                            NewTopic(
+                                t,
+                                num_partitions=partitions,
+                                replication_factor=kafka.topic_replication_factor,
+                                topic_configs={"cleanup.policy": "compact"} if t in compacted else {},
+                            )
+                            for t in wanted
+                        ]
                     )
                 log.info("topics_created", topics=wanted, partitions=partitions)
         finally:

@@ -1,15 +1,18 @@
-"""Publishing what a suggestions partition caused, exactly once: results, progress, operation events and dead
-letters go out in one Kafka transaction together with the consumed offsets they complete.
+"""Publishing what a suggestions partition caused, exactly once: ledger records, results, progress, operation
+events and dead letters go out in Kafka transactions, together with the consumed offsets they complete.
 
 One transactional producer per input partition, its transactional id derived from the group, topic and
 partition: aiokafka's `send_offsets_to_transaction` carries no consumer generation (no KIP-447 fencing), so a
 stable id per partition is what fences a zombie owner after a rebalance (aiokafka#844). Records wait in a queue
-and leave in batches (one transaction per batch), which is what keeps the guarantee cheap.
+and leave in batches (one transaction per batch), which is what keeps the guarantee cheap. A broker that goes
+away is waited for (a new producer with the same id, exponential backoff) up to `retry_for_s`; a fenced
+producer stops for good and tells its owner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,17 +28,21 @@ from bridge.offsets import OffsetTracker, Partition
 
 log = structlog.get_logger(__name__)
 
-TXN_RETRIES = 5
-
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One record to publish, and the unit of work (a consumed record's offset) it completes, if any."""
+    """One record to publish, the partition it must go to (None: by key), and the unit of work (a consumed
+    record's offset) it completes, if any."""
 
     topic: str
     key: bytes | None
     value: bytes
     completes: int | None = None
+    partition: int | None = None
+
+
+class Fenced(Exception):
+    """Another replica owns this partition now: nothing more is published from here."""
 
 
 class PartitionPublisher:
@@ -46,92 +53,117 @@ class PartitionPublisher:
         settings: BridgeSettings,
         source: Partition,
         tracker: OffsetTracker,
+        *,
         on_commit: Callable[[int, float], None] | None = None,
+        on_fenced: Callable[[Partition], None] | None = None,
+        owns: Callable[[Partition], bool] | None = None,
+        retry_for_s: float = 180.0,
     ) -> None:
         self._settings = settings
         self._source = source
         self._tracker = tracker
         self._queue: list[Outgoing] = []
         self._wakeup = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._closing = False
+        self._next: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._on_commit = on_commit
-        group = settings.kafka.group_id
-        self.transactional_id = f"{group}.{source.topic}.{source.partition}"
-        self._producer = AIOKafkaProducer(
-            **client_kwargs(settings.kafka),
-            transactional_id=self.transactional_id,
-            enable_idempotence=True,
-            acks="all",
-            max_request_size=max(settings.max_message_bytes * 4, 1024 * 1024),
-            linger_ms=5,
-        )
+        self._on_fenced = on_fenced
+        self._retry_for_s = retry_for_s
+        self._owns = owns
+        self.transactional_id = f"{settings.kafka.group_id}.{source.topic}.{source.partition}"
+        self._producer = self._new_producer()
         self._task: asyncio.Task[None] | None = None
         self.failed: BaseException | None = None
 
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **client_kwargs(self._settings.kafka),
+            transactional_id=self.transactional_id,
+            enable_idempotence=True,
+            acks="all",
+            max_request_size=max(self._settings.max_message_bytes * 4, 1024 * 1024),
+            linger_ms=5,
+            # aiokafka waits this long after ConcurrentTransactions, which follows every quick commit.
+            retry_backoff_ms=20,
+        )
+
     async def start(self) -> None:
-        """Connect; starting the producer fences any earlier owner of the same transactional id."""
+        """Connect; starting the producer fences any earlier owner of the same transactional id and aborts its
+        open transaction, so what this replica reads next is final."""
         await self._producer.start()
         self._task = asyncio.create_task(self._loop(), name=f"publisher-{self.transactional_id}")
 
-    def publish(self, record: Outgoing) -> None:
-        """Queue a record for the next transaction."""
+    def publish(self, record: Outgoing) -> asyncio.Future[None]:
+        """Queue a record for the next transaction; the future is done when that transaction is committed."""
+        if self.failed is not None:
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(Fenced(str(self.failed)))
+            return failed
         self._queue.append(record)
-        self._idle.clear()
         self._wakeup.set()
+        return self._next
 
-    def complete(self) -> None:
-        """Wake the loop so newly committable offsets (work done with nothing to publish) are committed."""
-        self._idle.clear()
+    def complete(self) -> asyncio.Future[None]:
+        """Commit newly committable offsets (work done with nothing to publish) in the next transaction."""
         self._wakeup.set()
+        return self._next
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
-        if self.failed is not None:
-            raise self.failed
-        await self._idle.wait()
-        if self.failed is not None:
-            raise self.failed
+        if self._queue or self._wakeup.is_set():
+            await asyncio.shield(self._next)
 
     async def close(self) -> None:
         """Publish what is queued, then stop."""
         if self._task is not None and self.failed is None:
-            await self.flush()
-        self._closing = True
-        self._wakeup.set()
+            with contextlib.suppress(Exception):
+                await self.flush()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self._producer.stop()
+        if not self._next.done():
+            self._next.set_exception(Fenced("publisher closed"))
+            self._next.exception()  # retrieved: nobody may be waiting
+        with contextlib.suppress(Exception):
+            await self._producer.stop()
 
     async def _loop(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._queue = self._queue, []
+            done, self._next = self._next, asyncio.get_running_loop().create_future()
             for record in batch:
                 if record.completes is not None:
                     self._tracker.done(self._source, record.completes)
-            offsets = self._tracker.committable()
-            offset = offsets.get(self._source)
-            if batch or offset is not None:
-                try:
+            offset = self._tracker.committable().get(self._source)
+            try:
+                if batch or offset is not None:
                     await self._transaction(batch, offset)
-                except BaseException as exc:
-                    self.failed = exc
-                    self._idle.set()
-                    log.error("publish_failed", transactional_id=self.transactional_id, error=str(exc))
-                    raise
-            if not self._queue:
-                self._idle.set()
+            except BaseException as exc:
+                self.failed = exc
+                error = Fenced(f"{self.transactional_id}: {exc}")
+                for future in (done, self._next):
+                    if not future.done():
+                        future.set_exception(error)
+                        future.exception()
+                log.error("publisher_stopped", transactional_id=self.transactional_id, error=str(exc))
+                if self._on_fenced is not None:
+                    self._on_fenced(self._source)
+                return
+            if not done.done():
+                done.set_result(None)
 
     async def _transaction(self, batch: list[Outgoing], offset: int | None) -> None:
         began = time.monotonic()
-        for attempt in range(1, TXN_RETRIES + 1):
+        deadline = began + self._retry_for_s
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 async with self._producer.transaction():
-                    futures = [await self._producer.send(r.topic, r.value, key=r.key) for r in batch]
+                    futures = [
+                        await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition) for r in batch
+                    ]
                     if offset is not None:
                         tp = TopicPartition(self._source.topic, self._source.partition)
                         await self._producer.send_offsets_to_transaction(
@@ -143,14 +175,33 @@ class PartitionPublisher:
             except ProducerFenced:
                 raise  # another owner took this partition: never publish again from here
             except KafkaError as exc:
-                if attempt == TXN_RETRIES:
+                if time.monotonic() > deadline:
                     raise
                 log.warning(
-                    "transaction_retry",
-                    transactional_id=self.transactional_id,
-                    attempt=attempt,
-                    error=str(exc),
+                    "transaction_retry", transactional_id=self.transactional_id, attempt=attempt, error=str(exc)
                 )
-                await asyncio.sleep(min(0.2 * 2**attempt, 5))  # backoff before the next transaction
+                await asyncio.sleep(min(0.2 * 2**attempt, 5))  # backoff before a new producer tries again
+                await self._renew_producer(deadline)
         if self._on_commit is not None:
             self._on_commit(len(batch), time.monotonic() - began)
+
+    async def _renew_producer(self, deadline: float) -> None:
+        # After a broker outage the producer's transaction state can be unusable; a new one with the same id
+        # re-initialises it (and aborts whatever the old one left open).
+        with contextlib.suppress(Exception):
+            await self._producer.stop()
+        while True:
+            if self._owns is not None and not self._owns(self._source):
+                # A new producer would fence the partition's new owner: never do that.
+                raise Fenced(f"{self._source} now belongs to another replica")
+            self._producer = self._new_producer()
+            try:
+                await self._producer.start()
+                return
+            except KafkaError as exc:
+                with contextlib.suppress(Exception):
+                    await self._producer.stop()
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("producer_restart_retry", transactional_id=self.transactional_id, error=str(exc))
+                await asyncio.sleep(1.0)

@@ -1,9 +1,11 @@
 """`bridge serve`: suggestions in from Kafka, mapping operations run by the shared scheduler, results out.
 
-The loop: consume (read_committed, manual commits) -> intake (validate, or dead-letter) -> batcher (per
-partition, study and template) -> OperationRunner (the same scheduler as `bridge run`) -> the partition's
-transactional publisher, which commits each consumed offset in the transaction that makes its last result
-durable. Past `max_in_flight` runs, consumption pauses. SIGTERM: stop consuming, let runs finish up to
+The loop: consume (read_committed, manual commits) -> intake (validate, or dead-letter) -> a `received` ledger
+record per run, committed with the consumed offset -> batcher (per partition, study and template) ->
+OperationRunner (the same scheduler as `bridge run`; `dispatched` is committed before each process starts) ->
+the result and the `finished` record in one transaction. On assignment a replica fences the partition's previous
+owner and reconciles from the ledger: finished runs are never run or published again, the others run again.
+Past `max_in_flight` runs, consumption pauses. SIGTERM: stop consuming, let runs finish up to
 `shutdown_grace_s`, publish, commit, exit.
 """
 
@@ -19,16 +21,19 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bridge.batching import Batcher
 from bridge.cache import FileCache
 from bridge.config import BridgeSettings
+from bridge.errors import InvalidInput
 from bridge.executors.local import LocalExecutor
 from bridge.http import Health, HttpServer
-from bridge.intake import Accepted, AcceptedRun, Templates, accept
+from bridge.intake import Templates, accept
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
-from bridge.kafka.publisher import Outgoing, PartitionPublisher
-from bridge.ledger import MemoryLedger
+from bridge.kafka.ledger import LedgerRecord, read_partition, summarize
+from bridge.kafka.publisher import Fenced, Outgoing, PartitionPublisher
+from bridge.kafka.runs import KafkaRunLedger, RunItem, received_record, run_from_record
 from bridge.messages import (
     DeadLetter,
     DeadLetterError,
@@ -39,24 +44,18 @@ from bridge.messages import (
     OperationFinished,
     parse_control,
 )
-from bridge.models import ProgressEvent, RunResult
+from bridge.models import ProgressEvent, RunResult, RunStatus
 from bridge.offsets import OffsetTracker, Partition
 from bridge.plan import OperationPlan, PlannedRun
+from bridge.polyaxon import V1Operation, parse_operation
 from bridge.ports import Executor
 from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
 from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
-KNOWN_RUNS = 100_000  # run ids remembered to recognise a message sent again; bounded whatever the backlog
-
-
-@dataclass(frozen=True)
-class _Item:
-    run: AcceptedRun
-    accepted: Accepted
-    source: Partition
-    offset: int
+KNOWN_RUNS = 100_000  # finished run ids remembered to recognise a message sent again; bounded whatever the backlog
+BROKER_PROBE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,11 +71,10 @@ def _now() -> datetime:
 
 
 class _Listener:
-    """Publishes one operation's progress and results through the publisher of its source partition."""
+    """Publishes one operation's progress and results through the publisher of their source partition."""
 
-    def __init__(self, service: BridgeService, study: str, items: dict[str, _Item]) -> None:
+    def __init__(self, service: BridgeService, items: dict[str, RunItem]) -> None:
         self._service = service
-        self._study = study.encode()
         self._items = items
 
     async def run_started(self, run_id: str, index: int, attempt: int) -> None:
@@ -84,18 +82,11 @@ class _Listener:
 
     async def run_progress(self, event: ProgressEvent) -> None:
         item = self._items[event.run_id]
-        self._service.publish(
-            item.source,
-            Outgoing(
-                self._service.settings.topics.results,
-                self._study,
-                event.model_dump_json(by_alias=True).encode(),
-            ),
-        )
+        value = event.model_dump_json(by_alias=True).encode()
+        self._service.publish(item.source, Outgoing(self._service.settings.topics.results, item.study.encode(), value))
 
     async def run_finished(self, result: RunResult) -> None:
-        item = self._items[result.run_id]
-        self._service.finish_run(item, result)
+        self._service.finish_run(self._items[result.run_id], result)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
@@ -106,7 +97,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka s
         await self._service.partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self._service.partitions_assigned(assigned)
+        await self._service.partitions_assigned(assigned)
 
 
 class BridgeService:
@@ -125,9 +116,11 @@ class BridgeService:
         self.telemetry = telemetry or Telemetry(templates=self.templates.names())
         self.health = Health()
         self._connect_timeout_s = connect_timeout_s
+        self._items: dict[str, RunItem] = {}  # runs this replica owns and has not finished
+        self._ledger = KafkaRunLedger(self._items, settings.topics.ledger, self._publish_durably, self._lost_run)
         self._runtime = Runtime(
             executor=executor or LocalExecutor(max_parallel=settings.executor.max_parallel),
-            ledger=MemoryLedger(),
+            ledger=self._ledger,
             workdir=settings.workdir,
             cache=FileCache(settings.workdir / "cache"),
             stop_grace_s=min(10.0, settings.shutdown_grace_s),
@@ -139,16 +132,21 @@ class BridgeService:
         self._operations: set[asyncio.Task[None]] = set()
         self._run_owner: dict[str, OperationRunner] = {}
         self._suggestion_runs: dict[tuple[str, str], str] = {}
-        self._known: OrderedDict[str, bool] = OrderedDict()  # run id -> finished?
-        self._in_flight = 0
+        self._finished: OrderedDict[str, None] = OrderedDict()  # run ids whose result is published
         self._paused = False
+        self._broker_ok = True
         self._stopping = asyncio.Event()
-        self._batcher: Batcher[_BatchKey, _Item] = Batcher(
+        self._batcher: Batcher[_BatchKey, RunItem] = Batcher(
             settings.batching.linger_ms / 1000, settings.batching.max_configs, self._start_operation
         )
         self._consumer: AIOKafkaConsumer | None = None
         self._http: HttpServer | None = None
         self.http_port: int | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Runs accepted and not yet finished on this replica."""
+        return len(self._items)
 
     # ---- life ----------------------------------------------------------------------------------------
 
@@ -162,8 +160,15 @@ class BridgeService:
         self._http = HttpServer(s.http.host, s.http.port, self.health, self.telemetry)
         await self._http.start()
         self.http_port = self._http.port
+        probe: asyncio.Task[None] | None = None
         try:
-            await ensure_topics(s.kafka, s.topics, partitions=4, give_up_after_s=self._connect_timeout_s)
+            await ensure_topics(
+                s.kafka,
+                s.topics,
+                partitions=s.kafka.topic_partitions,
+                give_up_after_s=self._connect_timeout_s,
+                compacted=[s.topics.ledger],
+            )
             consumer = AIOKafkaConsumer(
                 **client_kwargs(s.kafka),
                 group_id=s.kafka.group_id,
@@ -180,6 +185,7 @@ class BridgeService:
             )
             self._consumer = consumer
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=_Rebalance(self))
+            probe = asyncio.create_task(self._probe_broker())
             log.info("bridge_serving", topics=[s.topics.suggestions, s.topics.control], group=s.kafka.group_id)
             try:
                 await self._consume(consumer)
@@ -188,57 +194,98 @@ class BridgeService:
                 await self._close_publishers()
                 await consumer.stop()
         finally:
+            if probe is not None:
+                probe.cancel()
             await self._http.stop()
             await self._runtime.executor.close()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
             self._apply_backpressure(consumer)
-            room = max(1, self.settings.max_in_flight - self._in_flight)
+            room = max(1, self.settings.max_in_flight - self.in_flight)
             batches = await consumer.getmany(timeout_ms=200, max_records=min(room, 500))
-            self.health.beat()
-            self.health.set_ready(bool(consumer.assignment()), "no partition assigned")
             for tp, records in batches.items():
                 for record in records:
                     await self._handle(tp, record)
-            self._report_lag(consumer)
+            lag = self._report_lag(consumer)
+            # Progress is records taken, or nothing left to take, or a deliberate pause; a consumer that
+            # returns nothing while the partitions have a backlog is stalled (aiokafka#1154) and /healthz says so.
+            if any(batches.values()) or self._paused or lag == 0:
+                self.health.beat()
+            assigned = bool(consumer.assignment())
+            self.health.set_ready(
+                assigned and self._broker_ok, "broker unreachable" if not self._broker_ok else "no partition assigned"
+            )
+
+    async def _probe_broker(self) -> None:
+        admin = AIOKafkaAdminClient(**client_kwargs(self.settings.kafka), request_timeout_ms=5000)
+        started = False
+        while True:
+            try:
+                if not started:
+                    await admin.start()
+                    started = True
+                await asyncio.wait_for(admin.list_topics(), timeout=BROKER_PROBE_S)
+                self._broker_ok = True
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await admin.close()
+                raise
+            except Exception as exc:
+                if self._broker_ok:
+                    log.warning("broker_unreachable", error=str(exc))
+                self._broker_ok = False
+            await asyncio.sleep(BROKER_PROBE_S)  # a probe's period, not a synchronisation
 
     def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
-        over = self._in_flight >= self.settings.max_in_flight
+        over = self.in_flight >= self.settings.max_in_flight
         if over and not self._paused:
             consumer.pause(*consumer.assignment())
-            log.info("consumption_paused", in_flight=self._in_flight)
+            log.info("consumption_paused", in_flight=self.in_flight)
         elif not over and self._paused:
             consumer.resume(*consumer.assignment())
-            log.info("consumption_resumed", in_flight=self._in_flight)
+            log.info("consumption_resumed", in_flight=self.in_flight)
         self._paused = over
         self.telemetry.set_consumer_paused(over)
+        self.telemetry.set_runs_in_flight(self.in_flight)
 
-    def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
+    def _report_lag(self, consumer: AIOKafkaConsumer) -> int | None:
+        """The total backlog of the assigned partitions, or None while a position or end is unknown."""
+        total: int | None = 0
         for tp in consumer.assignment():
-            highwater = consumer.highwater(tp)
-            position = consumer.last_stable_offset(tp) if highwater is None else highwater
-            with contextlib.suppress(Exception):  # the position is unknown until the first fetch
-                if position is not None:
-                    self.telemetry.set_consumer_lag(tp.partition, max(0, position - self._position(consumer, tp)))
+            end = consumer.last_stable_offset(tp)
+            if end is None:
+                end = consumer.highwater(tp)
+            position = self._position(consumer, tp)
+            if end is None or position is None:
+                total = None
+                continue
+            lag = max(0, end - position)
+            self.telemetry.set_consumer_lag(tp.partition, lag)
+            if total is not None:
+                total += lag
+        return total
 
     @staticmethod
-    def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-        # `position()` is a coroutine in aiokafka; the fetcher's cached one is enough for a gauge.
-        state = consumer._subscription.subscription.assignment.state_value(tp)
-        return int(state.position) if state is not None and state.has_valid_position else 0
+    def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+        # `position()` is a coroutine in aiokafka; the fetcher's cached one is enough here.
+        try:
+            state = consumer._subscription.subscription.assignment.state_value(tp)
+        except AttributeError:
+            return None
+        return int(state.position) if state is not None and state.has_valid_position else None
 
     async def _drain(self) -> None:
-        log.info("bridge_draining", in_flight=self._in_flight, grace_s=self.settings.shutdown_grace_s)
+        log.info("bridge_draining", in_flight=self.in_flight, grace_s=self.settings.shutdown_grace_s)
         self._batcher.flush_all()
         if self._operations:
             _, pending = await asyncio.wait(self._operations, timeout=self.settings.shutdown_grace_s)
             if pending:
-                # Past the grace: these runs' records stay uncommitted and are replayed by the next owner.
+                # Past the grace: these runs stay `dispatched` in the ledger; the next owner runs them again.
                 log.warning("drain_grace_expired", operations=len(pending))
+                self._owned.clear()
                 for runner in self._runners.values():
                     runner.stop("bridge shutting down", interrupted=True, kind="interrupted")
-                self._owned.clear()
                 await asyncio.wait(pending, timeout=self._runtime.stop_grace_s + 5)
 
     async def _close_publishers(self) -> None:
@@ -249,25 +296,83 @@ class BridgeService:
 
     # ---- partitions ----------------------------------------------------------------------------------
 
-    def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """A rebalance gave these partitions to this replica."""
+    async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """A rebalance gave these partitions to this replica: fence their previous owner, then reconcile."""
         for tp in assigned:
             self._owned.add(Partition(tp.topic, tp.partition))
         log.info("partitions_assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned])
+        for tp in assigned:
+            if tp.topic == self.settings.topics.suggestions:
+                await self._reconcile(Partition(tp.topic, tp.partition))
+
+    async def _reconcile(self, part: Partition) -> None:
+        await self._publisher(part)  # starting its producer fences the previous owner and aborts its transaction
+        state = await read_partition(self.settings, part.partition)
+        log.info("ledger_reconciled", partition=part.partition, **summarize(state))
+        rerun: dict[_BatchKey, list[RunItem]] = {}
+        for record in state.values():
+            if record.state == "finished":
+                self._remember_finished(record.run_id)
+                continue
+            if record.run_id in self._items:
+                continue  # still running here (the partition came back to this replica)
+            operation = self._operation_for(record)
+            if operation is None:
+                continue
+            item = RunItem(run=run_from_record(record), operation=operation, source=part, record=record)
+            self._items[record.run_id] = item
+            self._ledger.prior_attempts[record.run_id] = record.attempt
+            key = _BatchKey(part, record.study, record.template, id(operation))
+            rerun.setdefault(key, []).append(item)
+        for key, items in rerun.items():
+            log.warning("runs_resumed_from_ledger", partition=part.partition, study=key.study, runs=len(items))
+            self._batcher.add(key, items)
+
+    def _operation_for(self, record: LedgerRecord) -> V1Operation | None:
+        if record.operation is not None:
+            try:
+                return parse_operation(record.operation, source=f"{record.study}/operation", base_dir=None)
+            except InvalidInput as exc:
+                log.error("ledger_operation_invalid", run_id=record.run_id, error=str(exc))
+                return None
+        operation = self.templates.get(record.template)
+        if operation is None:
+            log.error("ledger_template_gone", run_id=record.run_id, template=record.template)
+        return operation
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Commit what is done on partitions leaving this replica; what is not is replayed by their new owner."""
-        for tp in revoked:
-            part = Partition(tp.topic, tp.partition)
-            self._owned.discard(part)
+        """Stop working on partitions leaving this replica; their new owner reconciles from the ledger."""
+        parts = {Partition(tp.topic, tp.partition) for tp in revoked}
+        self._owned -= parts
+        self._batcher.discard(lambda key: key.source not in parts)
+        for run_id, item in list(self._items.items()):
+            if item.source in parts:
+                self._lost_run(run_id)
+        for part in parts:
             publisher = self._publishers.pop(part, None)
             if publisher is not None:
-                with contextlib.suppress(Exception):
-                    await publisher.close()
+                await publisher.close()
             self._tracker.revoke(part)
-            self.telemetry.forget_partition(tp.partition)
+            self.telemetry.forget_partition(part.partition)
         if revoked:
             log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
+
+    def _lost_run(self, run_id: str) -> None:
+        """This replica may no longer publish for this run: stop it (its new owner runs it again)."""
+        item = self._items.pop(run_id, None)
+        owner = self._run_owner.get(run_id)
+        if owner is not None:
+            owner.stop_run(run_id, "partition moved to another replica", kind="interrupted")
+        if item is not None:
+            log.info("run_handed_over", run_id=run_id, partition=item.source.partition)
+
+    def _fenced(self, part: Partition) -> None:
+        log.error("partition_fenced", partition=part.partition, topic=part.topic)
+        self._owned.discard(part)
+        self._publishers.pop(part, None)
+        for run_id, item in list(self._items.items()):
+            if item.source == part:
+                self._lost_run(run_id)
 
     async def _publisher(self, part: Partition) -> PartitionPublisher:
         publisher = self._publishers.get(part)
@@ -277,23 +382,33 @@ class BridgeService:
                 part,
                 self._tracker,
                 on_commit=lambda n, s: self.telemetry.publish_transaction(s),
+                on_fenced=self._fenced,
+                owns=lambda p: p in self._owned,
             )
             await publisher.start()
             self._publishers[part] = publisher
         return publisher
 
-    def publish(self, part: Partition, record: Outgoing) -> None:
+    def publish(self, part: Partition, record: Outgoing) -> asyncio.Future[None] | None:
         """Queue a record on the publisher of `part` (dropped if this replica no longer owns `part`)."""
         publisher = self._publishers.get(part)
         if publisher is None or part not in self._owned:
             log.info("publish_dropped_not_owner", partition=part.partition, topic=record.topic)
-            return
-        publisher.publish(record)
+            return None
+        return publisher.publish(record)
+
+    async def _publish_durably(self, part: Partition, record: Outgoing) -> None:
+        future = self.publish(part, record)
+        if future is None:
+            raise Fenced(f"{part} is not owned here")
+        await asyncio.shield(future)
 
     # ---- records -------------------------------------------------------------------------------------
 
     async def _handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         part = Partition(tp.topic, tp.partition)
+        if part not in self._owned:
+            return
         publisher = await self._publisher(part)
         if tp.topic == self.settings.topics.control:
             self._tracker.add(part, record.offset, 0)
@@ -305,7 +420,7 @@ class BridgeService:
             self._tracker.add(part, record.offset, 1)
             self._dead_letter(part, record, outcome)
             return
-        fresh = [r for r in outcome.runs if r.run_id not in self._known]
+        fresh = [r for r in outcome.runs if r.run_id not in self._finished and r.run_id not in self._items]
         duplicates = len(outcome.runs) - len(fresh)
         if duplicates:
             log.info("suggestions_already_known", study=outcome.study, count=duplicates, offset=record.offset)
@@ -315,18 +430,35 @@ class BridgeService:
             publisher.complete()
             return
         self.telemetry.suggestion_received(outcome.template, "accepted", len(fresh))
+        inline = None
+        if outcome.operation is not self.templates.get(outcome.template):
+            inline = outcome.operation.model_dump(mode="json", by_alias=True, exclude_none=True)
+        items = []
         for run in fresh:
-            self._remember(run.run_id, finished=False)
-        self._in_flight += len(fresh)
-        self.telemetry.set_runs_in_flight(self._in_flight)
+            ledger_record = received_record(run, outcome.study, outcome.template, inline)
+            item = RunItem(
+                run=run, operation=outcome.operation, source=part, record=ledger_record, offset=record.offset
+            )
+            self._items[run.run_id] = item
+            # `received`, with everything needed to run it again, commits with the consumed offset.
+            publisher.publish(
+                Outgoing(
+                    self.settings.topics.ledger,
+                    run.run_id.encode(),
+                    ledger_record.to_bytes(),
+                    completes=record.offset,
+                    partition=part.partition,
+                )
+            )
+            items.append(item)
         key = _BatchKey(part, outcome.study, outcome.template, id(outcome.operation))
-        self._batcher.add(key, [_Item(run, outcome, part, record.offset) for run in fresh])
+        self._batcher.add(key, items)
 
-    def _remember(self, run_id: str, *, finished: bool) -> None:
-        self._known[run_id] = finished
-        self._known.move_to_end(run_id)
-        while len(self._known) > KNOWN_RUNS:
-            self._known.popitem(last=False)
+    def _remember_finished(self, run_id: str) -> None:
+        self._finished[run_id] = None
+        self._finished.move_to_end(run_id)
+        while len(self._finished) > KNOWN_RUNS:
+            self._finished.popitem(last=False)
 
     def _dead_letter(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
         letter = DeadLetter.of_record(
@@ -350,18 +482,14 @@ class BridgeService:
         self.telemetry.suggestion_received("_unknown", "dead_lettered")
         self.publish(
             part,
-            Outgoing(
-                self.settings.topics.dead_letters,
-                record.key,
-                letter.to_json().encode(),
-                completes=record.offset,
-            ),
+            Outgoing(self.settings.topics.dead_letters, record.key, letter.to_json().encode(), completes=record.offset),
         )
 
     def _control(self, record: ConsumerRecord) -> None:
         try:
             msg = parse_control(record.value or b"", max_bytes=self.settings.max_message_bytes)
         except MessageError as exc:
+            self._tracker.add(Partition(record.topic, record.partition), record.offset, 1)
             self._dead_letter(Partition(record.topic, record.partition), record, DeadLetterError.from_exception(exc))
             return
         reason = msg.reason or f"{msg.action} requested"
@@ -379,8 +507,7 @@ class BridgeService:
 
     # ---- operations ----------------------------------------------------------------------------------
 
-    def _start_operation(self, key: _BatchKey, items: list[_Item]) -> None:
-        accepted = items[0].accepted
+    def _start_operation(self, key: _BatchKey, items: list[RunItem]) -> None:
         ids = sorted(i.run.run_id for i in items)
         operation_id = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
         runs = [
@@ -397,14 +524,13 @@ class BridgeService:
         ]
         plan = OperationPlan(
             operation_id=operation_id,
-            operation=accepted.operation,
+            operation=items[0].operation,
             runs=runs,
             cwd=self.settings.base_dir,
             study=key.study,
             template=key.template,
         )
-        by_run = {i.run.run_id: i for i in items}
-        runner = OperationRunner(plan, self._runtime, _Listener(self, key.study, by_run))
+        runner = OperationRunner(plan, self._runtime, _Listener(self, {i.run.run_id: i for i in items}))
         self._runners[operation_id] = runner
         for item in items:
             self._run_owner[item.run.run_id] = runner
@@ -415,32 +541,27 @@ class BridgeService:
             template=key.template,
             operation_id=operation_id,
             at=_now(),
-            operation=self._operation_document(accepted, items),
+            operation=self._operation_document(items),
         )
         self.publish(
-            key.source,
-            Outgoing(self.settings.topics.operations, key.study.encode(), created.to_json().encode()),
+            key.source, Outgoing(self.settings.topics.operations, key.study.encode(), created.to_json().encode())
         )
         log.info(
-            "operation_created",
-            study=key.study,
-            template=key.template,
-            operation_id=operation_id,
-            runs=len(items),
+            "operation_created", study=key.study, template=key.template, operation_id=operation_id, runs=len(items)
         )
         task = asyncio.create_task(self._run_operation(runner, key, items))
         self._operations.add(task)
         task.add_done_callback(self._operations.discard)
 
     @staticmethod
-    def _operation_document(accepted: Accepted, items: list[_Item]) -> dict[str, Any]:
-        body = accepted.operation.model_dump(mode="json", by_alias=True, exclude_none=True)
+    def _operation_document(items: list[RunItem]) -> dict[str, Any]:
+        body = items[0].operation.model_dump(mode="json", by_alias=True, exclude_none=True)
         matrix = dict(body.get("matrix") or {"kind": "mapping"})
         matrix["values"] = [i.run.given for i in items]
         body["matrix"] = matrix
         return body
 
-    async def _run_operation(self, runner: OperationRunner, key: _BatchKey, items: list[_Item]) -> None:
+    async def _run_operation(self, runner: OperationRunner, key: _BatchKey, items: list[RunItem]) -> None:
         try:
             outcome: OperationOutcome = await runner.run()
         except Exception:
@@ -451,6 +572,7 @@ class BridgeService:
             for item in items:
                 self._run_owner.pop(item.run.run_id, None)
                 self._suggestion_runs.pop((key.study, item.run.suggestion_id), None)
+                self._ledger.prior_attempts.pop(item.run.run_id, None)
         counts = outcome.counts()
         finished = OperationFinished(
             study=key.study,
@@ -461,24 +583,33 @@ class BridgeService:
             early_stopping=EarlyStop.model_validate(vars(outcome.early_stop)) if outcome.early_stop else None,
         )
         self.publish(
-            key.source,
-            Outgoing(self.settings.topics.operations, key.study.encode(), finished.to_json().encode()),
+            key.source, Outgoing(self.settings.topics.operations, key.study.encode(), finished.to_json().encode())
         )
 
-    def finish_run(self, item: _Item, result: RunResult) -> None:
-        """A run's one final result: publish it with the offset it completes."""
-        if result.status.value in ("stopped", "skipped") and item.source not in self._owned:
-            return  # stopped because this replica lost the partition or shut down: the new owner runs it
-        self._in_flight -= 1
-        self.telemetry.set_runs_in_flight(self._in_flight)
+    def finish_run(self, item: RunItem, result: RunResult) -> None:
+        """A run's one final result: published with its `finished` ledger record, in one transaction."""
+        if self._items.get(result.run_id) is not item:
+            return  # handed over to another replica meanwhile: its new owner publishes the result
+        del self._items[result.run_id]
+        if (
+            result.status in (RunStatus.STOPPED, RunStatus.SKIPPED)
+            and result.error is not None
+            and result.error.type == "interrupted"
+        ):
+            return  # stopped by a shutdown past its grace: `dispatched` stays, the next owner runs it again
         self.telemetry.run_finished(result.status.value, cached=result.cached, duration_s=result.duration_s)
-        self._remember(result.run_id, finished=True)
+        self._remember_finished(result.run_id)
+        finished = LedgerRecord.finished_from(item.record, result)
+        # Both queued without an await between them: they leave in the same transaction.
+        self.publish(
+            item.source, Outgoing(self.settings.topics.results, item.study.encode(), result.to_json().encode())
+        )
         self.publish(
             item.source,
             Outgoing(
-                self.settings.topics.results,
-                (result.study or "").encode(),
-                result.to_json().encode(),
-                completes=item.offset,
+                self.settings.topics.ledger,
+                result.run_id.encode(),
+                finished.to_bytes(),
+                partition=item.source.partition,
             ),
         )

@@ -1,0 +1,121 @@
+"""The run ledger: a compacted topic, keyed by run id, written to the partition number of the suggestion that
+caused the run, by that partition's transactional producer.
+
+Three states per run, each written before what depends on it is committed:
+- `received`: in the same transaction as the consumed offset of its suggestion record, with all it takes to
+  run it again (so committing the offset loses nothing);
+- `dispatched`: committed before the run's process starts, with its attempt number;
+- `finished`: in the same transaction as the run's one result message.
+
+A replica that is assigned a partition first fences the previous owner (its transactional producer with the
+same id), then reads the ledger partition to its end and reconciles by run id: finished runs are never run or
+published again; received or dispatched ones run again, the latter with `attempt + 1`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ConfigDict, Field, ValidationError
+
+from bridge.config import BridgeSettings
+from bridge.kafka.connection import client_kwargs
+from bridge.models import Frozen, RunResult
+
+log = structlog.get_logger(__name__)
+
+LEDGER_SCHEMA: Final = "bridge.ledger/v1"
+
+
+class LedgerRecord(Frozen):
+    """One state change of one run (`bridge.ledger/v1`); the key is the run id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: Literal["bridge.ledger/v1"] = Field(default=LEDGER_SCHEMA, alias="schema")
+    run_id: str
+    state: Literal["received", "dispatched", "finished"]
+    study: str
+    template: str
+    suggestion_id: str
+    attempt: int = Field(default=0, ge=0, description="The attempt dispatched (0 before any).")
+    iteration: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="Every input, typed, defaults filled.")
+    given: dict[str, Any] = Field(default_factory=dict, description="The params the message gave.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    operation: dict[str, Any] | None = Field(default=None, description="The inline operation, if it was one.")
+    status: str | None = Field(default=None, description="The final status, when finished.")
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the topic."""
+        return self.model_dump_json(by_alias=True).encode()
+
+    def with_state(self, state: Literal["received", "dispatched", "finished"], **changes: Any) -> LedgerRecord:
+        """The same run in another state."""
+        return self.model_copy(update={"state": state, **changes})
+
+    @classmethod
+    def finished_from(cls, received: LedgerRecord, result: RunResult) -> LedgerRecord:
+        """The `finished` record of a result (params dropped: a finished run is never run again)."""
+        return received.model_copy(
+            update={"state": "finished", "attempt": result.attempt, "status": result.status.value, "params": {}}
+        )
+
+
+def parse_record(raw: bytes | None) -> LedgerRecord | None:
+    """A ledger record, or None for a tombstone or a record this version cannot read."""
+    if raw is None:
+        return None
+    try:
+        return LedgerRecord.model_validate(json.loads(raw))
+    except (ValueError, ValidationError):
+        log.warning("ledger_record_unreadable", value=raw[:200])
+        return None
+
+
+async def read_partition(
+    settings: BridgeSettings, partition: int, *, timeout_s: float = 60.0
+) -> dict[str, LedgerRecord]:
+    """The last committed record of every run in one ledger partition (read_committed, to its end)."""
+    tp = TopicPartition(settings.topics.ledger, partition)
+    consumer = AIOKafkaConsumer(
+        **client_kwargs(settings.kafka),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    state: dict[str, LedgerRecord] = {}
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        deadline = time.monotonic() + timeout_s
+        while await consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ledger partition {partition} not read to its end ({end}) in {timeout_s:g} s")
+            # A batch can be empty while the position still moves past transaction markers.
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            for record in batch.get(tp, []):
+                entry = parse_record(record.value)
+                if entry is not None:
+                    state[entry.run_id] = entry
+                elif record.key is not None:
+                    state.pop(record.key.decode(errors="replace"), None)
+    finally:
+        await consumer.stop()
+    return state
+
+
+def summarize(state: Mapping[str, LedgerRecord]) -> dict[str, int]:
+    """Runs by ledger state, for the log."""
+    out = {"received": 0, "dispatched": 0, "finished": 0}
+    for entry in state.values():
+        out[entry.state] += 1
+    return out
