@@ -34,7 +34,9 @@ def test_defaults_are_the_contracts() -> None:
         "operations": "bridge.operations",
         "dead_letters": "bridge.dlq",
         "control": "bridge.control",
+        "ledger": "bridge.ledger",
     }
+    assert (settings.kafka.topic_partitions, settings.kafka.topic_replication_factor) == (4, 1)
     assert (settings.batching.linger_ms, settings.batching.max_configs) == (200, 64)
     assert (settings.executor.kind, settings.executor.max_parallel) == ("local", 4)
     assert (settings.max_in_flight, settings.shutdown_grace_s) == (256, 30)
