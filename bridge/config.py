@@ -133,6 +133,9 @@ class HttpSettings(_Section):
 
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=0, le=65535)
+    stall_after_s: float = Field(
+        default=30.0, gt=0, description="/healthz fails after this long without consumption progress."
+    )
 
 
 class BridgeSettings(BaseSettings):

@@ -114,7 +114,7 @@ class BridgeService:
         self.settings = settings
         self.templates = Templates(settings)
         self.telemetry = telemetry or Telemetry(templates=self.templates.names())
-        self.health = Health()
+        self.health = Health(stall_after_s=settings.http.stall_after_s)
         self._connect_timeout_s = connect_timeout_s
         self._items: dict[str, RunItem] = {}  # runs this replica owns and has not finished
         self._ledger = KafkaRunLedger(self._items, settings.topics.ledger, self._publish_durably, self._lost_run)
@@ -135,6 +135,8 @@ class BridgeService:
         self._finished: OrderedDict[str, None] = OrderedDict()  # run ids whose result is published
         self._paused = False
         self._broker_ok = True
+        self._consumed: dict[TopicPartition, int] = {}  # next offset to handle, per partition (what we took)
+        self._ends: dict[TopicPartition, int] = {}  # end offsets asked of the broker by the probe
         self._stopping = asyncio.Event()
         self._batcher: Batcher[_BatchKey, RunItem] = Batcher(
             settings.batching.linger_ms / 1000, settings.batching.max_configs, self._start_operation
@@ -227,6 +229,11 @@ class BridgeService:
                     started = True
                 await asyncio.wait_for(admin.list_topics(), timeout=BROKER_PROBE_S)
                 self._broker_ok = True
+                consumer = self._consumer
+                if consumer is not None and consumer.assignment():
+                    # Ends from the broker itself: a hung fetcher's cached ones would hide the backlog.
+                    ends = await asyncio.wait_for(consumer.end_offsets(list(consumer.assignment())), BROKER_PROBE_S)
+                    self._ends = dict(ends)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await admin.close()
@@ -253,10 +260,10 @@ class BridgeService:
         """The total backlog of the assigned partitions, or None while a position or end is unknown."""
         total: int | None = 0
         for tp in consumer.assignment():
-            end = consumer.last_stable_offset(tp)
-            if end is None:
-                end = consumer.highwater(tp)
-            position = self._position(consumer, tp)
+            ends = (consumer.last_stable_offset(tp), consumer.highwater(tp), self._ends.get(tp))
+            known = [e for e in ends if e is not None]
+            end = max(known) if known else None
+            position = self._consumed.get(tp, self._position(consumer, tp))
             if end is None or position is None:
                 total = None
                 continue
@@ -298,8 +305,12 @@ class BridgeService:
 
     async def partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """A rebalance gave these partitions to this replica: fence their previous owner, then reconcile."""
+        consumer = self._consumer
         for tp in assigned:
             self._owned.add(Partition(tp.topic, tp.partition))
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    self._consumed[tp] = await asyncio.wait_for(consumer.position(tp), BROKER_PROBE_S)
         log.info("partitions_assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned])
         for tp in assigned:
             if tp.topic == self.settings.topics.suggestions:
@@ -343,6 +354,9 @@ class BridgeService:
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Stop working on partitions leaving this replica; their new owner reconciles from the ledger."""
         parts = {Partition(tp.topic, tp.partition) for tp in revoked}
+        for tp in revoked:
+            self._consumed.pop(tp, None)
+            self._ends.pop(tp, None)
         self._owned -= parts
         self._batcher.discard(lambda key: key.source not in parts)
         for run_id, item in list(self._items.items()):
@@ -406,6 +420,7 @@ class BridgeService:
     # ---- records -------------------------------------------------------------------------------------
 
     async def _handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        self._consumed[tp] = record.offset + 1
         part = Partition(tp.topic, tp.partition)
         if part not in self._owned:
             return

@@ -1,0 +1,69 @@
+"""Health that tells the truth: /healthz fails when consumption stalls with a backlog (aiokafka can hang
+silently after a broker restart, aiokafka#1154); /readyz fails while the broker is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kafka_broker import KafkaBroker
+from tests.service.service_support import running, send_raw, service_settings, suggestion
+
+pytestmark = pytest.mark.kafka
+
+
+def _status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+async def _until(predicate: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(predicate):  # type: ignore[arg-type]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_healthz_fails_when_the_consumer_returns_nothing_despite_a_backlog(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    settings = service_settings(kafka_bootstrap, tmp_path, http={"host": "127.0.0.1", "port": 0, "stall_after_s": 1})
+    async with running(settings) as service:
+        port = service.http_port
+        assert port is not None
+        await _until(lambda: _status(port, "/healthz") == 200)
+        consumer: Any = service._consumer
+
+        async def hung(*args: object, **kwargs: object) -> dict[object, object]:
+            await asyncio.sleep(0.2)  # what a hung fetcher looks like from outside: nothing, forever
+            return {}
+
+        real = consumer.getmany
+        consumer.getmany = hung
+        await send_raw(kafka_bootstrap, settings.topics.suggestions, [suggestion("s", [{"name": "x"}])], key=b"s")
+        await _until(lambda: _status(port, "/healthz") == 503)
+        consumer.getmany = real
+        await _until(lambda: _status(port, "/healthz") == 200)
+
+
+async def test_readyz_fails_while_the_broker_is_gone(
+    kafka_broker: KafkaBroker, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    if not getattr(kafka_broker, "can_restart", False):
+        pytest.skip("the broker is external and cannot be restarted")
+    settings = service_settings(kafka_bootstrap, tmp_path)
+    async with running(settings) as service:
+        port = service.http_port
+        assert port is not None
+        await _until(lambda: _status(port, "/readyz") == 200)
+        async with kafka_broker.outage():
+            await _until(lambda: _status(port, "/readyz") == 503)
+        await _until(lambda: _status(port, "/readyz") == 200, timeout=120)
