@@ -34,6 +34,7 @@ SUGGESTION_SCHEMA: Final = "bridge.suggestion/v1"
 OPERATION_SCHEMA: Final = "bridge.operation/v1"
 DEADLETTER_SCHEMA: Final = "bridge.deadletter/v1"
 CONTROL_SCHEMA: Final = "bridge.control/v1"
+LEDGER_SCHEMA: Final = "bridge.ledger/v1"
 
 MAX_SUGGESTIONS = 1024
 """The most suggestions one message may carry; the service may set a lower cap (`max_suggestions`)."""
@@ -329,6 +330,41 @@ class ControlMessage(_Message):
         return self
 
 
+class LedgerRecord(Frozen):
+    """One state change of one run (`bridge.ledger/v1`); the key is the run id."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: Literal["bridge.ledger/v1"] = Field(default=LEDGER_SCHEMA, alias="schema")
+    run_id: str
+    state: Literal["received", "dispatched", "finished"]
+    study: str
+    template: str
+    suggestion_id: str
+    attempt: int = Field(default=0, ge=0, description="The attempt dispatched (0 before any).")
+    iteration: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict, description="Every input, typed, defaults filled.")
+    given: dict[str, Any] = Field(default_factory=dict, description="The params the message gave.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    operation: dict[str, Any] | None = Field(default=None, description="The inline operation, if it was one.")
+    status: str | None = Field(default=None, description="The final status, when finished.")
+
+    def to_bytes(self) -> bytes:
+        """The record's value on the topic."""
+        return self.model_dump_json(by_alias=True).encode()
+
+    def with_state(self, state: Literal["received", "dispatched", "finished"], **changes: Any) -> LedgerRecord:
+        """The same run in another state."""
+        return self.model_copy(update={"state": state, **changes})
+
+    @classmethod
+    def finished_from(cls, received: LedgerRecord, result: RunResult) -> LedgerRecord:
+        """The `finished` record of a result (params dropped: a finished run is never run again)."""
+        return received.model_copy(
+            update={"state": "finished", "attempt": result.attempt, "status": result.status.value, "params": {}}
+        )
+
+
 Message: TypeAlias = (
     SuggestionMessage
     | RunResult
@@ -338,6 +374,7 @@ Message: TypeAlias = (
     | OperationFinished
     | DeadLetter
     | ControlMessage
+    | LedgerRecord
 )
 """Any message of any topic."""
 
@@ -348,6 +385,7 @@ MESSAGE_TYPES: Mapping[str, Any] = {
     OPERATION_SCHEMA: OperationEvent,
     DEADLETTER_SCHEMA: DeadLetter,
     CONTROL_SCHEMA: ControlMessage,
+    LEDGER_SCHEMA: LedgerRecord,
 }
 """Each schema name and the type of its messages (for `bridge.operation/v1`, the union of its events)."""
 

@@ -21,6 +21,7 @@ from bridge.config import TopicsSettings
 from bridge.messages import (
     CONTROL_SCHEMA,
     DEADLETTER_SCHEMA,
+    LEDGER_SCHEMA,
     MESSAGE_TYPES,
     NAME_PATTERN,
     OPERATION_SCHEMA,
@@ -87,10 +88,17 @@ _TOPICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         (DEADLETTER_SCHEMA,),
     ),
     ("control", "receive", "Requests to stop a run or an operation.", (CONTROL_SCHEMA,)),
+    (
+        "ledger",
+        "send",
+        "The run ledger (compacted, keyed by run id): received, dispatched, finished; the bridge's own state.",
+        (LEDGER_SCHEMA,),
+    ),
 )
 
 
 _KEY_SCHEMA = {"type": "string", "pattern": NAME_PATTERN, "description": "The study name."}
+_RUN_KEY_SCHEMA = {"type": "string", "description": "The run id."}
 
 
 def _message_key(schema: str) -> str:
@@ -121,7 +129,12 @@ def asyncapi_document(topics: TopicsSettings | None = None) -> dict[str, Any]:
                 "title": schema,
                 "contentType": "application/json",
                 "payload": {"$ref": schema_file_name(schema)},
-                "bindings": {"kafka": {"key": dict(_KEY_SCHEMA), "bindingVersion": "0.5.0"}},
+                "bindings": {
+                    "kafka": {
+                        "key": dict(_RUN_KEY_SCHEMA if channel == "ledger" else _KEY_SCHEMA),
+                        "bindingVersion": "0.5.0",
+                    }
+                },
             }
     return {
         "asyncapi": "3.0.0",

@@ -64,6 +64,7 @@ def test_every_message_has_a_schema_file_and_an_asyncapi_message() -> None:
         "bridge.operations",
         "bridge.dlq",
         "bridge.control",
+        "bridge.ledger",
     }
     assert yaml.safe_load((SCHEMAS / ASYNCAPI_FILE).read_text(encoding="utf-8")) == document
 

@@ -17,54 +17,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Final, Literal
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from bridge.config import BridgeSettings
 from bridge.kafka.connection import client_kwargs
-from bridge.models import Frozen, RunResult
+from bridge.messages import LedgerRecord
 
 log = structlog.get_logger(__name__)
-
-LEDGER_SCHEMA: Final = "bridge.ledger/v1"
-
-
-class LedgerRecord(Frozen):
-    """One state change of one run (`bridge.ledger/v1`); the key is the run id."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    schema_: Literal["bridge.ledger/v1"] = Field(default=LEDGER_SCHEMA, alias="schema")
-    run_id: str
-    state: Literal["received", "dispatched", "finished"]
-    study: str
-    template: str
-    suggestion_id: str
-    attempt: int = Field(default=0, ge=0, description="The attempt dispatched (0 before any).")
-    iteration: int | None = None
-    params: dict[str, Any] = Field(default_factory=dict, description="Every input, typed, defaults filled.")
-    given: dict[str, Any] = Field(default_factory=dict, description="The params the message gave.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    operation: dict[str, Any] | None = Field(default=None, description="The inline operation, if it was one.")
-    status: str | None = Field(default=None, description="The final status, when finished.")
-
-    def to_bytes(self) -> bytes:
-        """The record's value on the topic."""
-        return self.model_dump_json(by_alias=True).encode()
-
-    def with_state(self, state: Literal["received", "dispatched", "finished"], **changes: Any) -> LedgerRecord:
-        """The same run in another state."""
-        return self.model_copy(update={"state": state, **changes})
-
-    @classmethod
-    def finished_from(cls, received: LedgerRecord, result: RunResult) -> LedgerRecord:
-        """The `finished` record of a result (params dropped: a finished run is never run again)."""
-        return received.model_copy(
-            update={"state": "finished", "attempt": result.attempt, "status": result.status.value, "params": {}}
-        )
 
 
 def parse_record(raw: bytes | None) -> LedgerRecord | None:

@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 
 from bridge.intake import AcceptedRun
-from bridge.kafka.ledger import LedgerRecord
 from bridge.kafka.publisher import Fenced, Outgoing
+from bridge.messages import LedgerRecord
 from bridge.models import RunResult
 from bridge.offsets import Partition
 from bridge.polyaxon import V1Operation

@@ -31,13 +31,14 @@ from bridge.executors.local import LocalExecutor
 from bridge.http import Health, HttpServer
 from bridge.intake import Templates, accept
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
-from bridge.kafka.ledger import LedgerRecord, read_partition, summarize
+from bridge.kafka.ledger import read_partition, summarize
 from bridge.kafka.publisher import Fenced, Outgoing, PartitionPublisher
 from bridge.kafka.runs import KafkaRunLedger, RunItem, received_record, run_from_record
 from bridge.messages import (
     DeadLetter,
     DeadLetterError,
     EarlyStop,
+    LedgerRecord,
     MessageError,
     OperationCounts,
     OperationCreated,
