@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Collection
-from typing import Any, TypeVar
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 from aiokafka.helpers import create_ssl_context
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from bridge.config import KafkaSettings, TopicsSettings
-from bridge.errors import Retryable
+from bridge.errors import ConfigError, Retryable
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -61,39 +69,113 @@ async def with_broker_retry(
     raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying either returns or raises
 
 
+COMPACT: Final[Mapping[str, str]] = MappingProxyType({"cleanup.policy": "compact"})
+LEADER_POLL_S = 0.05
+
+
 async def ensure_topics(
     kafka: KafkaSettings,
     topics: TopicsSettings,
     *,
     partitions: int,
     give_up_after_s: float,
+    replication_factor: int | None = None,
     compacted: Collection[str] = (),
 ) -> None:
-    """Create the bridge's topics that do not exist yet (an existing topic is left as it is)."""
+    """Create the bridge's topics that do not exist yet (an existing topic is left as it is), `compacted` ones
+    with `cleanup.policy=compact`, and return once every topic that was missing has a leader for each partition.
+
+    `replication_factor` None is `kafka.topic_replication_factor`. A topic the broker refuses to create
+    (replication factor above the brokers, a policy, no authorization) raises `ConfigError` at once; a broker
+    away, or leaders still missing after `give_up_after_s`, raises `Retryable`.
+    """
+    replicas = kafka.topic_replication_factor if replication_factor is None else replication_factor
+    names = list(topics.model_dump().values())
+    deadline = time.monotonic() + give_up_after_s
+    # Topics found missing, by this call or an earlier attempt of it: partitions expected (None: as another
+    # replica made it). Kept across retries: a retry finds them existing, but maybe still without leaders.
+    fresh: dict[str, int | None] = {}
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(**client_kwargs(kafka), request_timeout_ms=5000)
         await admin.start()
         try:
             existing = set(await admin.list_topics())
-            wanted = [t for t in topics.model_dump().values() if t not in existing]
-            if wanted:
-                with contextlib.suppress(TopicAlreadyExistsError):  # another replica created it meanwhile
-                    await admin.create_topics(
-                        [
-                            NewTopic(
-                                t,
-                                num_partitions=partitions,
-                                replication_factor=kafka.topic_replication_factor,
-                                topic_configs={"cleanup.policy": "compact"} if t in compacted else {},
-                            )
-                            for t in wanted
-                        ]
-                    )
-                log.info("topics_created", topics=wanted, partitions=partitions)
+            missing = [t for t in names if t not in existing]
+            if missing:
+                fresh.update(dict.fromkeys(missing, partitions))
+                response = await admin.create_topics(
+                    [
+                        NewTopic(t, partitions, replicas, topic_configs=dict(COMPACT) if t in compacted else {})
+                        for t in missing
+                    ]
+                )
+                for topic in _raise_for_refusals(response.topic_errors):
+                    fresh[topic] = None  # another replica created it meanwhile
+                log.info(
+                    "topics_created",
+                    topics=missing,
+                    partitions=partitions,
+                    replication_factor=replicas,
+                    compacted=[t for t in missing if t in compacted],
+                )
+            if fresh:
+                await wait_for_leaders(admin, fresh, timeout_s=max(0.0, deadline - time.monotonic()))
         finally:
             await admin.close()
 
     await with_broker_retry(
         "create its topics", create, give_up_after_s=give_up_after_s, servers=kafka.bootstrap_servers
     )
+
+
+def _raise_for_refusals(topic_errors: list[tuple[Any, ...]]) -> list[str]:
+    """The topics that already existed; raise for any other per-topic error of a CreateTopics response
+    (aiokafka returns them, it does not raise): a retriable one as itself, the others as `ConfigError`."""
+    existed: list[str] = []
+    for topic, code, *rest in topic_errors:
+        if code == 0:
+            continue
+        if code == TopicAlreadyExistsError.errno:
+            existed.append(topic)
+            continue
+        error = for_code(code)
+        detail = rest[0] if rest and rest[0] else error.description
+        if error.retriable:
+            raise error(f"creating topic {topic}: {detail}")
+        raise ConfigError(f"Kafka refused to create topic {topic}: {error.__name__}: {detail}")
+    return existed
+
+
+async def wait_for_leaders(admin: AIOKafkaAdminClient, topics: Mapping[str, int | None], *, timeout_s: float) -> None:
+    """Return once the broker's metadata gives every topic of `topics` (name -> partitions, None: any number)
+    a leader for each of its partitions; raise `KafkaTimeoutError` naming what still lacks one after
+    `timeout_s`.
+
+    `create_topics` returns when the controller has a topic, not when the brokers serve it: a consumer that
+    subscribes before then is told the topic is not in the cluster's metadata, and aiokafka looks again only
+    after `metadata_max_age_ms` (5 minutes by default), leaving the consumer without partitions until then.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        leaderless = _leaderless(await admin.describe_topics(list(topics)), topics)
+        if not leaderless:
+            return
+        if time.monotonic() >= deadline:
+            raise KafkaTimeoutError(f"no partition leader after {timeout_s:g} s for {', '.join(leaderless)}")
+        await asyncio.sleep(LEADER_POLL_S)
+
+
+def _leaderless(described: list[dict[str, Any]], wanted: Mapping[str, int | None]) -> list[str]:
+    """`topic` or `topic[partition]` for each topic or partition of `wanted` without a leader yet."""
+    by_name = {d["topic"]: d for d in described}
+    missing: list[str] = []
+    for name, partitions in wanted.items():
+        d = by_name.get(name)
+        if d is None or d["error_code"] != 0 or not d["partitions"]:
+            missing.append(name)
+            continue
+        led = {p["partition"] for p in d["partitions"] if p["error_code"] == 0 and p["leader"] >= 0}
+        expected = range(partitions) if partitions is not None else (p["partition"] for p in d["partitions"])
+        missing += [f"{name}[{p}]" for p in expected if p not in led]
+    return missing

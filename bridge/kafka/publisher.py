@@ -72,6 +72,7 @@ class PartitionPublisher:
         self.transactional_id = f"{settings.kafka.group_id}.{source.topic}.{source.partition}"
         self._producer = self._new_producer()
         self._task: asyncio.Task[None] | None = None
+        self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.failed: BaseException | None = None
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -89,8 +90,18 @@ class PartitionPublisher:
     async def start(self) -> None:
         """Connect; starting the producer fences any earlier owner of the same transactional id and aborts its
         open transaction, so what this replica reads next is final."""
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException as exc:
+            self._started.set_exception(exc)
+            self._started.exception()
+            raise
         self._task = asyncio.create_task(self._loop(), name=f"publisher-{self.transactional_id}")
+        self._started.set_result(None)
+
+    async def started(self) -> None:
+        """Wait until `start()` has fenced the previous owner (whoever called it)."""
+        await asyncio.shield(self._started)
 
     def publish(self, record: Outgoing) -> asyncio.Future[None]:
         """Queue a record for the next transaction; the future is done when that transaction is committed."""

@@ -129,6 +129,7 @@ class BridgeService:
         self._tracker = OffsetTracker()
         self._publishers: dict[Partition, PartitionPublisher] = {}
         self._owned: set[Partition] = set()
+        self._handover: set[Partition] = set()  # revoked, not yet known whether they come back
         self._runners: dict[str, OperationRunner] = {}
         self._operations: set[asyncio.Task[None]] = set()
         self._run_owner: dict[str, OperationRunner] = {}
@@ -311,14 +312,26 @@ class BridgeService:
             self._owned.add(Partition(tp.topic, tp.partition))
             if consumer is not None:
                 with contextlib.suppress(Exception):
-                    self._consumed[tp] = await asyncio.wait_for(consumer.position(tp), BROKER_PROBE_S)
+                    self._consumed[tp] = await asyncio.wait_for(self._start_offset(consumer, tp), BROKER_PROBE_S)
         log.info("partitions_assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned])
+        gone, self._handover = self._handover - self._owned, set()
+        self._hand_over(gone)
         for tp in assigned:
             if tp.topic == self.settings.topics.suggestions:
                 await self._reconcile(Partition(tp.topic, tp.partition))
 
+    @staticmethod
+    async def _start_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        # Where consumption of a newly assigned partition starts: its committed offset, else its beginning. Not
+        # `position()`: the fetcher moves that as it prefetches, which would hide a backlog nobody handles.
+        committed = await consumer.committed(tp)
+        if committed is not None:
+            return int(committed)
+        return int((await consumer.beginning_offsets([tp]))[tp])
+
     async def _reconcile(self, part: Partition) -> None:
-        await self._publisher(part)  # starting its producer fences the previous owner and aborts its transaction
+        publisher = await self._publisher(part)  # its start fenced the previous owner, aborting its transaction
+        await publisher.flush()  # what this replica queued itself is in the ledger before it is read
         state = await read_partition(self.settings, part.partition)
         log.info("ledger_reconciled", partition=part.partition, **summarize(state))
         rerun: dict[_BatchKey, list[RunItem]] = {}
@@ -326,8 +339,8 @@ class BridgeService:
             if record.state == "finished":
                 self._remember_finished(record.run_id)
                 continue
-            if record.run_id in self._items:
-                continue  # still running here (the partition came back to this replica)
+            if record.run_id in self._items or record.run_id in self._finished:
+                continue  # still running here (the partition came back), or finished and being published
             operation = self._operation_for(record)
             if operation is None:
                 continue
@@ -353,16 +366,15 @@ class BridgeService:
         return operation
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Stop working on partitions leaving this replica; their new owner reconciles from the ledger."""
+        """Commit what is done on partitions leaving this replica and stop publishing for them. Their runs go on
+        until the assignment that follows: aiokafka revokes every partition at each rebalance, and most of them
+        come back; those that do not are stopped then, and their new owner runs them again from the ledger."""
         parts = {Partition(tp.topic, tp.partition) for tp in revoked}
         for tp in revoked:
             self._consumed.pop(tp, None)
             self._ends.pop(tp, None)
         self._owned -= parts
-        self._batcher.discard(lambda key: key.source not in parts)
-        for run_id, item in list(self._items.items()):
-            if item.source in parts:
-                self._lost_run(run_id)
+        self._handover |= parts
         for part in parts:
             publisher = self._publishers.pop(part, None)
             if publisher is not None:
@@ -371,6 +383,16 @@ class BridgeService:
             self.telemetry.forget_partition(part.partition)
         if revoked:
             log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
+
+    def _hand_over(self, gone: set[Partition]) -> None:
+        if not gone:
+            return
+        for item in self._batcher.discard(lambda key: key.source not in gone):
+            self._items.pop(item.run.run_id, None)
+        for run_id, item in list(self._items.items()):
+            if item.source in gone:
+                self._lost_run(run_id)
+        log.info("partitions_handed_over", partitions=sorted(f"{p.topic}:{p.partition}" for p in gone))
 
     def _lost_run(self, run_id: str) -> None:
         """This replica may no longer publish for this run: stop it (its new owner runs it again)."""
@@ -384,6 +406,7 @@ class BridgeService:
     def _fenced(self, part: Partition) -> None:
         log.error("partition_fenced", partition=part.partition, topic=part.topic)
         self._owned.discard(part)
+        self._handover.discard(part)
         self._publishers.pop(part, None)
         for run_id, item in list(self._items.items()):
             if item.source == part:
@@ -392,6 +415,8 @@ class BridgeService:
     async def _publisher(self, part: Partition) -> PartitionPublisher:
         publisher = self._publishers.get(part)
         if publisher is None:
+            # Registered before it starts: a second caller (the rebalance listener runs beside the consume loop)
+            # must share it, never start a second producer that would fence this one.
             publisher = PartitionPublisher(
                 self.settings,
                 part,
@@ -400,8 +425,13 @@ class BridgeService:
                 on_fenced=self._fenced,
                 owns=lambda p: p in self._owned,
             )
-            await publisher.start()
             self._publishers[part] = publisher
+            try:
+                await publisher.start()
+            except BaseException:
+                self._publishers.pop(part, None)
+                raise
+        await publisher.started()
         return publisher
 
     def publish(self, part: Partition, record: Outgoing) -> asyncio.Future[None] | None:

@@ -42,12 +42,16 @@ async def test_healthz_fails_when_the_consumer_returns_nothing_despite_a_backlog
         await _until(lambda: _status(port, "/healthz") == 200)
         consumer: Any = service._consumer
 
+        in_use = asyncio.Event()
+
         async def hung(*args: object, **kwargs: object) -> dict[object, object]:
+            in_use.set()
             await asyncio.sleep(0.2)  # what a hung fetcher looks like from outside: nothing, forever
             return {}
 
         real = consumer.getmany
         consumer.getmany = hung
+        await asyncio.wait_for(in_use.wait(), 30)  # the loop's last real poll is over: nothing reads any more
         await send_raw(kafka_bootstrap, settings.topics.suggestions, [suggestion("s", [{"name": "x"}])], key=b"s")
         await _until(lambda: _status(port, "/healthz") == 503)
         consumer.getmany = real
