@@ -130,6 +130,9 @@ class BridgeService:
         self._publishers: dict[Partition, PartitionPublisher] = {}
         self._owned: set[Partition] = set()
         self._handover: set[Partition] = set()  # revoked, not yet known whether they come back
+        # Set once a partition's assignment is reconciled: records of it wait for that (the listener runs beside
+        # the consume loop, which may already hold the partition's first records).
+        self._reconciled: dict[Partition, asyncio.Event] = {}
         self._runners: dict[str, OperationRunner] = {}
         self._operations: set[asyncio.Task[None]] = set()
         self._run_owner: dict[str, OperationRunner] = {}
@@ -317,8 +320,10 @@ class BridgeService:
         gone, self._handover = self._handover - self._owned, set()
         self._hand_over(gone)
         for tp in assigned:
+            part = Partition(tp.topic, tp.partition)
             if tp.topic == self.settings.topics.suggestions:
-                await self._reconcile(Partition(tp.topic, tp.partition))
+                await self._reconcile(part)
+            self._reconciled.setdefault(part, asyncio.Event()).set()
 
     @staticmethod
     async def _start_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
@@ -375,6 +380,10 @@ class BridgeService:
             self._ends.pop(tp, None)
         self._owned -= parts
         self._handover |= parts
+        for part in parts:
+            ready = self._reconciled.pop(part, None)
+            if ready is not None:
+                ready.set()  # wakes a record waiting for it, which then sees the partition is gone
         for part in parts:
             publisher = self._publishers.pop(part, None)
             if publisher is not None:
@@ -453,7 +462,12 @@ class BridgeService:
     async def _handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         self._consumed[tp] = record.offset + 1
         part = Partition(tp.topic, tp.partition)
+        ready = self._reconciled.setdefault(part, asyncio.Event())
+        if not ready.is_set():
+            await ready.wait()
         if part not in self._owned:
+            # Revoked before it was reconciled: not handled, so not committed; its next owner reads it again.
+            log.info("record_left_for_next_owner", partition=part.partition, offset=record.offset)
             return
         publisher = await self._publisher(part)
         if tp.topic == self.settings.topics.control:

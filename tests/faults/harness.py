@@ -1,0 +1,652 @@
+"""Fault-injection harness: `bridge serve` replicas as real processes, a study workload that lands on every
+partition, and a checker that holds the results topic to the contract (CONTRACT.md section 3, Guarantees).
+
+- `Cluster`: one config file (the test job as template `job`) and group for every replica of a test.
+- `Replica`: one `bridge serve -c <config>` process with its own HTTP port, log file and workdir;
+  `start()`, `await wait_ready()`, `kill9()`, `await terminate()`.
+- `Study`: >= 200 suggestions with explicit ids over study names whose keys cover every partition, published
+  in messages of 1-8 suggestions by a background task, spread over ~10 s, so faults land mid-study.
+- `Executions`: what the test job recorded (`<record>/<name>.<attempt>.<pid>.json`), one file per execution.
+- `Checker`: reads `bridge.results` with `read_committed` and asserts exactly one final result per suggestion,
+  no duplicate, re-executions only of runs in flight at a fault, `attempt` = attempts dispatched for the run
+  (the executions recorded, plus any a kill -9 cut before the job could record itself; see `attempt_problems`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+from bridge.config import BridgeSettings, TopicsSettings
+from tests.engine_support import job_component
+from tests.kafka_broker import _free_ports, read_topic
+from tests.service.service_support import service_settings
+
+PARTITIONS = 4  # the service creates its topics with 4 partitions
+RESULT_SCHEMA = "bridge.result/v1"
+
+
+def partition_of(key: bytes, partitions: int = PARTITIONS) -> int:
+    """The partition aiokafka's default partitioner (murmur2, as Java's) gives `key`."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# ---- configuration and replicas ---------------------------------------------------------------------------
+
+
+class Cluster:
+    """The config shared by every replica of one test: fresh topics and group, the test job as `job`."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        root: Path,
+        *,
+        max_parallel: int = 4,
+        concurrency: int = 4,
+        shutdown_grace_s: float = 5,
+        **overrides: Any,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.root = root
+        self.record = root / "record"
+        self.record.mkdir(parents=True, exist_ok=True)
+        topics: dict[str, str] = {}
+        if "ledger" in TopicsSettings.model_fields:  # the durable run ledger, when the service has one
+            topics["ledger"] = f"f{uuid.uuid4().hex[:10]}.ledger"
+        self.settings: BridgeSettings = service_settings(
+            bootstrap,
+            root,
+            executor={"max_parallel": max_parallel},
+            shutdown_grace_s=shutdown_grace_s,
+            templates={
+                "job": {
+                    "component": job_component(),
+                    "matrix": {"kind": "mapping", "concurrency": concurrency},
+                    "params": {"record": {"value": str(self.record)}},
+                }
+            },
+            topics=topics,
+            **overrides,
+        )
+        self.config = root / "bridge.yaml"  # written by service_settings
+        self.replicas: list[Replica] = []
+
+    def replica(self, name: str) -> Replica:
+        """A new (not yet started) replica of this cluster."""
+        replica = Replica(name, self.config, self.root)
+        self.replicas.append(replica)
+        return replica
+
+    def kill_all(self) -> None:
+        """Clean-up: SIGKILL every replica process this cluster started that is still alive."""
+        for replica in self.replicas:
+            replica.kill_if_alive()
+
+
+class Replica:
+    """One `bridge serve` process of the cluster's group: its own HTTP port, log file and workdir.
+
+    The workdir stays the same across restarts of the same replica (a pod restarted on its volume); each start
+    takes a fresh HTTP port outside the ephemeral range.
+    """
+
+    def __init__(self, name: str, config: Path, root: Path) -> None:
+        self.name = name
+        self.config = config
+        self.root = root
+        self.workdir = root / f"work-{name}"
+        self.log_path = root / f"replica-{name}.log"
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self.starts = 0
+        self._log: IO[bytes] | None = None
+
+    def start(self) -> None:
+        """Start `bridge serve` (returns at once; then `await wait_ready()`)."""
+        assert not self.alive(), f"replica {self.name} is already running"
+        (self.port,) = _free_ports(1)
+        self.starts += 1
+        if self._log is not None:
+            self._log.close()
+        self._log = self.log_path.open("ab")
+        self._log.write(f"\n===== start {self.starts} of replica {self.name} at {time.time():.3f} =====\n".encode())
+        self._log.flush()
+        self.started_at = time.time()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bridge",
+                "--log-level",
+                "info",
+                "serve",
+                "-c",
+                str(self.config),
+                "--http-port",
+                str(self.port),
+                "--workdir",
+                str(self.workdir),
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+        )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ready(self) -> bool:
+        """GET /readyz answers 200."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    async def wait_ready(self, timeout: float = 60) -> float:
+        """Poll /readyz until it answers 200; returns the seconds it took. Fails if the process exits."""
+        began = time.monotonic()
+        deadline = began + timeout
+        while not await asyncio.to_thread(self.ready):
+            if not self.alive():
+                raise AssertionError(f"replica {self.name} exited before ready:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"replica {self.name} not ready after {timeout}s:\n{self.log_tail()}")
+            await asyncio.sleep(0.1)
+        return time.monotonic() - began
+
+    def kill9(self) -> float:
+        """SIGKILL the bridge (its runs die with it: PR_SET_PDEATHSIG); returns the time of the kill."""
+        assert self.proc is not None and self.alive(), f"replica {self.name} is not running"
+        at = time.time()
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return at
+
+    async def terminate(self, timeout: float = 60) -> int | None:
+        """SIGTERM and wait for the drain; returns the exit code (None: SIGKILLed after `timeout`)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.proc.poll() is None:
+                if time.monotonic() > deadline:
+                    self.proc.kill()
+                    self.proc.wait()
+                    return None
+                await asyncio.sleep(0.1)
+        return self.proc.returncode
+
+    def kill_if_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+# ---- the workload ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Suggested:
+    study: str
+    id: str  # also the job's `name`, so the execution records name the suggestion
+    sleep: float
+
+
+def study_names(prefix: str, per_partition: int, partitions: int = PARTITIONS) -> list[str]:
+    """Study names whose keys hash to every partition, `per_partition` of them on each."""
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    i = 0
+    while any(len(by_partition[p]) < per_partition for p in range(partitions)):
+        name = f"{prefix}-s{i}"
+        bucket = by_partition[partition_of(name.encode(), partitions)]
+        if len(bucket) < per_partition:
+            bucket.append(name)
+        i += 1
+    return [n for p in range(partitions) for n in by_partition[p]]
+
+
+class Study:
+    """Suggestions over several studies covering every partition, published by a background task."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        *,
+        seed: int,
+        total: int = 208,
+        per_partition: int = 2,
+        publish_over_s: float = 10.0,
+        sleep: tuple[float, float] = (0.1, 0.5),
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.publish_over_s = publish_over_s
+        rng = random.Random(seed)
+        prefix = f"f{uuid.UUID(int=rng.getrandbits(128)).hex[:6]}"
+        self.studies = study_names(prefix, per_partition)
+        self.suggestions: list[Suggested] = [
+            Suggested(study, f"{study}-t{k:03d}", round(rng.uniform(*sleep), 3))
+            for k in range(-(-total // len(self.studies)))
+            for study in self.studies
+        ][:total]
+        by_study: dict[str, list[Suggested]] = defaultdict(list)
+        for s in self.suggestions:
+            by_study[s.study].append(s)
+        chunks: dict[str, list[list[Suggested]]] = {}
+        for study, items in by_study.items():
+            chunks[study] = []
+            rest = items
+            while rest:
+                n = rng.randint(1, 8)
+                chunks[study].append(rest[:n])
+                rest = rest[n:]
+        # Interleave the studies' messages at random, each study's in its own order.
+        self.messages: list[tuple[str, list[Suggested]]] = []
+        while any(chunks.values()):
+            study = rng.choice([s for s, c in chunks.items() if c])
+            self.messages.append((study, chunks[study].pop(0)))
+        self._gaps = [rng.uniform(0.5, 1.5) * publish_over_s / len(self.messages) for _ in self.messages]
+        self.sent = 0
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def keys(self) -> set[tuple[str, str]]:
+        return {(s.study, s.id) for s in self.suggestions}
+
+    @staticmethod
+    def body(study: str, items: Sequence[Suggested], iteration: int) -> bytes:
+        return json.dumps(
+            {
+                "schema": "bridge.suggestion/v1",
+                "study": study,
+                "template": "job",
+                "iteration": iteration,
+                "suggestions": [{"id": s.id, "params": {"name": s.id, "sleep": s.sleep}} for s in items],
+                "metadata": {"workload": "faults"},
+            }
+        ).encode()
+
+    def start(self) -> None:
+        """Start publishing in the background."""
+        self.task = asyncio.create_task(self._publish())
+
+    async def finished(self, timeout: float = 90) -> None:
+        """Wait until every message is published."""
+        assert self.task is not None
+        await asyncio.wait_for(asyncio.shield(self.task), timeout)
+
+    async def _publish(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            partitions = await producer.partitions_for(self.topic)
+            assert len(partitions) == PARTITIONS, f"{self.topic} has partitions {partitions}"
+            assert {partition_of(s.encode()) for s in self.studies} == set(range(PARTITIONS))
+            for iteration, ((study, items), gap) in enumerate(zip(self.messages, self._gaps, strict=True)):
+                value = self.body(study, items, iteration)
+                while True:  # the broker may be away (a fault): keep the message until it is taken
+                    try:
+                        await producer.send_and_wait(self.topic, value, key=study.encode())
+                        break
+                    except KafkaError:
+                        await asyncio.sleep(0.5)
+                self.sent += 1
+                await asyncio.sleep(gap)  # pacing the optimizer, not synchronisation
+        finally:
+            await producer.stop()
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+# ---- what the job recorded -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Execution:
+    name: str
+    attempt: int
+    start: float
+    end: float | None
+    outputs_dir: str
+
+    def ran_in(self, workdir: Path) -> bool:
+        return Path(self.outputs_dir).is_relative_to(workdir)
+
+
+class Executions:
+    """The job's records: one file per execution, written at its start and again at its end."""
+
+    def __init__(self, record: Path) -> None:
+        self.record = record
+
+    def all(self) -> list[Execution]:
+        out = []
+        for path in self.record.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):  # written atomically; a vanished file is skipped
+                d = json.loads(path.read_text())
+                out.append(
+                    Execution(d["name"], d["attempt"], d["start"], d.get("end"), d["env"].get("BRIDGE_OUTPUTS_DIR", ""))
+                )
+        return out
+
+    def by_name(self) -> dict[str, list[Execution]]:
+        out: dict[str, list[Execution]] = defaultdict(list)
+        for e in self.all():
+            out[e.name].append(e)
+        for runs in out.values():
+            runs.sort(key=lambda e: e.start)
+        return out
+
+    def running(self, since: float, workdir: Path | None = None) -> list[Execution]:
+        """Executions started after `since` that have not ended (optionally: those of one replica)."""
+        return [e for e in self.all() if e.start >= since and e.end is None and (workdir is None or e.ran_in(workdir))]
+
+    async def wait_running(self, since: float, *, workdir: Path | None = None, timeout: float = 30) -> int:
+        """Poll until some run is in flight (started after `since`, not ended); returns how many."""
+        deadline = time.monotonic() + timeout
+        while not (running := self.running(since, workdir)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no run in flight within {timeout}s (since {since:.3f})")
+            await asyncio.sleep(0.05)
+        return len(running)
+
+    async def wait_ended(self, names: set[str], timeout: float = 30) -> int:
+        """Poll until the executions of `names` running now have ended; returns how many ended (some may not)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            running = {e.name for e in self.all() if e.name in names and e.end is None}
+            if not running or time.monotonic() > deadline:
+                return len(names) - len(running)
+            await asyncio.sleep(0.05)
+
+
+# ---- the checker -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """When a fault happened; `workdir`: the replica that died (None: anything in flight may run again)."""
+
+    at: float
+    what: str
+    workdir: Path | None = None
+
+
+@dataclass
+class Counts:
+    results: int = 0
+    distinct_runs: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    reexecutions: int = 0
+    dead_letters: int = 0
+    cached: int = 0
+    executions: int = 0
+    unrecorded_attempts: int = 0  # dispatched, then killed before the job recorded itself
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def line(self, label: str, faults: int) -> str:
+        return (
+            f"faults[{label}]: results={self.results} distinct_runs={self.distinct_runs} "
+            f"duplicates={self.duplicates} missing={self.missing} reexecutions={self.reexecutions} "
+            f"dead_letters={self.dead_letters} cached={self.cached} executions={self.executions} "
+            f"unrecorded_attempts={self.unrecorded_attempts} "
+            f"faults={faults} statuses={dict(sorted(self.statuses.items()))}"
+        )
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of `topic`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+async def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> tuple[list[ConsumerRecord[Any, Any]], str]:
+    """Every committed record of `topic`, read with `read_committed` up to each partition's last stable offset.
+
+    Returns the records and a problem ("" if none): an open transaction (last stable offset below the high
+    watermark) once every replica has stopped, or the end not reached by the deadline.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        stable = await consumer.end_offsets(tps)  # read_committed: the last stable offsets
+        records: list[ConsumerRecord[Any, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if all(positions[tp] >= stable[tp] for tp in tps):
+                break
+            if time.monotonic() > deadline:
+                return records, f"{topic}: could not read to the end in {timeout}s: at {positions}, end {stable}"
+            batch = await consumer.getmany(timeout_ms=500)
+            for part in batch.values():
+                records.extend(part)
+        problem = ""
+        uncommitted = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, isolation_level="read_uncommitted")
+        await uncommitted.start()
+        try:
+            uncommitted.assign(tps)
+            high = await uncommitted.end_offsets(tps)
+        finally:
+            await uncommitted.stop()
+        open_ = {tp.partition: (stable[tp], high[tp]) for tp in tps if stable[tp] < high[tp]}
+        if open_:
+            problem = f"{topic}: open transactions after every replica stopped (stable, high) {open_}"
+        return records, problem
+    finally:
+        await consumer.stop()
+
+
+def _examples(items: Iterable[Any], n: int = 5) -> str:
+    items = list(items)
+    more = f" ... and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(map(str, items[:n])) + more
+
+
+class Checker:
+    """Holds what the bridge published to the contract, for one study."""
+
+    def __init__(self, cluster: Cluster, study: Study, label: str) -> None:
+        self.cluster = cluster
+        self.settings = cluster.settings
+        self.study = study
+        self.label = label
+        self.executions = Executions(cluster.record)
+
+    def _final(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for r in records:
+            with contextlib.suppress(ValueError):
+                m = json.loads(r.value)
+                if m.get("schema") == RESULT_SCHEMA:
+                    out.append(m)
+        return out
+
+    async def wait_for_results(self, timeout: float) -> set[tuple[str, str]]:
+        """Read `bridge.results` (read_committed) until every suggestion has a final result or `timeout`;
+        returns the suggestions still without one."""
+        wanted = self.study.keys
+        seen: set[tuple[str, str]] = set()
+
+        def done(records: list[ConsumerRecord[Any, Any]]) -> bool:
+            seen.update((m.get("study"), m.get("suggestion_id")) for m in self._final(records))
+            return wanted <= seen
+
+        with contextlib.suppress(TimeoutError):
+            await read_topic(self.cluster.bootstrap, self.settings.topics.results, until=done, timeout_s=timeout)
+        return wanted - seen
+
+    async def check(self, faults: Sequence[Fault], *, extra_problems: Sequence[str] = ()) -> Counts:
+        """Read everything published (call once the replicas have stopped), count, print one line, assert."""
+        problems: list[str] = list(extra_problems)
+        records, problem = await read_to_end(self.cluster.bootstrap, self.settings.topics.results)
+        problems += [problem] if problem else []
+        letters, problem = await read_to_end(self.cluster.bootstrap, self.settings.topics.dead_letters)
+        problems += [problem] if problem else []
+        results = self._final(records)
+        execs = self.executions.by_name()
+        c = Counts(dead_letters=len(letters), executions=sum(len(v) for v in execs.values()))
+        if letters:
+            problems.append(f"{len(letters)} dead letters for a workload of valid suggestions")
+        problems += result_problems(results, self.study.keys, c)
+        problems += reexecution_problems(execs, {s.id for s in self.study.suggestions}, faults, c)
+        problems += attempt_problems(results, execs, faults, c)
+        print(c.line(self.label, len(faults)))  # the closing note quotes this line
+        for p in problems:
+            print(f"  problem: {p}")
+        assert not problems, f"{c.line(self.label, len(faults))}\n" + "\n".join(f"- {p}" for p in problems)
+        return c
+
+
+def result_problems(results: Sequence[dict[str, Any]], wanted: set[tuple[str, str]], c: Counts) -> list[str]:
+    """Exactly one final result per (study, suggestion id) and per run id, all succeeded; fills `c`."""
+    problems = []
+    c.results = len(results)
+    c.cached = sum(1 for m in results if m.get("cached"))
+    c.statuses = dict(Counter(str(m.get("status")) for m in results))
+    by_run = Counter(m.get("run_id") for m in results)
+    by_key = Counter((m.get("study"), m.get("suggestion_id")) for m in results)
+    c.distinct_runs = len(by_run)
+    dup_runs = {k: n for k, n in by_run.items() if n > 1}
+    dup_keys = {k: n for k, n in by_key.items() if n > 1}
+    c.duplicates = max(sum(n - 1 for n in dup_runs.values()), sum(n - 1 for n in dup_keys.values()))
+    missing = wanted - set(by_key)
+    c.missing = len(missing)
+    unexpected = set(by_key) - wanted
+    if dup_keys or dup_runs:
+        problems.append(f"duplicated final results: {_examples(dup_keys.items() or dup_runs.items())}")
+    if missing:
+        where = Counter(f"{study} (partition {partition_of(study.encode())})" for study, _ in missing)
+        problems.append(
+            f"{len(missing)} suggestions without a final result, by study {dict(sorted(where.items()))}: "
+            f"{_examples(sorted(missing))}"
+        )
+    if unexpected:
+        problems.append(f"results for suggestions never sent: {_examples(sorted(unexpected))}")
+    not_ok = [(m.get("suggestion_id"), m.get("status"), m.get("error")) for m in results]
+    not_ok = [x for x in not_ok if x[1] != "succeeded"]
+    if not_ok:
+        problems.append(f"{len(not_ok)} final results not succeeded: {_examples(not_ok, 3)}")
+    return problems
+
+
+def reexecution_problems(
+    execs: dict[str, list[Execution]], names: set[str], faults: Sequence[Fault], c: Counts
+) -> list[str]:
+    """A run executes again only if it was in flight at a fault (on the replica that died, when the fault says
+    which): a fault between the start of one execution and the start of the next; fills `c.reexecutions`."""
+    unjustified = []
+    for name, runs in execs.items():
+        if name not in names:
+            unjustified.append((name, "an execution of no suggestion of this study"))
+            continue
+        c.reexecutions += len(runs) - 1
+        for earlier, later in itertools.pairwise(runs):
+            if not any(
+                earlier.start <= f.at <= later.start and (f.workdir is None or earlier.ran_in(f.workdir))
+                for f in faults
+            ):
+                unjustified.append((name, f"ran at {earlier.start:.2f} and again at {later.start:.2f}"))
+    if not unjustified:
+        return []
+    return [
+        f"{len(unjustified)} re-executions of runs not in flight at a fault "
+        f"(faults at {[round(f.at, 2) for f in faults]}): {_examples(unjustified, 3)}"
+    ]
+
+
+def attempt_problems(
+    results: Sequence[dict[str, Any]], execs: dict[str, list[Execution]], faults: Sequence[Fault], c: Counts
+) -> list[str]:
+    """`attempt` counts the attempts dispatched: the executions the job recorded, plus any a kill -9 cut down
+    between dispatch and the job's first write (PR_SET_PDEATHSIG kills the job with the bridge). So the recorded
+    attempt numbers rise in start order, the result's attempt is that of the last execution (the one that
+    produced it), and each number skipped needs a fault of its own between the executions around it.
+    A cached result is excepted. Fills `c.unrecorded_attempts`."""
+    wrong = []
+    for m in results:
+        if m.get("cached"):
+            continue
+        runs = execs.get(str(m.get("suggestion_id")), [])
+        numbers = [e.attempt for e in runs]
+        why = ""
+        if not runs:
+            why = "no execution recorded"
+        elif any(b <= a for a, b in itertools.pairwise(numbers)):
+            why = "attempt numbers do not rise from one execution to the next"
+        elif m.get("attempt") != numbers[-1]:
+            why = "not the attempt of the last execution"
+        else:
+            c.unrecorded_attempts += numbers[-1] - len(numbers)
+            bounds = [(0.0, 0), *((e.start, e.attempt) for e in runs)]
+            for (t0, a0), (t1, a1) in itertools.pairwise(bounds):
+                # a0 -> a1 skips a1 - a0 - 1 attempts; each needs a fault, and so does the end of attempt a0
+                if a1 - a0 > 1 and sum(1 for f in faults if t0 <= f.at <= t1) < a1 - a0 - (a0 == 0):
+                    why = f"attempts {a0 + 1}..{a1 - 1} have no execution and too few faults to explain it"
+        if why:
+            wrong.append((m.get("suggestion_id"), f"attempt={m.get('attempt')} executions={numbers}", why))
+    if not wrong:
+        return []
+    return [f"{len(wrong)} results whose attempt does not match the executions: {_examples(wrong, 3)}"]
+
+
+async def stop_all(replicas: Sequence[Replica], timeout: float = 60) -> list[str]:
+    """SIGTERM every running replica at once; problems for those that do not drain and exit 0."""
+    alive = [r for r in replicas if r.alive()]
+    codes = await asyncio.gather(*(r.terminate(timeout) for r in alive))
+    return [
+        f"replica {r.name} exited {code} after SIGTERM (want 0 after a clean drain):\n{r.log_tail(15)}"
+        for r, code in zip(alive, codes, strict=True)
+        if code != 0
+    ]

@@ -1,0 +1,53 @@
+"""Three replicas in one group; mid-study one is killed with -9 and another joins: every suggestion still gets
+exactly one final result, and the only runs started twice are those in flight on the replica that died."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import Checker, Cluster, Fault, Study, stop_all
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
+
+SEED = 20261129
+
+
+async def test_three_replicas_one_killed_one_added(kafka_bootstrap: str, tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    cluster = Cluster(kafka_bootstrap, tmp_path, max_parallel=2, concurrency=2)
+    first = [cluster.replica(name) for name in ("a", "b", "c")]
+    study = Study(kafka_bootstrap, cluster.settings.topics.suggestions, seed=SEED)
+    checker = Checker(cluster, study, "group_changes")
+    faults: list[Fault] = []
+    try:
+        for replica in first:
+            replica.start()
+        await asyncio.gather(*(r.wait_ready(timeout=90) for r in first))
+        # Ready together: the group settled with a partition (at least) for each.
+        deadline = time.monotonic() + 60
+        while not all(await asyncio.gather(*(asyncio.to_thread(r.ready) for r in first))):
+            assert time.monotonic() < deadline, "the three replicas were never ready together"
+            await asyncio.sleep(0.1)
+        study.start()
+        victim = rng.choice(first)
+        await checker.executions.wait_running(since=victim.started_at, workdir=victim.workdir, timeout=45)
+        await asyncio.sleep(rng.uniform(0.0, 1.0))
+        at = victim.kill9()
+        faults.append(Fault(at, f"kill -9 of replica {victim.name}", victim.workdir))
+        joiner = cluster.replica("d")
+        joiner.start()
+        took = await joiner.wait_ready(timeout=90)
+        print(f"killed {victim.name} at {at:.2f}; d ready after {took:.1f}s; {study.sent} messages sent")
+        await study.finished()
+        missing = await checker.wait_for_results(timeout=60)
+        print(f"study done at {time.time():.2f}; {len(missing)} suggestions without a result")
+        problems = await stop_all(cluster.replicas)
+    finally:
+        study.cancel()
+        cluster.kill_all()
+    await checker.check(faults, extra_problems=problems)
