@@ -133,6 +133,8 @@ class BridgeService:
         # Set once a partition's assignment is reconciled: records of it wait for that (the listener runs beside
         # the consume loop, which may already hold the partition's first records).
         self._reconciled: dict[Partition, asyncio.Event] = {}
+        self._gaps: dict[Partition, asyncio.Event] = {}  # set when a revoked partition's next assignment is known
+        self._parked: dict[Partition, list[tuple[RunItem, RunResult]]] = {}  # results finished within a gap
         self._runners: dict[str, OperationRunner] = {}
         self._operations: set[asyncio.Task[None]] = set()
         self._run_owner: dict[str, OperationRunner] = {}
@@ -317,13 +319,18 @@ class BridgeService:
                 with contextlib.suppress(Exception):
                     self._consumed[tp] = await asyncio.wait_for(self._start_offset(consumer, tp), BROKER_PROBE_S)
         log.info("partitions_assigned", partitions=[f"{tp.topic}:{tp.partition}" for tp in assigned])
-        gone, self._handover = self._handover - self._owned, set()
+        back, gone = self._handover & self._owned, self._handover - self._owned
+        self._handover = set()
         self._hand_over(gone)
         for tp in assigned:
             part = Partition(tp.topic, tp.partition)
             if tp.topic == self.settings.topics.suggestions:
-                await self._reconcile(part)
+                await self._reconcile(part, parked=self._parked.pop(part, []) if part in back else [])
             self._reconciled.setdefault(part, asyncio.Event()).set()
+        for part in back | gone:
+            gap = self._gaps.pop(part, None)
+            if gap is not None:
+                gap.set()
 
     @staticmethod
     async def _start_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
@@ -334,8 +341,10 @@ class BridgeService:
             return int(committed)
         return int((await consumer.beginning_offsets([tp]))[tp])
 
-    async def _reconcile(self, part: Partition) -> None:
+    async def _reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> None:
         publisher = await self._publisher(part)  # its start fenced the previous owner, aborting its transaction
+        for item, result in parked:  # finished while the partition was between two assignments
+            self.finish_run(item, result)
         await publisher.flush()  # what this replica queued itself is in the ledger before it is read
         state = await read_partition(self.settings, part.partition)
         log.info("ledger_reconciled", partition=part.partition, **summarize(state))
@@ -396,6 +405,9 @@ class BridgeService:
     def _hand_over(self, gone: set[Partition]) -> None:
         if not gone:
             return
+        for part in gone:
+            for item, _ in self._parked.pop(part, []):
+                self._items.pop(item.run.run_id, None)
         for item in self._batcher.discard(lambda key: key.source not in gone):
             self._items.pop(item.run.run_id, None)
         for run_id, item in list(self._items.items()):
@@ -452,6 +464,8 @@ class BridgeService:
         return publisher.publish(record)
 
     async def _publish_durably(self, part: Partition, record: Outgoing) -> None:
+        if part in self._handover:
+            await self._gaps.setdefault(part, asyncio.Event()).wait()  # does the partition come back?
         future = self.publish(part, record)
         if future is None:
             raise Fenced(f"{part} is not owned here")
@@ -650,13 +664,20 @@ class BridgeService:
         """A run's one final result: published with its `finished` ledger record, in one transaction."""
         if self._items.get(result.run_id) is not item:
             return  # handed over to another replica meanwhile: its new owner publishes the result
-        del self._items[result.run_id]
         if (
             result.status in (RunStatus.STOPPED, RunStatus.SKIPPED)
             and result.error is not None
             and result.error.type == "interrupted"
         ):
+            del self._items[result.run_id]
             return  # stopped by a shutdown past its grace: `dispatched` stays, the next owner runs it again
+        if item.source in self._handover:
+            # Between a revoke and the assignment that follows: published if the partition comes back.
+            self._parked.setdefault(item.source, []).append((item, result))
+            return
+        del self._items[result.run_id]
+        if item.source not in self._owned:
+            return  # the partition moved: the ledger still says dispatched, its new owner runs it again
         self.telemetry.run_finished(result.status.value, cached=result.cached, duration_s=result.duration_s)
         self._remember_finished(result.run_id)
         finished = LedgerRecord.finished_from(item.record, result)
