@@ -466,7 +466,8 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> 
     data = {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
         "topics": {
-            name: f"{prefix}.{name}" for name in ("suggestions", "results", "operations", "dead_letters", "control")
+            name: f"{prefix}.{name}"
+            for name in ("suggestions", "results", "operations", "dead_letters", "control", "ledger")
         },
         "batching": {"linger_ms": LINGER_MS, "max_configs": 64},
         "executor": {"kind": "local", "max_parallel": parallel},

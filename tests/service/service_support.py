@@ -31,7 +31,8 @@ def service_settings(bootstrap: str, root: Path, **overrides: Any) -> BridgeSett
     data: dict[str, Any] = {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{prefix}-group"},
         "topics": {
-            name: f"{prefix}.{name}" for name in ("suggestions", "results", "operations", "dead_letters", "control")
+            name: f"{prefix}.{name}"
+            for name in ("suggestions", "results", "operations", "dead_letters", "control", "ledger")
         },
         "batching": {"linger_ms": 100, "max_configs": 64},
         "http": {"host": "127.0.0.1", "port": 0},
