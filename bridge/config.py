@@ -158,6 +158,10 @@ class BridgeSettings(BaseSettings):
     allow_inline_operations: bool = False
     http: HttpSettings = Field(default_factory=HttpSettings)
     workdir: Path = Field(default=Path(".bridge"), description="Runs' artifacts and the cache.")
+    keep_runs_s: float = Field(
+        default=86400, gt=0, description="`serve` removes a finished run's folder after this long idle."
+    )
+    max_run_folders: int = Field(default=10_000, ge=1, description="`serve` keeps at most this many run folders.")
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_suggestions: int = Field(
         default=MAX_SUGGESTIONS, ge=1, le=MAX_SUGGESTIONS, description="The most suggestions in one message."

@@ -15,6 +15,11 @@ log = structlog.get_logger(__name__)
 GIT_TIMEOUT_S = 300.0
 
 
+def runs_dir(workdir: Path) -> Path:
+    """`<workdir>/runs/`: one folder per run, named by its run id."""
+    return workdir / "runs"
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """`<workdir>/runs/<run_id>/`: the run's artifacts path, its outputs, one folder per attempt for logs."""
@@ -24,8 +29,8 @@ class RunPaths:
 
     @classmethod
     def for_run(cls, workdir: Path, run_id: str) -> RunPaths:
-        """The paths of one run (created on use)."""
-        artifacts = (workdir / "runs" / run_id).resolve()
+        """The paths of one run (created on use: the executor makes them as it starts an attempt)."""
+        artifacts = (runs_dir(workdir) / run_id).resolve()
         return cls(artifacts=artifacts, outputs=artifacts / "outputs")
 
     def attempt(self, attempt: int) -> Path:
@@ -58,14 +63,15 @@ async def _git(*args: str, cwd: Path | None = None) -> None:
 
 async def prepare_init(component: V1Component, paths: RunPaths) -> None:
     """Run the component's `init` steps once per run: each `git` one is cloned into the artifacts path
-    (under `path`, or the repository's name), at `revision` when given. Raises OSError with git's words."""
-    paths.artifacts.mkdir(parents=True, exist_ok=True)
+    (under `path`, or the repository's name), at `revision` when given. Raises OSError with git's words.
+    Without such steps it touches no file (it runs on the event loop before every attempt)."""
     for step in component.run.init or []:
         if step.git is None or not step.git.url:
             continue
         dest = paths.artifacts / (step.path or _repo_dir_name(step.git.url))
         if (dest / ".git").exists():
             continue  # cloned by an earlier attempt of this run
+        dest.parent.mkdir(parents=True, exist_ok=True)
         log.info("init_git_clone", url=step.git.url, revision=step.git.revision, dest=str(dest))
         await _git("clone", "--quiet", step.git.url, str(dest))
         if step.git.revision:

@@ -50,6 +50,7 @@ from bridge.offsets import OffsetTracker, Partition
 from bridge.plan import OperationPlan, PlannedRun
 from bridge.polyaxon import V1Operation, parse_operation
 from bridge.ports import Executor
+from bridge.retention import prune_runs_async
 from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
 from bridge.telemetry import Telemetry
 
@@ -57,6 +58,7 @@ log = structlog.get_logger(__name__)
 
 KNOWN_RUNS = 100_000  # finished run ids remembered to recognise a message sent again; bounded whatever the backlog
 BROKER_PROBE_S = 5.0
+PRUNE_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ class BridgeService:
         await self._http.start()
         self.http_port = self._http.port
         probe: asyncio.Task[None] | None = None
+        pruner: asyncio.Task[None] | None = None
         try:
             await ensure_topics(
                 s.kafka,
@@ -195,6 +198,7 @@ class BridgeService:
             self._consumer = consumer
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=_Rebalance(self))
             probe = asyncio.create_task(self._probe_broker())
+            pruner = asyncio.create_task(self._prune_runs())
             log.info("bridge_serving", topics=[s.topics.suggestions, s.topics.control], group=s.kafka.group_id)
             try:
                 await self._consume(consumer)
@@ -203,8 +207,9 @@ class BridgeService:
                 await self._close_publishers()
                 await consumer.stop()
         finally:
-            if probe is not None:
-                probe.cancel()
+            for task in (probe, pruner):
+                if task is not None:
+                    task.cancel()
             await self._http.stop()
             await self._runtime.executor.close()
 
@@ -250,6 +255,23 @@ class BridgeService:
                     log.warning("broker_unreachable", error=str(exc))
                 self._broker_ok = False
             await asyncio.sleep(BROKER_PROBE_S)  # a probe's period, not a synchronisation
+
+    async def _prune_runs(self) -> None:
+        """Remove idle run folders, so a long-lived bridge does not fill its disk (runs in flight are kept)."""
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)  # a housekeeping period, not a synchronisation
+            try:
+                removed = await prune_runs_async(
+                    self.settings.workdir,
+                    keep_s=self.settings.keep_runs_s,
+                    max_runs=self.settings.max_run_folders,
+                    active=self._items,
+                )
+            except OSError as exc:
+                log.warning("run_folders_not_pruned", error=str(exc))
+                continue
+            if removed:
+                log.info("run_folders_pruned", removed=removed)
 
     def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
         over = self.in_flight >= self.settings.max_in_flight
