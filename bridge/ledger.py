@@ -2,7 +2,6 @@
 
 `FileLedger` (used by `bridge run`) appends one JSON line per event to `<workdir>/operations/<id>/ledger.jsonl`,
 flushed and fsynced before the scheduler goes on, so a `kill -9` loses at most the event being written.
-`MemoryLedger` keeps the same record in memory, for a process that needs no resume.
 """
 
 from __future__ import annotations
@@ -36,33 +35,6 @@ def _apply(entries: dict[str, LedgerEntry], record: Mapping[str, Any]) -> None:
             dispatch_info=before.dispatch_info,
             result=result,
             interrupted=bool(record.get("interrupted", False)),
-        )
-
-
-class MemoryLedger:
-    """A ledger that lives as long as the process."""
-
-    def __init__(self) -> None:
-        self._ops: dict[str, dict[str, LedgerEntry]] = {}
-
-    async def load(self, operation_id: str) -> dict[str, LedgerEntry]:
-        return dict(self._ops.get(operation_id, {}))
-
-    async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
-        _apply(
-            self._ops.setdefault(operation_id, {}),
-            {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)},
-        )
-
-    async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
-        _apply(
-            self._ops.setdefault(operation_id, {}),
-            {
-                "event": "finished",
-                "run_id": result.run_id,
-                "result": result.model_dump(mode="json", by_alias=True),
-                "interrupted": interrupted,
-            },
         )
 
 

@@ -36,6 +36,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
+from bridge.kafka.connection import wait_for_leaders
+
 KAFKA_SH = Path(__file__).resolve().parent.parent / "deploy" / "kafka" / "kafka.sh"
 BOOTSTRAP_ENV = "BRIDGE_KAFKA_BOOTSTRAP"
 START_TIMEOUT_S = 90
@@ -250,7 +252,7 @@ class TopicFactory:
             if code != 0:
                 raise RuntimeError(f"creating topic {name} failed: error {code} {message}")
         self.created.append(name)
-        await self._wait_for_leaders(admin, name, partitions, timeout_s)
+        await wait_for_leaders(admin, {name: partitions}, timeout_s=timeout_s)
         return name
 
     async def close(self) -> None:
@@ -271,19 +273,6 @@ class TopicFactory:
             await admin.start()
             self._admin = admin
         return self._admin
-
-    @staticmethod
-    async def _wait_for_leaders(admin: AIOKafkaAdminClient, name: str, partitions: int, wait_s: float) -> None:
-        # create_topics returns once the controller has the topic; wait until the broker has every partition.
-        deadline = time.monotonic() + wait_s
-        while True:
-            (described,) = await admin.describe_topics([name])
-            ready = [p for p in described["partitions"] if p["error_code"] == 0 and p["leader"] >= 0]
-            if described["error_code"] == 0 and len(ready) == partitions:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {name} lacks a partition leader after {wait_s}s: {described}")
-            await asyncio.sleep(0.05)
 
 
 @pytest_asyncio.fixture
