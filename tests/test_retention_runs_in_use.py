@@ -17,6 +17,7 @@ from bridge.retention import keep_pruning, prune_runs, prune_runs_async
 from bridge.scheduler import OperationRunner
 from bridge.workspace import RunPaths, runs_dir
 from tests.engine_support import Engine
+from tests.polling import eventually
 
 NOW = 1_000_000.0
 
@@ -30,14 +31,6 @@ def make_run(workdir: Path, run_id: str, at: float) -> None:
 
 def left(workdir: Path) -> set[str]:
     return {p.name for p in runs_dir(workdir).iterdir()}
-
-
-async def wait_until(predicate: object, timeout: float = 20.0) -> None:
-    """Poll a condition with a deadline (the run is another process; there is nothing to await)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 def test_a_run_in_use_is_kept_and_does_not_count_against_max_runs(tmp_path: Path) -> None:
@@ -54,7 +47,7 @@ async def test_a_running_run_keeps_its_folder_and_reports_its_outputs(engine: En
     (run,) = plan.runs
     runner = OperationRunner(plan, engine.runtime())
     task = asyncio.create_task(runner.run())
-    await wait_until(lambda: len(engine.executions()) == 1)
+    await eventually(lambda: len(engine.executions()) == 1, timeout=20, interval=0.02)
     in_use = {run.run_id}
     assert await prune_runs_async(engine.workdir, keep_s=0, max_runs=0, active=in_use, now=time.time() + 3600) == 0
     gate.touch()

@@ -7,17 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.cli.cli_support import bridge, write_operation
-
-
-def _wait(predicate: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
+from tests.polling import wait_until
 
 
 def _executions(record: Path) -> list[dict[str, object]]:
@@ -44,14 +37,14 @@ def test_resume_after_kill_9_runs_only_what_had_not_finished(tmp_path: Path) -> 
         stderr=subprocess.PIPE,
     )
     try:
-        _wait(lambda: any(e["name"] == "r2" for e in _executions(record)))
+        wait_until(lambda: any(e["name"] == "r2" for e in _executions(record)), timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         proc.kill()
         proc.communicate()
     run_pid = int(next(p for p in record.glob("r2.*.json")).name.split(".")[2])
-    _wait(lambda: not _alive(run_pid))  # the run did not outlive the killed bridge
+    wait_until(lambda: not _alive(run_pid), timeout=60)  # the run did not outlive the killed bridge
 
     gate.touch()
     out = bridge("run", "-f", str(f), "--output", "jsonl", cwd=tmp_path)
@@ -74,7 +67,7 @@ def test_sigint_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait(lambda: any(e["name"] == "r1" for e in _executions(record)))
+    wait_until(lambda: any(e["name"] == "r1" for e in _executions(record)), timeout=60)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

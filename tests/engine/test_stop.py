@@ -9,14 +9,7 @@ import time
 from bridge.models import RunStatus
 from bridge.scheduler import OperationRunner
 from tests.engine_support import Engine
-
-
-async def wait_until(predicate: object, timeout: float = 20.0) -> None:
-    """Poll a condition with a deadline (the runs are other processes; there is nothing to await)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
+from tests.polling import eventually
 
 
 async def test_stop_signals_running_runs_and_skips_the_rest(engine: Engine) -> None:
@@ -24,7 +17,7 @@ async def test_stop_signals_running_runs_and_skips_the_rest(engine: Engine) -> N
     op = engine.operation([{"wait_for": str(gate)} for _ in range(4)], matrix={"concurrency": 2})
     runner = OperationRunner(engine.plan(op), engine.runtime(grace=5))
     task = asyncio.create_task(runner.run())
-    await wait_until(lambda: len(engine.executions()) == 2)
+    await eventually(lambda: len(engine.executions()) == 2, timeout=20, interval=0.02)
     runner.stop("operator asked", kind="stopped")
     outcome = await task
     statuses = [r.status for r in outcome.results]
@@ -40,7 +33,7 @@ async def test_a_run_ignoring_sigterm_is_killed_after_the_grace(engine: Engine) 
     op = engine.operation([{"wait_for": str(gate), "ignore_sigterm": True}])
     runner = OperationRunner(engine.plan(op), engine.runtime(grace=0.5))
     task = asyncio.create_task(runner.run())
-    await wait_until(lambda: len(engine.executions()) == 1)
+    await eventually(lambda: len(engine.executions()) == 1, timeout=20, interval=0.02)
     began = time.monotonic()
     runner.stop("enough")
     (result,) = (await task).results
@@ -54,10 +47,10 @@ async def test_stop_one_run_leaves_the_others_running(engine: Engine) -> None:
     plan = engine.plan(op)
     runner = OperationRunner(plan, engine.runtime())
     task = asyncio.create_task(runner.run())
-    await wait_until(lambda: len(engine.executions()) == 2)
+    await eventually(lambda: len(engine.executions()) == 2, timeout=20, interval=0.02)
     assert runner.stop_run(plan.runs[0].run_id, "not promising")
     assert not runner.stop_run("no-such-run", "?")
-    await wait_until(lambda: plan.runs[0].run_id not in runner._handles)
+    await eventually(lambda: plan.runs[0].run_id not in runner._handles, timeout=20, interval=0.02)
     gate.touch()
     first, second = (await task).results
     assert first.status is RunStatus.STOPPED

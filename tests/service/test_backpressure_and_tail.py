@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.polling import eventually
 from tests.service.service_support import count_results, read_until, running, send_raw, service_settings, suggestion
 
 pytestmark = pytest.mark.kafka
-
-
-async def _until(predicate: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_consumption_pauses_past_max_in_flight_and_resumes(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -34,8 +26,8 @@ async def test_consumption_pauses_past_max_in_flight_and_resumes(kafka_bootstrap
             [suggestion("s", [{"name": f"r{i}", "wait_for": str(gate)}]) for i in range(5)],
             key=b"s",
         )
-        await _until(lambda: len(list(record.glob("*.json"))) == 2)
-        await _until(lambda: b"bridge_consumer_paused 1.0" in service.telemetry.render()[0])
+        await eventually(lambda: len(list(record.glob("*.json"))) == 2, timeout=60)
+        await eventually(lambda: b"bridge_consumer_paused 1.0" in service.telemetry.render()[0], timeout=60)
         metrics = service.telemetry.render()[0].decode()
         accepted = [
             line

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.polling import eventually
 from tests.service.service_support import count_results, read_until, running, send_raw, service_settings, suggestion
 
 pytestmark = pytest.mark.kafka
-
-
-async def _until(predicate: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def _control(**fields: object) -> bytes:
@@ -42,7 +34,7 @@ async def test_stop_one_run_by_suggestion_id(kafka_bootstrap: str, tmp_path: Pat
             ],
             key=b"s",
         )
-        await _until(lambda: len(list(record.glob("*.json"))) == 2)
+        await eventually(lambda: len(list(record.glob("*.json"))) == 2, timeout=60)
         await send_raw(
             kafka_bootstrap,
             settings.topics.control,
@@ -77,7 +69,7 @@ async def test_stop_a_whole_operation(kafka_bootstrap: str, tmp_path: Path) -> N
             kafka_bootstrap, settings.topics.operations, lambda ms: any(m["event"] == "created" for m in ms)
         )
         operation_id = ops[0]["operation_id"]
-        await _until(lambda: len(list((tmp_path / "record").glob("*.json"))) == 2)
+        await eventually(lambda: len(list((tmp_path / "record").glob("*.json"))) == 2, timeout=60)
         await send_raw(
             kafka_bootstrap,
             settings.topics.control,

@@ -4,7 +4,6 @@ silently after a broker restart, aiokafka#1154); /readyz fails while the broker 
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.kafka_broker import KafkaBroker
+from tests.polling import eventually
 from tests.service.service_support import running, send_raw, service_settings, suggestion
 
 pytestmark = pytest.mark.kafka
@@ -25,13 +25,6 @@ def _status(port: int, path: str) -> int:
         return int(exc.code)
 
 
-async def _until(predicate: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(predicate):  # type: ignore[arg-type]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
-
-
 async def test_healthz_fails_when_the_consumer_returns_nothing_despite_a_backlog(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -39,7 +32,7 @@ async def test_healthz_fails_when_the_consumer_returns_nothing_despite_a_backlog
     async with running(settings) as service:
         port = service.http_port
         assert port is not None
-        await _until(lambda: _status(port, "/healthz") == 200)
+        await eventually(lambda: _status(port, "/healthz") == 200, timeout=60, in_thread=True)
         consumer: Any = service._consumer
 
         in_use = asyncio.Event()
@@ -53,9 +46,9 @@ async def test_healthz_fails_when_the_consumer_returns_nothing_despite_a_backlog
         consumer.getmany = hung
         await asyncio.wait_for(in_use.wait(), 30)  # the loop's last real poll is over: nothing reads any more
         await send_raw(kafka_bootstrap, settings.topics.suggestions, [suggestion("s", [{"name": "x"}])], key=b"s")
-        await _until(lambda: _status(port, "/healthz") == 503)
+        await eventually(lambda: _status(port, "/healthz") == 503, timeout=60, in_thread=True)
         consumer.getmany = real
-        await _until(lambda: _status(port, "/healthz") == 200)
+        await eventually(lambda: _status(port, "/healthz") == 200, timeout=60, in_thread=True)
 
 
 async def test_readyz_fails_while_the_broker_is_gone(
@@ -67,7 +60,7 @@ async def test_readyz_fails_while_the_broker_is_gone(
     async with running(settings) as service:
         port = service.http_port
         assert port is not None
-        await _until(lambda: _status(port, "/readyz") == 200)
+        await eventually(lambda: _status(port, "/readyz") == 200, timeout=60, in_thread=True)
         async with kafka_broker.outage():
-            await _until(lambda: _status(port, "/readyz") == 503)
-        await _until(lambda: _status(port, "/readyz") == 200, timeout=120)
+            await eventually(lambda: _status(port, "/readyz") == 503, timeout=60, in_thread=True)
+        await eventually(lambda: _status(port, "/readyz") == 200, timeout=120, in_thread=True)

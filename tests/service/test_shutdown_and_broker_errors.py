@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.polling import wait_until
 from tests.service.service_support import count_results, read_until, send_raw, service_settings, suggestion
 
 pytestmark = pytest.mark.kafka
@@ -35,13 +36,6 @@ def _ready(port: int) -> bool:
         return False
 
 
-def _wait(predicate: object, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
 async def test_sigterm_lets_running_runs_finish_publishes_and_commits(kafka_bootstrap: str, tmp_path: Path) -> None:
     port = _free_port()
     settings = service_settings(kafka_bootstrap, tmp_path, http={"host": "127.0.0.1", "port": port})
@@ -53,7 +47,7 @@ async def test_sigterm_lets_running_runs_finish_publishes_and_commits(kafka_boot
         text=True,
     )
     try:
-        _wait(lambda: _ready(port) or proc.poll() is not None)
+        wait_until(lambda: _ready(port) or proc.poll() is not None, timeout=60)
         assert proc.poll() is None, proc.communicate()[1]
         await send_raw(
             kafka_bootstrap,
@@ -61,7 +55,7 @@ async def test_sigterm_lets_running_runs_finish_publishes_and_commits(kafka_boot
             [suggestion("s", [{"name": f"slow-{i}", "sleep": 2.0} for i in range(3)])],
             key=b"s",
         )
-        _wait(lambda: len(list(record.glob("*.json"))) == 3)
+        wait_until(lambda: len(list(record.glob("*.json"))) == 3, timeout=60)
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=90)
     finally:
