@@ -53,12 +53,6 @@ class OffsetTracker:
         out, self._committable = self._committable, {}
         return out
 
-    def outstanding(self, tp: Partition | None = None) -> int:
-        """How many records still wait for some work (in one partition, or in all)."""
-        if tp is not None:
-            return len(self._pending.get(tp, ()))
-        return sum(len(p) for p in self._pending.values())
-
     def revoke(self, tp: Partition) -> None:
         """Forget a partition this consumer no longer owns."""
         self._pending.pop(tp, None)

@@ -441,10 +441,3 @@ class OperationRunner:
             error=error,
             metadata=dict(run.metadata),
         )
-
-
-async def run_operation(
-    plan: OperationPlan, runtime: Runtime, listener: OperationListener | None = None
-) -> OperationOutcome:
-    """Run a plan to its end (the common case, when nobody needs to stop it from outside)."""
-    return await OperationRunner(plan, runtime, listener).run()

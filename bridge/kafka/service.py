@@ -50,7 +50,7 @@ from bridge.offsets import OffsetTracker, Partition
 from bridge.plan import OperationPlan, PlannedRun
 from bridge.polyaxon import V1Operation, parse_operation
 from bridge.ports import Executor
-from bridge.retention import prune_runs_async
+from bridge.retention import keep_pruning
 from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
 from bridge.telemetry import Telemetry
 
@@ -198,7 +198,16 @@ class BridgeService:
             self._consumer = consumer
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=_Rebalance(self))
             probe = asyncio.create_task(self._probe_broker())
-            pruner = asyncio.create_task(self._prune_runs())
+            # Idle run folders go, so a long-lived bridge does not fill its disk; runs in flight are kept.
+            pruner = asyncio.create_task(
+                keep_pruning(
+                    s.workdir,
+                    every_s=PRUNE_EVERY_S,
+                    keep_s=s.keep_runs_s,
+                    max_runs=s.max_run_folders,
+                    active=self._items,
+                )
+            )
             log.info("bridge_serving", topics=[s.topics.suggestions, s.topics.control], group=s.kafka.group_id)
             try:
                 await self._consume(consumer)
@@ -255,23 +264,6 @@ class BridgeService:
                     log.warning("broker_unreachable", error=str(exc))
                 self._broker_ok = False
             await asyncio.sleep(BROKER_PROBE_S)  # a probe's period, not a synchronisation
-
-    async def _prune_runs(self) -> None:
-        """Remove idle run folders, so a long-lived bridge does not fill its disk (runs in flight are kept)."""
-        while True:
-            await asyncio.sleep(PRUNE_EVERY_S)  # a housekeeping period, not a synchronisation
-            try:
-                removed = await prune_runs_async(
-                    self.settings.workdir,
-                    keep_s=self.settings.keep_runs_s,
-                    max_runs=self.settings.max_run_folders,
-                    active=self._items,
-                )
-            except OSError as exc:
-                log.warning("run_folders_not_pruned", error=str(exc))
-                continue
-            if removed:
-                log.info("run_folders_pruned", removed=removed)
 
     def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
         over = self.in_flight >= self.settings.max_in_flight
