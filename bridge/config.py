@@ -126,6 +126,12 @@ class ExecutorSettings(_Section):
     kind: Literal["local", "ray"] = "local"
     max_parallel: int = Field(default=4, ge=1)
     address: str | None = None
+    env_passthrough: list[str] = Field(
+        default_factory=list,
+        description="Variables of the bridge's own environment a run also gets (beside PATH, HOME, LANG and the"
+        " like, the template's env and BRIDGE_RUN_*); a name ending in * passes every variable it starts."
+        " BRIDGE_* settings are never passed.",
+    )
 
 
 class HttpSettings(_Section):
@@ -136,6 +142,38 @@ class HttpSettings(_Section):
     stall_after_s: float = Field(
         default=30.0, gt=0, description="/healthz fails after this long without consumption progress."
     )
+
+
+class LimitsSettings(_Section):
+    """What one record from a topic may hold: past any limit it is a dead letter naming the limit."""
+
+    max_depth: int = Field(default=32, ge=2, le=200, description="Nesting of objects and arrays in a message.")
+    max_string_length: int = Field(default=65536, ge=16, description="Characters in any one string or key.")
+    max_width: int = Field(default=10_000, ge=16, description="Entries in any one object or array.")
+    max_excerpt_bytes: int = Field(
+        default=65536,
+        ge=256,
+        description="A dead letter keeps the original bytes up to this; past it, a prefix and the record's place.",
+    )
+
+
+class ControlSettings(_Section):
+    """Who may stop runs through the control topic."""
+
+    token: SecretStr | None = Field(
+        default=None, description="When set, a control message must carry it (`token`), or it is a dead letter."
+    )
+
+
+class InlineSettings(_Section):
+    """Guards on inline operations (when `allow_inline_operations` is true) and their `urlRef` components."""
+
+    fetch_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Total deadline of one urlRef fetch.")
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts or networks (CIDR) a urlRef may reach although loopback, private or link-local.",
+    )
+    render_timeout_s: float = Field(default=2.0, gt=0, le=60, description="Time budget to render one run.")
 
 
 class BridgeSettings(BaseSettings):
@@ -156,12 +194,18 @@ class BridgeSettings(BaseSettings):
     max_in_flight: int = Field(default=256, ge=1, description="Runs in flight before consumption pauses.")
     shutdown_grace_s: float = Field(default=30, ge=0)
     allow_inline_operations: bool = False
+    inline: InlineSettings = Field(default_factory=InlineSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     workdir: Path = Field(default=Path(".bridge"), description="Runs' artifacts and the cache.")
     keep_runs_s: float = Field(
         default=86400, gt=0, description="`serve` removes a finished run's folder after this long idle."
     )
     max_run_folders: int = Field(default=10_000, ge=1, description="`serve` keeps at most this many run folders.")
+    max_cache_entries: int = Field(
+        default=100_000, ge=1, description="`serve` keeps at most this many cached results (oldest go first)."
+    )
     max_message_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_suggestions: int = Field(
         default=MAX_SUGGESTIONS, ge=1, le=MAX_SUGGESTIONS, description="The most suggestions in one message."
