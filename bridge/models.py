@@ -50,6 +50,11 @@ class RunResult(Frozen):
     outputs: dict[str, Any] = Field(default_factory=dict)
     attempt: int = Field(default=1, ge=0, description="How many times the run was started; 0 when it never was.")
     cached: bool = False
+    replayed: bool = Field(
+        default=False,
+        description="A copy of a result published before, sent again for a suggestion sent again; consumers that"
+        " count results per run_id skip it.",
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
