@@ -5,6 +5,10 @@
     expand_runs(op, values)     one dict of typed params per run          (params.py)
     render_run(component, ...)  argv / env / working dir of one run       (templating.py)
 
+An operation from outside is bounded by a `UrlPolicy` (urlfetch.py: where its urlRef may be fetched from, for
+how long, how much) and a `RenderBudget` (sandbox.py: time and size to render one run; `budget_scope` applies
+one to every render inside it, `expand_runs` included).
+
 Models are in schema.py (operation, component, IO, job) and automation.py (mapping, early stopping, cache,
 termination); type parsing is in types.py. Every problem becomes one bridge.errors.PolyaxonfileError.
 """
@@ -22,6 +26,7 @@ from bridge.polyaxon.automation import (
 )
 from bridge.polyaxon.loader import ComponentFetchFailed, load_operation, parse_operation
 from bridge.polyaxon.params import expand_runs
+from bridge.polyaxon.sandbox import RenderBudget, RenderBudgetExceeded, budget_scope
 from bridge.polyaxon.schema import (
     V1IO,
     V1Component,
@@ -35,13 +40,17 @@ from bridge.polyaxon.schema import (
     V1Validation,
 )
 from bridge.polyaxon.templating import RenderedRun, RunGlobals, render_run, validate_templates
+from bridge.polyaxon.urlfetch import UrlPolicy
 
 __all__ = [
     "V1IO",
     "ComponentFetchFailed",
     "EarlyStoppingRule",
+    "RenderBudget",
+    "RenderBudgetExceeded",
     "RenderedRun",
     "RunGlobals",
+    "UrlPolicy",
     "V1Cache",
     "V1Component",
     "V1Container",
@@ -59,6 +68,7 @@ __all__ = [
     "V1Termination",
     "V1TruncationStoppingPolicy",
     "V1Validation",
+    "budget_scope",
     "expand_runs",
     "load_operation",
     "parse_operation",

@@ -1,15 +1,17 @@
-"""Read a polyaxonfile, resolve its component (inline, pathRef, urlRef) and validate the whole of it."""
+"""Read a polyaxonfile, resolve its component (inline, pathRef, urlRef) and validate the whole of it.
+
+Both entry points are plain blocking functions with no shared mutable state, safe to call from worker threads
+(`asyncio.to_thread`): the service parses inline operations off its event loop. What an operation from outside
+may do is bounded by two arguments: a `UrlPolicy` for its `urlRef` (no internal addresses by default) and a
+`RenderBudget` for validating its templates.
+"""
 
 from __future__ import annotations
 
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
@@ -17,14 +19,12 @@ from pydantic import ValidationError
 from bridge.errors import ComponentFetchError, NotSupported, PolyaxonfileError, Problem
 from bridge.polyaxon.params import expand_runs
 from bridge.polyaxon.problems import Unsupported, problems_from, raise_problems
+from bridge.polyaxon.sandbox import RenderBudget, budget_scope
 from bridge.polyaxon.schema import V1Component, V1Operation, V1Param
 from bridge.polyaxon.templating import validate_templates
+from bridge.polyaxon.urlfetch import Connector, FetchRefused, Resolver, UrlPolicy, fetch
 
-__all__ = ["ComponentFetchFailed", "load_operation", "parse_operation"]
-
-URL_TIMEOUT_S = 10.0
-MAX_COMPONENT_BYTES = 5 * 1024 * 1024
-_CHUNK = 64 * 1024
+__all__ = ["ComponentFetchFailed", "UrlPolicy", "fetch_url", "load_operation", "parse_operation"]
 
 
 @dataclass
@@ -32,16 +32,20 @@ class ComponentFetchFailed(PolyaxonfileError, ComponentFetchError):
     """A `urlRef`/`pathRef` component that could not be fetched: invalid input, and a fetch failure."""
 
 
-def load_operation(path: str | Path, *, params: Mapping[str, str] | None = None) -> V1Operation:
+def load_operation(
+    path: str | Path, *, params: Mapping[str, str] | None = None, url_policy: UrlPolicy | None = None
+) -> V1Operation:
     """Read, resolve and validate a polyaxonfile (`kind: operation`, or a bare component).
 
     `params` are `-P name=value` overrides (raw strings) over the op's `params`; they are parsed to their
     input's type like any value. On return `op.component` is set and every `matrix.values` entry and template
-    has been checked; otherwise one PolyaxonfileError lists every problem.
+    has been checked; otherwise one PolyaxonfileError lists every problem. The file comes from the person
+    running the bridge, so its `urlRef` may reach any address unless `url_policy` says otherwise.
     """
     source = str(path)
     data = _read_yaml(Path(path), source)
-    return parse_operation(data, source=source, base_dir=Path(path).parent, params=params)
+    policy = url_policy or UrlPolicy.trusted()
+    return parse_operation(data, source=source, base_dir=Path(path).parent, params=params, url_policy=policy)
 
 
 def parse_operation(
@@ -50,11 +54,15 @@ def parse_operation(
     source: str,
     base_dir: Path | None,
     params: Mapping[str, str] | None = None,
+    url_policy: UrlPolicy | None = None,
+    render_budget: RenderBudget | None = None,
 ) -> V1Operation:
     """Same as `load_operation` from an already-loaded dict (a template of the Kafka service, say).
 
     `matrix.values` may be missing (a template); when present every entry is validated. A `pathRef` is read
-    relative to `base_dir`, and is an error when `base_dir` is None.
+    relative to `base_dir`, and is an error when `base_dir` is None. A `urlRef` is fetched under `url_policy`
+    (default `UrlPolicy()`: internal addresses refused). Templates are validated within `render_budget` per run
+    (default 2 s); once one run has run out of time, the others are not rendered again.
     """
     if not isinstance(data, Mapping):
         raise PolyaxonfileError(source=source, problems=[Problem("", "a polyaxonfile is a YAML mapping")])
@@ -66,14 +74,15 @@ def parse_operation(
     except ValidationError as exc:
         raise_problems(source, problems_from(exc, root_sections=True))
         raise  # unreachable: raise_problems raised; keeps the type checker sure `op` is bound
-    op = op.model_copy(update={"component": _resolve_component(op, source, base_dir)})
+    component = _resolve_component(op, source, base_dir, url_policy or UrlPolicy())
+    op = op.model_copy(update={"component": component})
     if params:
         op = _with_overrides(op, params)
-    if op.matrix is not None and op.matrix.values is None:
-        assert op.component is not None  # resolved just above
-        validate_templates(op.component, source=source)
-    else:
-        expand_runs(op, source=source)
+    with budget_scope(render_budget):
+        if op.matrix is not None and op.matrix.values is None:
+            validate_templates(component, source=source)
+        else:
+            expand_runs(op, source=source)
     return op
 
 
@@ -85,7 +94,7 @@ def _with_overrides(op: V1Operation, overrides: Mapping[str, str]) -> V1Operatio
     return op.model_copy(update={"params": merged})
 
 
-def _resolve_component(op: V1Operation, source: str, base_dir: Path | None) -> V1Component:
+def _resolve_component(op: V1Operation, source: str, base_dir: Path | None, policy: UrlPolicy) -> V1Component:
     if op.component is not None:
         return op.component
     for key, ref in (("hubRef", op.hub_ref), ("dagRef", op.dag_ref)):
@@ -107,7 +116,10 @@ def _resolve_component(op: V1Operation, source: str, base_dir: Path | None) -> V
             raise ComponentFetchFailed(source=source, problems=[Problem("pathRef", message)]) from exc
         return _parse_component(_parse_yaml(text, str(file)), str(file))
     if op.url_ref:
-        return _parse_component(_parse_yaml(fetch_url(op.url_ref, source=source), op.url_ref), op.url_ref)
+        text = fetch_url(op.url_ref, source=source, policy=policy)
+        if policy.allow_internal:
+            return _parse_component(_parse_yaml(text, op.url_ref), op.url_ref)
+        return _parse_fetched_component(text, op.url_ref, source)
     message = "the operation has no component: give `component:`, `pathRef:` or `urlRef:`"
     raise PolyaxonfileError(source=source, problems=[Problem("component", message)])
 
@@ -125,42 +137,41 @@ def _parse_component(data: Any, source: str) -> V1Component:
         raise  # unreachable, as above
 
 
-def fetch_url(url: str, *, source: str, timeout_s: float = URL_TIMEOUT_S, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
-    """GET an http(s) component with a deadline for the whole download and a size cap."""
-
-    def fail(reason: str) -> ComponentFetchFailed:
-        return ComponentFetchFailed(
-            source=source, problems=[Problem("urlRef", f"cannot fetch the component from {url}: {reason}")]
+def _parse_fetched_component(text: str, url: str, source: str) -> V1Component:
+    """The component an untrusted policy fetched. Its problems are counted, not shown: a YAML error or an
+    unknown key quotes the response, and the response may be an internal service's (allow-listed) secrets."""
+    try:
+        return _parse_component(_parse_yaml(text, url), url)
+    except PolyaxonfileError as exc:
+        if isinstance(exc, NotSupported):
+            raise
+        count = len(exc.problems)
+        message = (
+            f"the response of {url} is not a valid component ({count} problem{'s' if count != 1 else ''}; "
+            "not shown, so that nothing a server sends is echoed)"
         )
+        raise PolyaxonfileError(source=source, problems=[Problem("urlRef", message)]) from None
 
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise fail("only http:// and https:// URLs are fetched")
-    deadline = time.monotonic() + timeout_s
-    request = urllib.request.Request(url, headers={"User-Agent": "suggestion-bridge"})  # scheme checked above
-    body = bytearray()
+
+def fetch_url(
+    url: str,
+    *,
+    source: str,
+    policy: UrlPolicy | None = None,
+    resolver: Resolver | None = None,
+    connector: Connector | None = None,
+) -> str:
+    """GET an http(s) component under `policy` (default `UrlPolicy()`): one deadline for the whole fetch, a size
+    cap, internal addresses refused unless allowed. `resolver`/`connector` replace DNS and TCP (tests)."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # same
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise fail(f"it is larger than {max_bytes} bytes")
-            while chunk := response.read(_CHUNK):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise fail(f"it is larger than {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise fail(f"timed out after {timeout_s:g} s")
-    except urllib.error.HTTPError as exc:
-        raise fail(f"HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        raise fail(str(exc.reason)) from exc
-    except TimeoutError as exc:
-        raise fail(f"timed out after {timeout_s:g} s") from exc
-    except (OSError, ValueError) as exc:
-        raise fail(str(exc)) from exc
-    try:
+        body = fetch(url, policy or UrlPolicy(), resolver=resolver, connector=connector)
         return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise fail("it is not UTF-8 text") from exc
+    except FetchRefused as exc:
+        reason = str(exc)
+    except UnicodeDecodeError:
+        reason = "it is not UTF-8 text"
+    problem = Problem("urlRef", f"cannot fetch the component from {url}: {reason}")
+    raise ComponentFetchFailed(source=source, problems=[problem])
 
 
 def _read_yaml(path: Path, source: str) -> Any:

@@ -3,7 +3,11 @@
 The context is Polyaxon's: each param by name (`{{ learning_rate }}`),
 `params.<name>.value|as_str|as_arg|type`, `params.as_args`, and `globals.*`. Jinja runs sandboxed with
 StrictUndefined, so an unknown name is an error that names the template's place
-(`component.run.container.args[2]`) instead of an empty string.
+(`component.run.container.args[2]`) instead of an empty string, and on a time and size budget per run
+(sandbox.py), so a template from a topic cannot spin or fill memory.
+
+A command or args item that is exactly `{{ params.as_args }}` becomes one argv item per param, as in Polyaxon
+(whose parser turns the rendered list back into a list); anywhere else the list renders as its text.
 """
 
 from __future__ import annotations
@@ -12,17 +16,16 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
 from bridge.errors import PolyaxonfileError, Problem
+from bridge.polyaxon.sandbox import RenderBudget, add_filter, metered, render_template
 from bridge.polyaxon.schema import V1IO, V1Component
 from bridge.polyaxon.types import compact_json
 
-__all__ = ["RenderedRun", "RunGlobals", "render_run", "template_problems", "validate_templates"]
+__all__ = ["RenderBudget", "RenderedRun", "RunGlobals", "render_run", "template_problems", "validate_templates"]
 
 _CONTAINER = "component.run.container"
 
@@ -71,10 +74,16 @@ _CHECK_GLOBALS = RunGlobals(
 
 
 def render_run(
-    component: V1Component, params: Mapping[str, Any], globals_: RunGlobals, *, source: str = "<operation>"
+    component: V1Component,
+    params: Mapping[str, Any],
+    globals_: RunGlobals,
+    *,
+    source: str = "<operation>",
+    budget: RenderBudget | None = None,
 ) -> RenderedRun:
-    """Render the container of `component` for one run's typed params (as `expand_runs` returns them)."""
-    rendered, problems = _render(component, params, globals_)
+    """Render the container of `component` for one run's typed params (as `expand_runs` returns them), within
+    `budget` (default: the enclosing `budget_scope`'s, else 2 s and 4 Mi characters)."""
+    rendered, problems = _render(component, params, globals_, budget)
     if problems:
         raise PolyaxonfileError(source=source, problems=problems)
     assert rendered is not None  # _render returns a run exactly when it found no problem
@@ -82,23 +91,42 @@ def render_run(
 
 
 def template_problems(
-    component: V1Component, params: Mapping[str, Any] | None, globals_: RunGlobals | None = None
+    component: V1Component,
+    params: Mapping[str, Any] | None,
+    globals_: RunGlobals | None = None,
+    *,
+    budget: RenderBudget | None = None,
 ) -> list[Problem]:
-    """Every template problem of `component` for `params` (None: placeholder values for each input)."""
+    """Every template problem of `component` for `params` (None: placeholder values for each input); running
+    out of `budget` is one."""
     sample = _sample_params(component) if params is None else params
-    return _render(component, sample, globals_ or _CHECK_GLOBALS)[1]
+    return _render(component, sample, globals_ or _CHECK_GLOBALS, budget)[1]
 
 
 def validate_templates(
-    component: V1Component, params: Mapping[str, Any] | None = None, *, source: str = "<operation>"
+    component: V1Component,
+    params: Mapping[str, Any] | None = None,
+    *,
+    source: str = "<operation>",
+    budget: RenderBudget | None = None,
 ) -> None:
     """Render every template once (with `params`, else placeholders) so unknown names fail before a run."""
-    problems = template_problems(component, params)
+    problems = template_problems(component, params, budget=budget)
     if problems:
         raise PolyaxonfileError(source=source, problems=problems)
 
 
 def _render(
+    component: V1Component, params: Mapping[str, Any], globals_: RunGlobals, budget: RenderBudget | None
+) -> tuple[RenderedRun | None, list[Problem]]:
+    try:
+        with metered(budget):
+            return _render_all(component, params, globals_)
+    except jinja2.TemplateError as exc:  # a budget already spent in this scope: the run is not rendered at all
+        return None, [Problem(_CONTAINER, f"cannot render: {exc}")]
+
+
+def _render_all(
     component: V1Component, params: Mapping[str, Any], globals_: RunGlobals
 ) -> tuple[RenderedRun | None, list[Problem]]:
     container = component.run.container
@@ -137,6 +165,9 @@ def _render_argv(
         pieces = [(template, f"{path}[{index}]") for index, template in enumerate(templates)]
     argv: list[str] = []
     for template, where in pieces:
+        if _AS_ARGS.fullmatch(template):
+            argv += context["params"]["as_args"]
+            continue
         value = _render_one(template, where, context, problems)
         # An element that renders to nothing is a false flag or an unset optional (Polyaxon omits an item that
         # renders "None" from a template): no empty argument.
@@ -146,6 +177,7 @@ def _render_argv(
     return argv
 
 
+_AS_ARGS = re.compile(r"\{\{-?\s*params\.as_args\s*-?\}\}")
 _TEMPLATE_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
@@ -165,19 +197,21 @@ def split_template(template: str) -> list[str]:
     return [re.sub(r"\x00(\d+)\x00", lambda m: blocks[int(m.group(1))], token) for token in tokens]
 
 
+# What a template can raise while rendering: Jinja's errors (the budget's included), and what Python raises for
+# a bad value (`1 // 0`, `{}.x.y`) or a template that calls itself without end.
+_RENDER_ERRORS = (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError, RecursionError)
+
+
 def _render_one(template: str, path: str, context: Mapping[str, Any], problems: list[Problem]) -> str:
     try:
-        return _compile(template).render(context)
+        return render_template(template, context)
     except jinja2.TemplateSyntaxError as exc:
         problems.append(Problem(path, f"template syntax error in `{template}`: {exc.message}"))
     except jinja2.UndefinedError as exc:
         problems.append(Problem(path, f"unknown name in template `{template}`: {exc.message}"))
-    except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+    except _RENDER_ERRORS as exc:
         problems.append(Problem(path, f"cannot render template `{template}`: {exc}"))
     return ""
-
-
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 def _map_format(value: Any, pattern: str, variable_name: str | None = None) -> str:
@@ -185,12 +219,7 @@ def _map_format(value: Any, pattern: str, variable_name: str | None = None) -> s
     return pattern % ({variable_name: value} if variable_name else value)
 
 
-_ENV.filters["map_format"] = _map_format
-
-
-@lru_cache(maxsize=1024)
-def _compile(template: str) -> jinja2.Template:
-    return _ENV.from_string(template)
+add_filter("map_format", _map_format)
 
 
 def build_context(
@@ -211,7 +240,7 @@ def build_context(
         spec = _ParamView(name, value, io)
         try:
             as_arg = spec.as_arg()
-        except (jinja2.TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        except _RENDER_ERRORS as exc:
             if problems is not None:
                 problems.append(Problem(_io_path(component, name), f"cannot render argFormat: {exc}"))
             as_arg = ""
@@ -254,7 +283,7 @@ class _ParamView:
         if self.io is not None and self.io.arg_format:
             if self.value is None:
                 return ""
-            return _compile(self.io.arg_format).render({self.name: self.typed})
+            return render_template(self.io.arg_format, {self.name: self.typed})
         if self.io is not None and self.io.is_flag:
             return f"--{self.name}" if self.value else ""
         return "" if self.value is None else f"--{self.name}={self.as_str()}"

@@ -10,11 +10,13 @@ import pytest
 import yaml
 
 from bridge.errors import ComponentFetchError, PolyaxonfileError
-from bridge.polyaxon import ComponentFetchFailed, load_operation, parse_operation
+from bridge.polyaxon import ComponentFetchFailed, UrlPolicy, load_operation, parse_operation
 from bridge.polyaxon.loader import fetch_url
 from tests.polyaxon.support import FIXTURES, component, operation
 
 TYPED = (FIXTURES / "components" / "typed.yaml").read_text()
+LOCAL = UrlPolicy(allow_hosts=["127.0.0.1"])
+"""The test servers listen on loopback, which a urlRef may reach only when allow-listed."""
 
 
 def write(path: Path, data: object) -> Path:
@@ -85,7 +87,7 @@ def test_url_ref_is_fetched_over_http(http_root: tuple[str, Path]) -> None:
     data = operation([{"epochs": 1}], urlRef=f"{base_url}/typed.yaml")
     del data["pathRef"]
 
-    op = parse_operation(data, source="op.yaml", base_dir=None)
+    op = parse_operation(data, source="op.yaml", base_dir=None, url_policy=LOCAL)
 
     assert op.component is not None
     assert op.component.name == "typed-experiment"
@@ -96,8 +98,8 @@ def test_url_ref_http_errors_are_clear(http_root: tuple[str, Path]) -> None:
     base_url, _ = http_root
     data = {"kind": "operation", "urlRef": f"{base_url}/missing.yaml"}
 
-    with pytest.raises(ComponentFetchFailed, match="HTTP 404"):
-        parse_operation(data, source="op.yaml", base_dir=None)
+    with pytest.raises(ComponentFetchFailed, match="HTTP 404$"):
+        parse_operation(data, source="op.yaml", base_dir=None, url_policy=LOCAL)
 
 
 def test_an_unreachable_url_ref_fails_quickly_and_clearly() -> None:
@@ -107,8 +109,8 @@ def test_an_unreachable_url_ref_fails_quickly_and_clearly() -> None:
     url = f"http://127.0.0.1:{port}/typed.yaml"
     started = time.monotonic()
 
-    with pytest.raises(ComponentFetchFailed) as caught:
-        parse_operation({"kind": "operation", "urlRef": url}, source="op.yaml", base_dir=None)
+    with pytest.raises(ComponentFetchFailed, match="Connection refused") as caught:
+        parse_operation({"kind": "operation", "urlRef": url}, source="op.yaml", base_dir=None, url_policy=LOCAL)
 
     assert time.monotonic() - started < 5
     assert caught.value.path == "urlRef"
@@ -120,13 +122,24 @@ def test_url_ref_bodies_are_capped(http_root: tuple[str, Path]) -> None:
     (root / "big.yaml").write_text("x" * 2048)
 
     with pytest.raises(ComponentFetchFailed, match="larger than 1024 bytes"):
-        fetch_url(f"{base_url}/big.yaml", source="op.yaml", max_bytes=1024)
+        fetch_url(f"{base_url}/big.yaml", source="op.yaml", policy=UrlPolicy(allow_hosts=["127.0.0.1"], max_bytes=1024))
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/c.yaml", "typed.yaml"])
 def test_url_ref_is_http_only(url: str) -> None:
     with pytest.raises(ComponentFetchFailed, match=r"only http:// and https://"):
         parse_operation({"kind": "operation", "urlRef": url}, source="op.yaml", base_dir=None)
+
+
+def test_a_file_given_to_bridge_run_may_reference_a_local_url(http_root: tuple[str, Path], tmp_path: Path) -> None:
+    base_url, root = http_root
+    (root / "typed.yaml").write_text(TYPED)
+    data = operation([{"epochs": 1}], urlRef=f"{base_url}/typed.yaml")
+    del data["pathRef"]
+
+    op = load_operation(write(tmp_path / "op.yaml", data))
+
+    assert op.component is not None
 
 
 def test_an_operation_needs_exactly_one_component_source() -> None:

@@ -145,6 +145,29 @@ def test_params_as_args_lists_every_non_empty_as_arg() -> None:
     assert run.argv == ["echo", "--a=1"]
 
 
+@pytest.mark.parametrize(
+    "container",
+    [
+        {"args": ["--first", "{{ params.as_args }}"]},
+        {"args": ["--first", "{{params.as_args}}"]},
+        {"args": "--first {{ params.as_args }}"},
+    ],
+    ids=["list-item", "no-spaces", "one-string"],
+)
+def test_params_as_args_as_a_whole_item_is_one_argument_per_param(container: dict[str, Any]) -> None:
+    inputs: list[dict[str, Any]] = [
+        {"name": "a", "type": "int"},
+        {"name": "b", "type": "bool", "isFlag": True},
+        {"name": "msg", "type": "str"},
+        {"name": "skip", "type": "bool", "isFlag": True},
+    ]
+
+    run = render(inputs, {"a": 1, "b": True, "msg": HOSTILE, "skip": False}, **container)
+
+    # Polyaxon's parser reads the rendered list back as a list: one argv item per as_arg, values kept whole.
+    assert run.argv == ["echo", "--first", "--a=1", "--b", f"--msg={HOSTILE}"]
+
+
 def test_env_and_working_dir_are_templated_and_globals_use_polyaxons_names() -> None:
     run = render(
         [{"name": "lr", "type": "float", "toEnv": "LEARNING_RATE"}],
