@@ -98,7 +98,7 @@ def test_url_ref_http_errors_are_clear(http_root: tuple[str, Path]) -> None:
     base_url, _ = http_root
     data = {"kind": "operation", "urlRef": f"{base_url}/missing.yaml"}
 
-    with pytest.raises(ComponentFetchFailed, match="HTTP 404$"):
+    with pytest.raises(ComponentFetchFailed, match=r"HTTP 404$"):
         parse_operation(data, source="op.yaml", base_dir=None, url_policy=LOCAL)
 
 

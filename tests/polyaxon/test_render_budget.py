@@ -49,7 +49,19 @@ def test_a_spinning_template_stops_within_the_budget_for_all_runs_at_once(templa
         ("{{ (['y' * 999999] * 1000) | join }}", "budget"),
         ("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", "recursion"),
     ],
-    ids=["repeat", "repeat-of-param", "percent", "format", "ljust", "center", "power", "doubling", "chain", "join", "self"],
+    ids=[
+        "repeat",
+        "repeat-param",
+        "percent",
+        "format",
+        "ljust",
+        "center",
+        "power",
+        "doubling",
+        "chain",
+        "join",
+        "self",
+    ],
 )
 def test_a_template_that_builds_a_huge_value_is_refused_before_it_does(template: str, why: str) -> None:
     comp = V1Component.model_validate(component([{"name": "n", "type": "int"}], args=[template]))
