@@ -144,6 +144,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await service.run()
 
     asyncio.run(serve())
+    if service.publish_failures:
+        for failure in service.publish_failures:
+            print(f"bridge: could not publish: {failure}", file=sys.stderr)
+        return EXIT_FAILED
     print("bridge: drained, bye", file=sys.stderr)
     return EXIT_OK
 

@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from bridge.errors import ConfigError
+from bridge.limits import Limits
 from bridge.messages import MAX_SUGGESTIONS, Name, field_path
 
 ENV_PREFIX = "BRIDGE_"
@@ -150,6 +151,11 @@ class LimitsSettings(_Section):
     max_depth: int = Field(default=32, ge=2, le=200, description="Nesting of objects and arrays in a message.")
     max_string_length: int = Field(default=65536, ge=16, description="Characters in any one string or key.")
     max_width: int = Field(default=10_000, ge=16, description="Entries in any one object or array.")
+    max_record_bytes: int = Field(
+        default=900_000,
+        ge=65536,
+        description="The largest record the bridge writes; the broker's message.max.bytes must allow it.",
+    )
     max_excerpt_bytes: int = Field(
         default=65536,
         ge=256,
@@ -215,6 +221,15 @@ class BridgeSettings(BaseSettings):
         description="Operations by name, as in a polyaxonfile; paths relative to base_dir.",
     )
     base_dir: Path = Field(default_factory=Path.cwd, description="The config file's directory (set at load).")
+
+    def message_limits(self) -> Limits:
+        """The bounds of one record read from a topic."""
+        return Limits(
+            max_bytes=self.max_message_bytes,
+            max_depth=self.limits.max_depth,
+            max_string_length=self.limits.max_string_length,
+            max_width=self.limits.max_width,
+        )
 
     @classmethod
     def settings_customise_sources(

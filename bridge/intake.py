@@ -6,6 +6,7 @@ Pure: no Kafka, no I/O but reading the templates once. Every refusal is a `DeadL
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,14 @@ from typing import Any
 
 from bridge.config import BridgeSettings
 from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
-from bridge.messages import DeadLetterError, MessageError, SuggestionMessage, parse_suggestion
+from bridge.messages import (
+    SUGGESTION_SCHEMA,
+    DeadLetterError,
+    LedgerRecord,
+    MessageError,
+    SuggestionMessage,
+    parse_suggestion,
+)
 from bridge.plan import run_id_for
 from bridge.polyaxon import V1Operation, expand_runs, parse_operation
 
@@ -87,7 +95,7 @@ def _rewrite(problems: list[Problem], msg: SuggestionMessage) -> list[Problem]:
 def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accepted | DeadLetterError:
     """Validate one record of the suggestions topic against its template."""
     try:
-        msg = parse_suggestion(raw, max_suggestions=settings.max_suggestions, max_bytes=settings.max_message_bytes)
+        msg = parse_suggestion(raw, max_suggestions=settings.max_suggestions, limits=settings.message_limits())
     except MessageError as exc:
         return DeadLetterError.from_exception(exc)
     if msg.operation is not None:
@@ -135,3 +143,39 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
         for i, params in enumerate(typed)
     ]
     return Accepted(study=msg.study, template=msg.template, operation=op, runs=runs)
+
+
+def accept_ledger_record(
+    record: LedgerRecord, templates: Templates, settings: BridgeSettings
+) -> tuple[V1Operation, AcceptedRun] | DeadLetterError:
+    """Validate an unfinished ledger record exactly as the suggestion it claims to be, before it runs again.
+
+    The ledger is a topic: whoever can write to it could otherwise name any command. Its params are typed again
+    from what the suggestion gave (the record's own `params` are not trusted), its template must be registered
+    (an inline operation only where they are allowed), and its run id must be the one that suggestion gets.
+    """
+    message = {
+        "schema": SUGGESTION_SCHEMA,
+        "study": record.study,
+        "template": record.template,
+        "iteration": record.iteration,
+        "suggestions": [{"id": record.suggestion_id, "params": record.given}],
+        "metadata": record.metadata,
+    }
+    if record.operation is not None:
+        message["operation"] = record.operation
+    outcome = accept(json.dumps(message).encode(), templates, settings)
+    if isinstance(outcome, DeadLetterError):
+        field = outcome.field
+        if field is not None and field.startswith("suggestions[0]."):
+            field = field.removeprefix("suggestions[0].").replace("params.", "given.", 1)
+        return outcome.model_copy(update={"field": field})
+    run = outcome.runs[0]
+    if run.run_id != record.run_id:
+        return DeadLetterError(
+            type="invalid_message",
+            field="run_id",
+            message=f"run_id {record.run_id[:80]!r} is not the id of suggestion {record.suggestion_id!r}"
+            f" of study {record.study!r} and template {record.template!r}",
+        )
+    return outcome.operation, run

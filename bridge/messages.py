@@ -9,6 +9,7 @@ the operators exchange with the bridge, and `parse_message`, which either return
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from bridge.errors import InvalidInput, NotSupported, PolyaxonfileError, Problem
+from bridge.limits import LimitExceeded, Limits, LimitType, check_value
 from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA, Frozen, ProgressEvent, RunResult
 
 SUGGESTION_SCHEMA: Final = "bridge.suggestion/v1"
@@ -39,13 +41,16 @@ LEDGER_SCHEMA: Final = "bridge.ledger/v1"
 MAX_SUGGESTIONS = 1024
 """The most suggestions one message may carry; the service may set a lower cap (`max_suggestions`)."""
 
+MAX_ERROR_TEXT = 2000
+"""The longest error message a dead letter or a result carries (the rest is in the bridge's log)."""
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 """Study, template and id names: safe in a path, a metric label and a Kafka key."""
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 _Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
 
-MessageErrorType = Literal["invalid_json", "unknown_schema", "invalid_message", "message_too_large"]
+MessageErrorType = Literal["invalid_json", "unknown_schema", "invalid_message", "message_too_large"] | LimitType
 
 
 class MessageError(InvalidInput):
@@ -251,12 +256,28 @@ class DeadLetterError(Frozen):
             return cls(type="invalid_input", message=str(exc))
         return cls(type="unexpected_error", message=f"{type(exc).__name__}: {exc}")
 
+    def bounded(self) -> DeadLetterError:
+        """The same error with its message and field cut to a size any dead letter can carry."""
+        if len(self.message) <= MAX_ERROR_TEXT and (self.field is None or len(self.field) <= 512):
+            return self
+        field = None if self.field is None else self.field[:512]
+        return self.model_copy(update={"message": self.message[:MAX_ERROR_TEXT] + "...", "field": field})
+
+
+class RecordHeader(Frozen):
+    """One header of the original record: its key, and its value in base64 (null when it had none)."""
+
+    key: str = Field(max_length=1024)
+    value: _Base64 | None = None
+
 
 class DeadLetter(_Message):
-    """A record the bridge could not take (`bridge.deadletter/v1`), kept byte for byte for replay.
+    """A record the bridge could not take (`bridge.deadletter/v1`), kept for replay.
 
     `value` and `key` are the original bytes in standard base64 (null when the record had none): a dead
-    letter is where malformed input lands, so nothing is assumed about its encoding.
+    letter is where malformed input lands, so nothing is assumed about its encoding. A value larger than the
+    bridge's excerpt limit is kept as a prefix (`truncated`; `value_size` is the original's size): the
+    topic, partition and offset find the whole record, and a dead letter never outgrows what the broker takes.
     """
 
     schema_: Literal["bridge.deadletter/v1"] = Field(default=DEADLETTER_SCHEMA, alias="schema")
@@ -265,6 +286,9 @@ class DeadLetter(_Message):
     offset: int = Field(ge=0)
     key: _Base64 | None = None
     value: _Base64 | None = None
+    value_size: int | None = Field(default=None, ge=0, description="The original value's size in bytes.")
+    truncated: bool = Field(default=False, description="True when `value` (or `key`) holds only a prefix.")
+    headers: list[RecordHeader] = Field(default_factory=list, description="The original record's headers.")
     timestamp: AwareDatetime | None = Field(default=None, description="The original record's timestamp.")
     at: AwareDatetime = Field(description="When the bridge dead-lettered it.")
     error: DeadLetterError
@@ -281,17 +305,35 @@ class DeadLetter(_Message):
         timestamp_ms: int | None,
         error: DeadLetterError | BaseException,
         at: datetime | None = None,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        max_excerpt_bytes: int | None = None,
     ) -> DeadLetter:
-        """The dead letter of one consumed record; `error` may be the exception that refused it."""
+        """The dead letter of one consumed record; `error` may be the exception that refused it. Past
+        `max_excerpt_bytes`, the key, the value and the headers are cut to what fits."""
+        cap = max_excerpt_bytes
+        kept_key, key_cut = _excerpt(key, cap)
+        kept_value, value_cut = _excerpt(value, cap)
+        kept_headers: list[RecordHeader] = []
+        budget = cap
+        for name, raw in headers[:64]:
+            piece, cut = _excerpt(raw, None if budget is None else max(0, budget // 4))
+            if budget is not None:
+                budget -= len(name) + len(piece or b"")
+            kept_headers.append(RecordHeader(key=name[:1024], value=_b64(piece)))
+            value_cut = value_cut or cut
+        described = error if isinstance(error, DeadLetterError) else DeadLetterError.from_exception(error)
         return cls(
             topic=topic,
             partition=partition,
             offset=offset,
-            key=_b64(key),
-            value=_b64(value),
+            key=_b64(kept_key),
+            value=_b64(kept_value),
+            value_size=None if value is None else len(value),
+            truncated=key_cut or value_cut or len(headers) > 64,
+            headers=kept_headers,
             timestamp=None if timestamp_ms is None else datetime.fromtimestamp(timestamp_ms / 1000, UTC),
             at=at or datetime.now(UTC),
-            error=error if isinstance(error, DeadLetterError) else DeadLetterError.from_exception(error),
+            error=described.bounded(),
         )
 
     def key_bytes(self) -> bytes | None:
@@ -299,8 +341,15 @@ class DeadLetter(_Message):
         return None if self.key is None else base64.b64decode(self.key)
 
     def value_bytes(self) -> bytes | None:
-        """The original value."""
+        """The original value (its prefix when `truncated`)."""
         return None if self.value is None else base64.b64decode(self.value)
+
+
+def _excerpt(raw: bytes | None, cap: int | None) -> tuple[bytes | None, bool]:
+    """`raw`, or its prefix of `cap` bytes (base64 grows it by a third), and whether it was cut."""
+    if raw is None or cap is None or len(raw) <= cap:
+        return raw, False
+    return raw[:cap], True
 
 
 def _b64(raw: bytes | None) -> str | None:
@@ -320,6 +369,9 @@ class ControlMessage(_Message):
     operation_id: Name | None = None
     suggestion_id: Name | None = None
     reason: str | None = Field(default=None, max_length=1024)
+    token: str | None = Field(
+        default=None, max_length=1024, description="The bridge's `control.token`, when it is configured.", repr=False
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> ControlMessage:
@@ -348,10 +400,22 @@ class LedgerRecord(Frozen):
     metadata: dict[str, Any] = Field(default_factory=dict)
     operation: dict[str, Any] | None = Field(default=None, description="The inline operation, if it was one.")
     status: str | None = Field(default=None, description="The final status, when finished.")
+    fingerprint: str | None = Field(
+        default=None, description="A hash of the given params: the same id with other params is a conflict."
+    )
+    pgid: int | None = Field(default=None, description="The process group of the dispatched attempt (local runs).")
+    host: str | None = Field(default=None, description="Where the dispatched attempt runs.")
+    result: dict[str, Any] | None = Field(
+        default=None, description="The final result, when finished: a suggestion sent again gets a copy of it."
+    )
 
     def to_bytes(self) -> bytes:
         """The record's value on the topic."""
         return self.model_dump_json(by_alias=True).encode()
+
+    def dispatch_info(self) -> dict[str, Any]:
+        """What the executor recorded of the dispatched attempt (to reap what an earlier bridge left running)."""
+        return {"pid": self.pgid, "pgid": self.pgid, "host": self.host}
 
     def with_state(self, state: Literal["received", "dispatched", "finished"], **changes: Any) -> LedgerRecord:
         """The same run in another state."""
@@ -361,7 +425,16 @@ class LedgerRecord(Frozen):
     def finished_from(cls, received: LedgerRecord, result: RunResult) -> LedgerRecord:
         """The `finished` record of a result (params dropped: a finished run is never run again)."""
         return received.model_copy(
-            update={"state": "finished", "attempt": result.attempt, "status": result.status.value, "params": {}}
+            update={
+                "state": "finished",
+                "attempt": result.attempt,
+                "status": result.status.value,
+                "params": {},
+                "given": {},
+                "metadata": {},
+                "operation": None,
+                "result": result.model_dump(mode="json", by_alias=True),
+            }
         )
 
 
@@ -399,13 +472,14 @@ def parse_message(
     default_schema: str | None = None,
     max_suggestions: int = MAX_SUGGESTIONS,
     max_bytes: int | None = None,
+    limits: Limits | None = None,
 ) -> Message:
     """Decode one record's value into its message, or raise `MessageError`.
 
     `accept` limits the schemas taken (others are `unknown_schema`); `default_schema` stands for a missing
-    `schema` field; `max_suggestions` and `max_bytes` are the service's caps.
+    `schema` field; `max_suggestions`, `max_bytes` and `limits` are the service's caps.
     """
-    data = _load(raw, max_bytes)
+    data = _load(raw, _limits(limits, max_bytes))
     name = _schema_of(data, accept if accept is not None else MESSAGE_TYPES.keys(), default_schema)
     if name == OPERATION_SCHEMA:
         event = data.get("event")
@@ -420,17 +494,17 @@ def parse_message(
 
 
 def parse_suggestion(
-    raw: bytes, *, max_suggestions: int = MAX_SUGGESTIONS, max_bytes: int | None = None
+    raw: bytes, *, max_suggestions: int = MAX_SUGGESTIONS, max_bytes: int | None = None, limits: Limits | None = None
 ) -> SuggestionMessage:
     """Decode a record of the suggestions topic; a message without `schema` is taken as a suggestion."""
-    data = _load(raw, max_bytes)
+    data = _load(raw, _limits(limits, max_bytes))
     _schema_of(data, (SUGGESTION_SCHEMA,), SUGGESTION_SCHEMA)
     return _validate(SuggestionMessage, data, max_suggestions)
 
 
-def parse_control(raw: bytes, *, max_bytes: int | None = None) -> ControlMessage:
+def parse_control(raw: bytes, *, max_bytes: int | None = None, limits: Limits | None = None) -> ControlMessage:
     """Decode a record of the control topic."""
-    data = _load(raw, max_bytes)
+    data = _load(raw, _limits(limits, max_bytes))
     _schema_of(data, (CONTROL_SCHEMA,), None)
     return _validate(ControlMessage, data)
 
@@ -439,9 +513,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _load(raw: bytes, max_bytes: int | None) -> dict[str, Any]:
-    if max_bytes is not None and len(raw) > max_bytes:
-        raise MessageError("message_too_large", f"{len(raw)} bytes, more than the {max_bytes} allowed")
+def _limits(limits: Limits | None, max_bytes: int | None) -> Limits:
+    base = limits or Limits()
+    return base if max_bytes is None else dataclasses.replace(base, max_bytes=max_bytes)
+
+
+def _load(raw: bytes, limits: Limits) -> dict[str, Any]:
+    if len(raw) > limits.max_bytes:
+        raise MessageError("message_too_large", f"{len(raw)} bytes, more than the {limits.max_bytes} allowed")
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
@@ -450,10 +529,18 @@ def _load(raw: bytes, max_bytes: int | None) -> dict[str, Any]:
         raise MessageError(
             "invalid_json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise MessageError(
+            "too_deep", f"nested deeper than the JSON decoder goes (the limit is {limits.max_depth})"
+        ) from None
+    except ValueError as exc:
         raise MessageError("invalid_json", f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise MessageError("invalid_message", f"expected a JSON object, got {type(data).__name__}")
+    try:
+        check_value(data, limits)
+    except LimitExceeded as exc:
+        raise MessageError(exc.type, exc.message, exc.field) from None
     return data
 
 

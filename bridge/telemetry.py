@@ -14,7 +14,7 @@ from typing import Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-SuggestionOutcome = Literal["accepted", "dead_lettered", "duplicate"]
+SuggestionOutcome = Literal["accepted", "dead_lettered", "duplicate", "replayed"]
 RunStatus = Literal["succeeded", "failed", "stopped", "skipped"]
 TransactionOutcome = Literal["committed", "aborted"]
 

@@ -36,7 +36,7 @@ def _refused(raw: bytes, **kwargs: Any) -> MessageError:
     return caught.value
 
 
-@pytest.mark.parametrize("raw", [b"\xff\xfe", b"{", b"", b'{"a": NaN}', b"[" * 100_000])
+@pytest.mark.parametrize("raw", [b"\xff\xfe", b"{", b"", b'{"a": NaN}'])
 def test_bytes_that_are_not_json_are_invalid_json(raw: bytes) -> None:
     error = _refused(raw)
     assert (error.type, error.field) == ("invalid_json", None)

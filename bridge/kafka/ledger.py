@@ -8,42 +8,71 @@ Three states per run, each written before what depends on it is committed:
 - `finished`: in the same transaction as the run's one result message.
 
 A replica that is assigned a partition first fences the previous owner (its transactional producer with the
-same id), then reads the ledger partition to its end and reconciles by run id: finished runs are never run or
-published again; received or dispatched ones run again, the latter with `attempt + 1`.
+same id), then reads the ledger partition to its end into its on-disk index (`ledger_index.py`) and reconciles
+by run id: finished runs are never run or published again; received or dispatched ones run again, the latter
+with `attempt + 1`, a page at a time. A record is re-validated before it runs, exactly like a suggestion: the
+ledger is a topic, and whoever can write to it must not be able to make the bridge run anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
 
 from bridge.config import BridgeSettings
 from bridge.kafka.connection import client_kwargs
-from bridge.messages import LedgerRecord
+from bridge.kafka.ledger_index import LedgerEntryIn, LedgerIndex
+from bridge.limits import Limits
+from bridge.messages import LEDGER_SCHEMA, LedgerRecord, parse_message
 
 log = structlog.get_logger(__name__)
 
 
-def parse_record(raw: bytes | None) -> LedgerRecord | None:
-    """A ledger record, or None for a tombstone or a record this version cannot read."""
-    if raw is None:
+def fingerprint(given: Mapping[str, Any]) -> str:
+    """A short hash of the params a suggestion gave: the same id with another one is a conflict."""
+    text = json.dumps(given, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:24]
+
+
+def parse_record(raw: bytes | None, limits: Limits | None = None) -> LedgerRecord:
+    """A ledger record, checked like any message from a topic; raises `MessageError` when it is not one."""
+    data = parse_message(raw or b"", accept=(LEDGER_SCHEMA,), limits=limits)
+    assert isinstance(data, LedgerRecord)
+    return data
+
+
+def _entry(offset: int, key: bytes | None, value: bytes | None) -> LedgerEntryIn | None:
+    """What the index keeps of one record: its state, attempt and fingerprint when readable. A record this
+    version cannot read is kept as `received`, so reconciliation reports it (a dead letter) instead of losing it."""
+    if key is None:
         return None
+    run_id = key.decode("utf-8", errors="replace")[:256]
+    if value is None:
+        return LedgerEntryIn(offset, run_id, None)
     try:
-        return LedgerRecord.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):
-        log.warning("ledger_record_unreadable", value=raw[:200])
-        return None
+        data = json.loads(value)
+        state = data["state"]
+        if state not in ("received", "dispatched", "finished"):
+            raise ValueError(state)
+        attempt = int(data.get("attempt") or 0)
+        given = data.get("given")
+        print_ = data.get("fingerprint") or (fingerprint(given) if isinstance(given, dict) and given else None)
+    except (ValueError, TypeError, KeyError, RecursionError, AttributeError):
+        return LedgerEntryIn(offset, run_id, "received", record=value)
+    return LedgerEntryIn(offset, run_id, state, attempt, print_ if isinstance(print_, str) else None, value)
 
 
-async def read_partition(
-    settings: BridgeSettings, partition: int, *, timeout_s: float = 60.0
-) -> dict[str, LedgerRecord]:
-    """The last committed record of every run in one ledger partition (read_committed, to its end)."""
+async def catch_up(
+    settings: BridgeSettings, partition: int, index: LedgerIndex, *, timeout_s: float = 120.0, page: int = 2000
+) -> None:
+    """Read one ledger partition (read_committed) from where `index` stopped to its end, into `index`, a page at a
+    time: memory stays bounded however many runs the ledger holds."""
     tp = TopicPartition(settings.topics.ledger, partition)
     consumer = AIOKafkaConsumer(
         **client_kwargs(settings.kafka),
@@ -51,33 +80,28 @@ async def read_partition(
         enable_auto_commit=False,
         isolation_level="read_committed",
         auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max(settings.limits.max_record_bytes, 1024 * 1024),
     )
     await consumer.start()
-    state: dict[str, LedgerRecord] = {}
     try:
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        begin = (await consumer.beginning_offsets([tp]))[tp]
         end = (await consumer.end_offsets([tp]))[tp]
+        start = index.next_offset(partition)
+        if start > end:  # the topic was recreated: what the index holds is of another topic
+            index.forget(partition)
+            start = 0
+        start = max(start, begin)
+        consumer.seek(tp, start)
         deadline = time.monotonic() + timeout_s
-        while await consumer.position(tp) < end:
+        position = start
+        while position < end:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ledger partition {partition} not read to its end ({end}) in {timeout_s:g} s")
             # A batch can be empty while the position still moves past transaction markers.
-            batch = await consumer.getmany(tp, timeout_ms=500)
-            for record in batch.get(tp, []):
-                entry = parse_record(record.value)
-                if entry is not None:
-                    state[entry.run_id] = entry
-                elif record.key is not None:
-                    state.pop(record.key.decode(errors="replace"), None)
+            batch = await consumer.getmany(tp, timeout_ms=500, max_records=page)
+            entries = [e for r in batch.get(tp, []) if (e := _entry(r.offset, r.key, r.value)) is not None]
+            position = await consumer.position(tp)
+            index.apply(partition, entries, position)
     finally:
         await consumer.stop()
-    return state
-
-
-def summarize(state: Mapping[str, LedgerRecord]) -> dict[str, int]:
-    """Runs by ledger state, for the log."""
-    out = {"received": 0, "dispatched": 0, "finished": 0}
-    for entry in state.values():
-        out[entry.state] += 1
-    return out

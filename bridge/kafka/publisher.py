@@ -36,13 +36,17 @@ class Outgoing:
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone
     completes: int | None = None
     partition: int | None = None
 
 
 class Fenced(Exception):
     """Another replica owns this partition now: nothing more is published from here."""
+
+
+class PublishIncomplete(Exception):
+    """Closing a publisher left records it could not commit."""
 
 
 class PartitionPublisher:
@@ -57,6 +61,7 @@ class PartitionPublisher:
         on_commit: Callable[[int, float], None] | None = None,
         on_fenced: Callable[[Partition], None] | None = None,
         owns: Callable[[Partition], bool] | None = None,
+        on_trouble: Callable[[Partition, str | None], None] | None = None,
         retry_for_s: float = 180.0,
     ) -> None:
         self._settings = settings
@@ -68,6 +73,9 @@ class PartitionPublisher:
         self._on_commit = on_commit
         self._on_fenced = on_fenced
         self._retry_for_s = retry_for_s
+        self._on_trouble = on_trouble
+        self._max_record_bytes = settings.limits.max_record_bytes + 4096  # the few fields around a capped value
+        self.dropped = 0  # records that could never be published (too large for the broker): logged, counted
         self._owns = owns
         self.transactional_id = f"{settings.kafka.group_id}.{source.topic}.{source.partition}"
         self._producer = self._new_producer()
@@ -81,7 +89,7 @@ class PartitionPublisher:
             transactional_id=self.transactional_id,
             enable_idempotence=True,
             acks="all",
-            max_request_size=max(self._settings.max_message_bytes * 4, 1024 * 1024),
+            max_request_size=max(self._settings.limits.max_record_bytes * 2, 1024 * 1024),
             linger_ms=5,
             # aiokafka waits this long after ConcurrentTransactions, which follows every quick commit.
             retry_backoff_ms=20,
@@ -123,11 +131,17 @@ class PartitionPublisher:
         if self._queue or self._wakeup.is_set():
             await asyncio.shield(self._next)
 
-    async def close(self) -> None:
-        """Publish what is queued, then stop."""
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Publish what is queued, then stop; raises `PublishIncomplete` when what was queued could not be
+        committed within `timeout_s` (a fenced publisher's work belongs to the partition's new owner)."""
+        unpublished: BaseException | None = None
         if self._task is not None and self.failed is None:
-            with contextlib.suppress(Exception):
-                await self.flush()
+            try:
+                await asyncio.wait_for(self.flush(), timeout_s)
+            except Fenced:
+                pass
+            except Exception as exc:  # a timeout or a broker error: say so, after stopping
+                unpublished = exc
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -136,6 +150,8 @@ class PartitionPublisher:
             self._next.exception()  # retrieved: nobody may be waiting
         with contextlib.suppress(Exception):
             await self._producer.stop()
+        if unpublished is not None:
+            raise PublishIncomplete(f"{self.transactional_id}: not all was published: {unpublished!r}")
 
     async def _loop(self) -> None:
         while True:
@@ -164,17 +180,40 @@ class PartitionPublisher:
             if not done.done():
                 done.set_result(None)
 
+    def _drop(self, record: Outgoing, reason: str) -> None:
+        self.dropped += 1
+        log.error(
+            "record_dropped",
+            transactional_id=self.transactional_id,
+            topic=record.topic,
+            bytes=len(record.value or b""),
+            reason=reason,
+        )
+
+    def _fitting(self, batch: list[Outgoing]) -> list[Outgoing]:
+        out = []
+        for r in batch:
+            if len(r.value or b"") + len(r.key or b"") > self._max_record_bytes:
+                self._drop(r, "larger than limits.max_record_bytes")
+            else:
+                out.append(r)
+        return out
+
     async def _transaction(self, batch: list[Outgoing], offset: int | None) -> None:
+        """Publish `batch` and commit `offset` in one transaction. A record the broker refuses for good (too large,
+        invalid) is left out and logged, so it never blocks the partition; a broker that is away is waited for
+        with backoff, without end, and after `retry_for_s` the partition is reported as not served (readiness)."""
         began = time.monotonic()
         deadline = began + self._retry_for_s
         attempt = 0
+        batch = self._fitting(batch)
         while True:
             attempt += 1
+            futures: list[asyncio.Future[object]] = []
             try:
                 async with self._producer.transaction():
-                    futures = [
-                        await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition) for r in batch
-                    ]
+                    for r in batch:
+                        futures.append(await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition))
                     if offset is not None:
                         tp = TopicPartition(self._source.topic, self._source.partition)
                         await self._producer.send_offsets_to_transaction(
@@ -186,17 +225,26 @@ class PartitionPublisher:
             except ProducerFenced:
                 raise  # another owner took this partition: never publish again from here
             except KafkaError as exc:
-                if time.monotonic() > deadline:
-                    raise
+                refused = _refused(batch, futures, exc)
+                if refused:
+                    for r in refused:
+                        self._drop(r, f"{type(exc).__name__}: {exc}")
+                    batch = [r for r in batch if r not in refused]
+                    await self._renew_producer(None)  # the aborted transaction leaves the producer unusable
+                    continue
+                if time.monotonic() > deadline and self._on_trouble is not None:
+                    self._on_trouble(self._source, f"{type(exc).__name__}: {exc}")
                 log.warning(
                     "transaction_retry", transactional_id=self.transactional_id, attempt=attempt, error=str(exc)
                 )
                 await asyncio.sleep(min(0.2 * 2**attempt, 5))  # backoff before a new producer tries again
-                await self._renew_producer(deadline)
+                await self._renew_producer(None)
+        if attempt > 1 and self._on_trouble is not None:
+            self._on_trouble(self._source, None)
         if self._on_commit is not None:
             self._on_commit(len(batch), time.monotonic() - began)
 
-    async def _renew_producer(self, deadline: float) -> None:
+    async def _renew_producer(self, deadline: float | None) -> None:
         # After a broker outage the producer's transaction state can be unusable; a new one with the same id
         # re-initialises it (and aborts whatever the old one left open).
         with contextlib.suppress(Exception):
@@ -212,7 +260,20 @@ class PartitionPublisher:
             except KafkaError as exc:
                 with contextlib.suppress(Exception):
                     await self._producer.stop()
-                if time.monotonic() > deadline:
+                if deadline is not None and time.monotonic() > deadline:
                     raise
                 log.warning("producer_restart_retry", transactional_id=self.transactional_id, error=str(exc))
                 await asyncio.sleep(1.0)
+
+
+def _refused(batch: list[Outgoing], futures: list[asyncio.Future[object]], exc: KafkaError) -> list[Outgoing]:
+    """The records the broker refused for good (a non-retriable error on their own send), if any is known."""
+    out = []
+    for record, future in zip(batch, futures, strict=False):
+        if future.done() and not future.cancelled():
+            error = future.exception()
+            if isinstance(error, KafkaError) and not error.retriable:
+                out.append(record)
+    if not out and not exc.retriable and len(futures) < len(batch):
+        out.append(batch[len(futures)])  # refused by send() itself, before a future existed
+    return out

@@ -3,6 +3,7 @@ ledger topic (a run's `dispatched` record is committed before its process starts
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ import structlog
 from bridge.intake import AcceptedRun
 from bridge.kafka.publisher import Fenced, Outgoing
 from bridge.messages import LedgerRecord
-from bridge.models import RunResult
+from bridge.models import RunError, RunResult, RunStatus
 from bridge.offsets import Partition
 from bridge.polyaxon import V1Operation
 from bridge.ports import LedgerEntry
@@ -39,7 +40,9 @@ class RunItem:
         return self.record.template
 
 
-def received_record(run: AcceptedRun, study: str, template: str, inline: Mapping[str, Any] | None) -> LedgerRecord:
+def received_record(
+    run: AcceptedRun, study: str, template: str, inline: Mapping[str, Any] | None, fingerprint: str
+) -> LedgerRecord:
     """The `received` ledger record of an accepted suggestion: everything needed to run it again."""
     return LedgerRecord(
         run_id=run.run_id,
@@ -52,6 +55,7 @@ def received_record(run: AcceptedRun, study: str, template: str, inline: Mapping
         given=run.given,
         metadata=dict(run.metadata),
         operation=dict(inline) if inline is not None else None,
+        fingerprint=fingerprint,
     )
 
 
@@ -72,7 +76,8 @@ Publish = Callable[[Partition, Outgoing], "Any"]
 
 class KafkaRunLedger:
     """The scheduler's `RunLedger` for `serve`: `dispatched` is a ledger record committed before the process
-    starts; `finished` goes out with the result (see `BridgeService.finish_run`), so here it does nothing."""
+    starts, and again with its process group once it has started; `finished` goes out with the result (see
+    `BridgeService.finish_run`), so here it does nothing."""
 
     def __init__(
         self, items: Mapping[str, RunItem], ledger_topic: str, publish: Publish, on_lost: Callable[[str], None]
@@ -88,12 +93,16 @@ class KafkaRunLedger:
         return {run_id: LedgerEntry(run_id=run_id, attempt=n) for run_id, n in self.prior_attempts.items()}
 
     async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
-        if info:  # the follow-up with the pid: meaningless to another replica
-            return
         item = self._items.get(run_id)
         if item is None:
             return
-        record = item.record.with_state("dispatched", attempt=attempt)
+        # First before the process starts (the attempt counts even if the bridge dies then), then with its
+        # process group, so a later owner on this host can reap what a kill -9 of this bridge left running.
+        pgid = info.get("pgid", info.get("pid"))
+        changes: dict[str, Any] = {"attempt": attempt}
+        if isinstance(pgid, int):
+            changes.update(pgid=pgid, host=socket.gethostname())
+        record = item.record.with_state("dispatched", **changes)
         try:
             await self._publish(
                 item.source, Outgoing(self._topic, run_id.encode(), record.to_bytes(), partition=item.source.partition)
@@ -104,3 +113,17 @@ class KafkaRunLedger:
 
     async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
         return None
+
+
+def fit_result(result: RunResult, max_bytes: int) -> RunResult:
+    """The result, or, when it would not fit in a record the broker takes (its ledger record carries it too),
+    the same result failed with `result_too_large` and without its outputs: an answer, never a stalled partition."""
+    size = len(result.to_json().encode())
+    if size <= max_bytes // 2:
+        return result
+    log.error("result_too_large", run_id=result.run_id, bytes=size, limit=max_bytes // 2)
+    error = RunError(
+        type="result_too_large",
+        message=f"the result is {size} bytes, more than the {max_bytes // 2} the bridge publishes; outputs dropped",
+    )
+    return result.model_copy(update={"status": RunStatus.FAILED, "outputs": {}, "error": error})

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections import OrderedDict
+import hmac
+from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,18 +24,20 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import ProducerFenced
 
 from bridge.batching import Batcher
 from bridge.cache import FileCache
 from bridge.config import BridgeSettings
-from bridge.errors import InvalidInput
 from bridge.executors.local import LocalExecutor
 from bridge.http import Health, HttpServer
-from bridge.intake import Templates, accept
+from bridge.intake import AcceptedRun, Templates, accept, accept_ledger_record
+from bridge.kafka.admission import admit
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
-from bridge.kafka.ledger import read_partition, summarize
+from bridge.kafka.ledger import catch_up, parse_record
+from bridge.kafka.ledger_index import IndexedRun, LedgerIndex
 from bridge.kafka.publisher import Fenced, Outgoing, PartitionPublisher
-from bridge.kafka.runs import KafkaRunLedger, RunItem, received_record, run_from_record
+from bridge.kafka.runs import KafkaRunLedger, RunItem, fit_result, received_record
 from bridge.messages import (
     DeadLetter,
     DeadLetterError,
@@ -48,7 +52,6 @@ from bridge.messages import (
 from bridge.models import ProgressEvent, RunResult, RunStatus
 from bridge.offsets import OffsetTracker, Partition
 from bridge.plan import OperationPlan, PlannedRun
-from bridge.polyaxon import V1Operation, parse_operation
 from bridge.ports import Executor
 from bridge.retention import keep_pruning
 from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
@@ -56,7 +59,7 @@ from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
-KNOWN_RUNS = 100_000  # finished run ids remembered to recognise a message sent again; bounded whatever the backlog
+RECONCILE_PAGE = 256  # unfinished runs taken from the ledger index at a time, as room allows
 BROKER_PROBE_S = 5.0
 PRUNE_EVERY_S = 60.0
 
@@ -71,6 +74,12 @@ class _BatchKey:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _study_mismatch(what: str, target: str) -> DeadLetterError:
+    return DeadLetterError(
+        type="control_refused", field="study", message=f"{what} {target} is not of the study this message names"
+    )
 
 
 class _Listener:
@@ -139,9 +148,17 @@ class BridgeService:
         self._parked: dict[Partition, list[tuple[RunItem, RunResult]]] = {}  # results finished within a gap
         self._runners: dict[str, OperationRunner] = {}
         self._operations: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self._run_owner: dict[str, OperationRunner] = {}
         self._suggestion_runs: dict[tuple[str, str], str] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()  # run ids whose result is published
+        # What the ledger says of every run ever seen, on disk: replays, conflicts and reconciliation read it.
+        self._index = LedgerIndex(settings.workdir / "ledger", settings.topics.ledger)
+        self._limits = settings.message_limits()
+        self._held: deque[tuple[TopicPartition, ConsumerRecord]] = deque()
+        self._room_freed = asyncio.Event()  # a run finished or left: the consume loop may take more
+        self._backlog: set[Partition] = set()  # partitions with unfinished ledger runs not yet taken up
+        self._unservable: dict[Partition, str] = {}  # partitions whose results cannot be published, and why
+        self._publish_failures: list[str] = []  # what could not be published: `serve` then exits non-zero
         self._paused = False
         self._broker_ok = True
         self._consumed: dict[TopicPartition, int] = {}  # next offset to handle, per partition (what we took)
@@ -221,24 +238,49 @@ class BridgeService:
                     task.cancel()
             await self._http.stop()
             await self._runtime.executor.close()
+            for background in list(self._background):
+                background.cancel()
+            self._index.close()
+
+    @property
+    def _room(self) -> int:
+        """Runs this replica may still take before it is full."""
+        return self.settings.max_in_flight - self.in_flight
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        # A record may carry up to `max_suggestions` runs, so records are handled one at a time while there is
+        # room; the rest of a fetched batch waits in `_held` (consumption paused meanwhile).
+        held = self._held
         while not self._stopping.is_set():
-            self._apply_backpressure(consumer)
-            room = max(1, self.settings.max_in_flight - self.in_flight)
-            batches = await consumer.getmany(timeout_ms=200, max_records=min(room, 500))
-            for tp, records in batches.items():
-                for record in records:
-                    await self._handle(tp, record)
+            self._take_backlog()
+            while held and self._room > 0 and not self._stopping.is_set():
+                tp, record = held.popleft()
+                await self._handle(tp, record)
+            self._apply_backpressure(consumer, waiting=bool(held))
+            took = False
+            if not held and self._room > 0:
+                batches = await consumer.getmany(timeout_ms=200, max_records=min(self._room, 500))
+                held.extend((tp, r) for tp, records in batches.items() for r in records)
+                took = bool(held)
+            else:
+                self._room_freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._room_freed.wait(), timeout=0.2)
             lag = self._report_lag(consumer)
             # Progress is records taken, or nothing left to take, or a deliberate pause; a consumer that
             # returns nothing while the partitions have a backlog is stalled (aiokafka#1154) and /healthz says so.
-            if any(batches.values()) or self._paused or lag == 0:
+            if took or self._paused or lag == 0:
                 self.health.beat()
-            assigned = bool(consumer.assignment())
-            self.health.set_ready(
-                assigned and self._broker_ok, "broker unreachable" if not self._broker_ok else "no partition assigned"
-            )
+            self._report_readiness(bool(consumer.assignment()))
+
+    def _report_readiness(self, assigned: bool) -> None:
+        if not self._broker_ok:
+            self.health.set_ready(False, "broker unreachable")
+        elif self._unservable:
+            parts = ", ".join(f"{p.topic}:{p.partition} ({why})" for p, why in sorted(self._unservable.items()))
+            self.health.set_ready(False, f"cannot publish for {parts}")
+        else:
+            self.health.set_ready(assigned, "no partition assigned")
 
     async def _probe_broker(self) -> None:
         admin = AIOKafkaAdminClient(**client_kwargs(self.settings.kafka), request_timeout_ms=5000)
@@ -265,12 +307,15 @@ class BridgeService:
                 self._broker_ok = False
             await asyncio.sleep(BROKER_PROBE_S)  # a probe's period, not a synchronisation
 
-    def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
-        over = self.in_flight >= self.settings.max_in_flight
-        if over and not self._paused:
+    def _apply_backpressure(self, consumer: AIOKafkaConsumer, *, waiting: bool) -> None:
+        """Pause every assigned partition while full, whichever was assigned since (a fresh assignment after a
+        rebalance is paused too), so memory is bounded by runs, not by what the topic holds."""
+        over = self._room <= 0 or waiting
+        if over:
             consumer.pause(*consumer.assignment())
-            log.info("consumption_paused", in_flight=self.in_flight)
-        elif not over and self._paused:
+            if not self._paused:
+                log.info("consumption_paused", in_flight=self.in_flight)
+        elif self._paused:
             consumer.resume(*consumer.assignment())
             log.info("consumption_resumed", in_flight=self.in_flight)
         self._paused = over
@@ -317,10 +362,24 @@ class BridgeService:
                 await asyncio.wait(pending, timeout=self._runtime.stop_grace_s + 5)
 
     async def _close_publishers(self) -> None:
+        """Publish what is queued and stop; what could not be published is kept in `_publish_failures`."""
         publishers, self._publishers = self._publishers, {}
-        for publisher in publishers.values():
-            with contextlib.suppress(Exception):
+        for part, publisher in publishers.items():
+            try:
                 await publisher.close()
+            except Exception as exc:
+                self._publish_failures.append(f"{part.topic}:{part.partition}: {type(exc).__name__}: {exc}")
+            if publisher.failed is not None and not isinstance(publisher.failed, ProducerFenced):
+                self._publish_failures.append(f"{part.topic}:{part.partition}: {publisher.failed}")
+            if publisher.dropped:
+                self._publish_failures.append(f"{part.topic}:{part.partition}: {publisher.dropped} records too large")
+        for part, why in self._unservable.items():
+            self._publish_failures.append(f"{part.topic}:{part.partition}: {why}")
+
+    @property
+    def publish_failures(self) -> list[str]:
+        """What this replica could not publish (known once `run()` returned); `serve` exits non-zero if any."""
+        return list(self._publish_failures)
 
     # ---- partitions ----------------------------------------------------------------------------------
 
@@ -360,38 +419,82 @@ class BridgeService:
         for item, result in parked:  # finished while the partition was between two assignments
             self.finish_run(item, result)
         await publisher.flush()  # what this replica queued itself is in the ledger before it is read
-        state = await read_partition(self.settings, part.partition)
-        log.info("ledger_reconciled", partition=part.partition, **summarize(state))
-        rerun: dict[_BatchKey, list[RunItem]] = {}
-        for record in state.values():
-            if record.state == "finished":
-                self._remember_finished(record.run_id)
-                continue
-            if record.run_id in self._items or record.run_id in self._finished:
-                continue  # still running here (the partition came back), or finished and being published
-            operation = self._operation_for(record)
-            if operation is None:
-                continue
-            item = RunItem(run=run_from_record(record), operation=operation, source=part, record=record)
-            self._items[record.run_id] = item
-            self._ledger.prior_attempts[record.run_id] = record.attempt
-            key = _BatchKey(part, record.study, record.template, id(operation))
-            rerun.setdefault(key, []).append(item)
-        for key, items in rerun.items():
-            log.warning("runs_resumed_from_ledger", partition=part.partition, study=key.study, runs=len(items))
-            self._batcher.add(key, items)
+        # What this replica noted is tentative; the topic, read to its end, says what was committed.
+        self._index.clear_local(part.partition)
+        await catch_up(self.settings, part.partition, self._index)
+        ours = [run_id for run_id, item in self._items.items() if item.source == part]
+        self._index.note_many(part.partition, ours, "active")  # still running here: the partition came back
+        log.info("ledger_reconciled", partition=part.partition, **self._index.counts(part.partition))
+        self._backlog.add(part)
 
-    def _operation_for(self, record: LedgerRecord) -> V1Operation | None:
-        if record.operation is not None:
-            try:
-                return parse_operation(record.operation, source=f"{record.study}/operation", base_dir=None)
-            except InvalidInput as exc:
-                log.error("ledger_operation_invalid", run_id=record.run_id, error=str(exc))
-                return None
-        operation = self.templates.get(record.template)
-        if operation is None:
-            log.error("ledger_template_gone", run_id=record.run_id, template=record.template)
-        return operation
+    def _take_backlog(self) -> None:
+        """Run again what the ledger has unfinished, a page at a time as room allows (memory is bounded by runs,
+        however many the ledger holds). Each record is re-validated like a suggestion before it runs."""
+        for part in sorted(self._backlog):
+            if self._room <= 0:
+                return
+            if part not in self._owned:
+                self._backlog.discard(part)
+                continue
+            rows = self._index.unfinished(part.partition, min(self._room, RECONCILE_PAGE))
+            if not rows:
+                self._backlog.discard(part)
+                continue
+            self._index.note_many(part.partition, [row.run_id for row in rows], "active")
+            rerun: dict[_BatchKey, list[RunItem]] = {}
+            for row in rows:
+                item = self._rerun_item(part, row)
+                if item is None:
+                    continue
+                self._items[item.run.run_id] = item
+                self._ledger.prior_attempts[item.run.run_id] = item.record.attempt
+                key = _BatchKey(part, item.study, item.template, id(item.operation))
+                rerun.setdefault(key, []).append(item)
+            for key, items in rerun.items():
+                log.warning("runs_resumed_from_ledger", partition=part.partition, study=key.study, runs=len(items))
+                self._batcher.add(key, items)
+
+    def _rerun_item(self, part: Partition, row: IndexedRun) -> RunItem | None:
+        """The run an unfinished ledger record stands for, validated like a suggestion; None (and a dead letter
+        and a tombstone, so it is never looked at again) when it is not one the bridge would have accepted."""
+        try:
+            record = parse_record(row.record, self._limits)
+            accepted = accept_ledger_record(record, self.templates, self.settings)
+        except MessageError as exc:
+            accepted = DeadLetterError.from_exception(exc)
+        if isinstance(accepted, DeadLetterError):
+            self._reject_ledger_record(part, row, accepted)
+            return None
+        operation, run = accepted
+        if record.state == "dispatched" and record.pgid is not None:
+            self._spawn(self._runtime.executor.reap_orphan(run.run_id, record.dispatch_info()))
+        return RunItem(run=run, operation=operation, source=part, record=record)
+
+    def _reject_ledger_record(self, part: Partition, row: IndexedRun, error: DeadLetterError) -> None:
+        topic = self.settings.topics.ledger
+        letter = DeadLetter.of_record(
+            topic=topic,
+            partition=part.partition,
+            offset=row.offset or 0,
+            key=row.run_id.encode(),
+            value=row.record,
+            timestamp_ms=None,
+            error=DeadLetterError(
+                type="invalid_ledger_record", field=error.field, message=f"{error.type}: {error.message}"
+            ),
+            max_excerpt_bytes=self.settings.limits.max_excerpt_bytes,
+        )
+        log.error("ledger_record_refused", partition=part.partition, run_id=row.run_id[:200], type=error.type)
+        self.telemetry.dead_lettered("invalid_ledger_record")
+        self.publish(part, Outgoing(self.settings.topics.dead_letters, row.run_id.encode(), letter.to_json().encode()))
+        # A tombstone: compaction removes the record, and no later reconciliation refuses it again.
+        self.publish(part, Outgoing(topic, row.run_id.encode(), None, partition=part.partition))
+        self._index.note(part.partition, row.run_id, "finished")
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Commit what is done on partitions leaving this replica and stop publishing for them. Their runs go on
@@ -403,6 +506,10 @@ class BridgeService:
             self._ends.pop(tp, None)
         self._owned -= parts
         self._handover |= parts
+        # Fetched and not handled: their next owner (maybe this replica again) reads them from the committed offset.
+        kept = [(tp, r) for tp, r in self._held if Partition(tp.topic, tp.partition) not in parts]
+        self._held.clear()
+        self._held.extend(kept)
         for part in parts:
             ready = self._reconciled.pop(part, None)
             if ready is not None:
@@ -432,6 +539,7 @@ class BridgeService:
     def _lost_run(self, run_id: str) -> None:
         """This replica may no longer publish for this run: stop it (its new owner runs it again)."""
         item = self._items.pop(run_id, None)
+        self._room_freed.set()
         owner = self._run_owner.get(run_id)
         if owner is not None:
             owner.stop_run(run_id, "partition moved to another replica", kind="interrupted")
@@ -459,6 +567,7 @@ class BridgeService:
                 on_commit=lambda n, s: self.telemetry.publish_transaction(s),
                 on_fenced=self._fenced,
                 owns=lambda p: p in self._owned,
+                on_trouble=self._publisher_trouble,
             )
             self._publishers[part] = publisher
             try:
@@ -468,6 +577,15 @@ class BridgeService:
                 raise
         await publisher.started()
         return publisher
+
+    def _publisher_trouble(self, part: Partition, error: str | None) -> None:
+        """A publisher could not commit for `retry_for_s` (error), or can again (None): readiness says so."""
+        if error is None:
+            if self._unservable.pop(part, None) is not None:
+                log.warning("partition_publishing_again", topic=part.topic, partition=part.partition)
+        elif part not in self._unservable:
+            log.error("partition_cannot_publish", topic=part.topic, partition=part.partition, error=error)
+            self._unservable[part] = error[:200]
 
     def publish(self, part: Partition, record: Outgoing) -> asyncio.Future[None] | None:
         """Queue a record on the publisher of `part` (dropped if this replica no longer owns `part`)."""
@@ -498,32 +616,70 @@ class BridgeService:
             log.info("record_left_for_next_owner", partition=part.partition, offset=record.offset)
             return
         publisher = await self._publisher(part)
-        if tp.topic == self.settings.topics.control:
-            self._tracker.add(part, record.offset, 0)
-            self._control(record)
-            publisher.complete()
-            return
+        try:
+            if tp.topic == self.settings.topics.control:
+                self._control(part, record, publisher)
+            else:
+                self._suggestions(part, record, publisher)
+        except Exception as exc:
+            # The last line of defence: whatever one record does, it ends in a dead letter and the loop goes on.
+            log.exception("record_failed", partition=part.partition, offset=record.offset)
+            error = DeadLetterError(type="internal_error", message=f"{type(exc).__name__}: {exc}")
+            self._tracker.add(part, record.offset, 1)
+            self._dead_letter(part, record, error)
+
+    def _suggestions(self, part: Partition, record: ConsumerRecord, publisher: PartitionPublisher) -> None:
         outcome = accept(record.value or b"", self.templates, self.settings)
         if isinstance(outcome, DeadLetterError):
             self._tracker.add(part, record.offset, 1)
             self._dead_letter(part, record, outcome)
             return
-        fresh = [r for r in outcome.runs if r.run_id not in self._finished and r.run_id not in self._items]
-        duplicates = len(outcome.runs) - len(fresh)
-        if duplicates:
-            log.info("suggestions_already_known", study=outcome.study, count=duplicates, offset=record.offset)
-            self.telemetry.suggestion_received(outcome.template, "duplicate", duplicates)
-        self._tracker.add(part, record.offset, len(fresh))
-        if not fresh:
-            publisher.complete()
-            return
-        self.telemetry.suggestion_received(outcome.template, "accepted", len(fresh))
+        admission = admit(outcome, self._items, self._index)
         inline = None
         if outcome.operation is not self.templates.get(outcome.template):
             inline = outcome.operation.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # Everything is built and sized before anything is registered: a refusal leaves no trace behind.
+        prepared = []
+        for run, print_ in admission.fresh:
+            ledger_record = received_record(run, outcome.study, outcome.template, inline, print_)
+            value = ledger_record.to_bytes()
+            if len(value) > self.settings.limits.max_record_bytes:
+                self._tracker.add(part, record.offset, 1)
+                limit = self.settings.limits.max_record_bytes
+                self._dead_letter(
+                    part,
+                    record,
+                    DeadLetterError(
+                        type="record_too_large",
+                        field=f"suggestions[{outcome.runs.index(run)}]",
+                        message=f"its params and metadata make a ledger record of {len(value)} bytes,"
+                        f" more than the {limit} the bridge writes",
+                    ),
+                )
+                return
+            prepared.append((run, ledger_record, value))
+        units = len(prepared) + len(admission.replays) + (1 if admission.conflicts else 0)
+        self._tracker.add(part, record.offset, units)
+        if admission.waiting:
+            log.info("suggestions_already_known", study=outcome.study, count=admission.waiting, offset=record.offset)
+            self.telemetry.suggestion_received(outcome.template, "duplicate", admission.waiting)
+        for copy in admission.replays:
+            self.publish(
+                part,
+                Outgoing(self.settings.topics.results, outcome.study.encode(), copy.to_json().encode(), record.offset),
+            )
+        if admission.replays:
+            self.telemetry.suggestion_received(outcome.template, "replayed", len(admission.replays))
+        if admission.conflicts:
+            self._conflict(part, record, admission.conflicts)
+        if units == 0:
+            publisher.complete()
+            return
+        if not prepared:
+            return
+        self.telemetry.suggestion_received(outcome.template, "accepted", len(prepared))
         items = []
-        for run in fresh:
-            ledger_record = received_record(run, outcome.study, outcome.template, inline)
+        for run, ledger_record, value in prepared:
             item = RunItem(
                 run=run, operation=outcome.operation, source=part, record=ledger_record, offset=record.offset
             )
@@ -533,20 +689,26 @@ class BridgeService:
                 Outgoing(
                     self.settings.topics.ledger,
                     run.run_id.encode(),
-                    ledger_record.to_bytes(),
+                    value,
                     completes=record.offset,
                     partition=part.partition,
                 )
             )
             items.append(item)
+        self._index.note_many(part.partition, [i.run.run_id for i in items], "active")
         key = _BatchKey(part, outcome.study, outcome.template, id(outcome.operation))
         self._batcher.add(key, items)
 
-    def _remember_finished(self, run_id: str) -> None:
-        self._finished[run_id] = None
-        self._finished.move_to_end(run_id)
-        while len(self._finished) > KNOWN_RUNS:
-            self._finished.popitem(last=False)
+    def _conflict(self, part: Partition, record: ConsumerRecord, conflicts: list[tuple[int, AcceptedRun]]) -> None:
+        position, run = conflicts[0]
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        error = DeadLetterError(
+            type="conflicting_suggestion",
+            field=f"suggestions[{position}].id",
+            message=f"suggestion `{run.suggestion_id}` (run {run.run_id}) was seen before with other params;"
+            f" a new configuration needs a new id{more}",
+        )
+        self._dead_letter(part, record, error)
 
     def _dead_letter(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
         letter = DeadLetter.of_record(
@@ -557,13 +719,16 @@ class BridgeService:
             value=record.value,
             timestamp_ms=record.timestamp,
             error=error,
+            headers=[(str(k), v) for k, v in (record.headers or ())],
+            max_excerpt_bytes=self.settings.limits.max_excerpt_bytes,
         )
         log.warning(
             "dead_letter",
+            topic=record.topic,
             partition=record.partition,
             offset=record.offset,
             type=error.type,
-            field=error.field,
+            field=(error.field or "")[:200],
             message=error.message[:300],
         )
         self.telemetry.dead_lettered(error.type)
@@ -573,25 +738,47 @@ class BridgeService:
             Outgoing(self.settings.topics.dead_letters, record.key, letter.to_json().encode(), completes=record.offset),
         )
 
-    def _control(self, record: ConsumerRecord) -> None:
+    def _control(self, part: Partition, record: ConsumerRecord, publisher: PartitionPublisher) -> None:
+        """A stop names its study, which must be the stopped run's or operation's; with `control.token` set, a
+        message without it is refused. Refusals are dead letters; a target not running here is logged (another
+        replica may own it)."""
         try:
-            msg = parse_control(record.value or b"", max_bytes=self.settings.max_message_bytes)
+            msg = parse_control(record.value or b"", limits=self._limits)
         except MessageError as exc:
-            self._tracker.add(Partition(record.topic, record.partition), record.offset, 1)
-            self._dead_letter(Partition(record.topic, record.partition), record, DeadLetterError.from_exception(exc))
+            self._refuse_control(part, record, DeadLetterError.from_exception(exc))
+            return
+        token = self.settings.control.token
+        if token is not None and not hmac.compare_digest(
+            (msg.token or "").encode("utf-8", "surrogatepass"), token.get_secret_value().encode()
+        ):
+            refusal = DeadLetterError(type="control_unauthorized", field="token", message="missing or wrong token")
+            self._refuse_control(part, record, refusal)
             return
         reason = msg.reason or f"{msg.action} requested"
         if msg.action == "stop_operation" and msg.operation_id is not None:
             runner = self._runners.get(msg.operation_id)
+            if runner is not None and runner.plan.study != msg.study:
+                self._refuse_control(part, record, _study_mismatch("operation", msg.operation_id))
+                return
             if runner is not None:
                 runner.stop(reason)
             log.info("control_stop_operation", operation_id=msg.operation_id, found=runner is not None)
-            return
-        run_id = msg.run_id or self._suggestion_runs.get((msg.study, msg.suggestion_id or ""))
-        owner = self._run_owner.get(run_id or "")
-        if owner is not None and run_id is not None:
-            owner.stop_run(run_id, reason)
-        log.info("control_stop_run", run_id=run_id, found=owner is not None)
+        else:
+            run_id = msg.run_id or self._suggestion_runs.get((msg.study, msg.suggestion_id or ""))
+            item = self._items.get(run_id or "")
+            owner = self._run_owner.get(run_id or "")
+            if item is not None and item.study != msg.study:
+                self._refuse_control(part, record, _study_mismatch("run", run_id or ""))
+                return
+            if owner is not None and run_id is not None:
+                owner.stop_run(run_id, reason)
+            log.info("control_stop_run", run_id=run_id, found=owner is not None)
+        self._tracker.add(part, record.offset, 0)
+        publisher.complete()
+
+    def _refuse_control(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
+        self._tracker.add(part, record.offset, 1)
+        self._dead_letter(part, record, error)
 
     # ---- operations ----------------------------------------------------------------------------------
 
@@ -684,27 +871,25 @@ class BridgeService:
             and result.error.type == "interrupted"
         ):
             del self._items[result.run_id]
+            self._room_freed.set()
             return  # stopped by a shutdown past its grace: `dispatched` stays, the next owner runs it again
         if item.source in self._handover:
             # Between a revoke and the assignment that follows: published if the partition comes back.
             self._parked.setdefault(item.source, []).append((item, result))
             return
         del self._items[result.run_id]
+        self._room_freed.set()
         if item.source not in self._owned:
             return  # the partition moved: the ledger still says dispatched, its new owner runs it again
         self.telemetry.run_finished(result.status.value, cached=result.cached, duration_s=result.duration_s)
-        self._remember_finished(result.run_id)
-        finished = LedgerRecord.finished_from(item.record, result)
+        result = fit_result(result, self.settings.limits.max_record_bytes)
+        finished = LedgerRecord.finished_from(item.record, result).to_bytes()
+        self._index.note(item.source.partition, result.run_id, "finished", record=finished)
         # Both queued without an await between them: they leave in the same transaction.
         self.publish(
             item.source, Outgoing(self.settings.topics.results, item.study.encode(), result.to_json().encode())
         )
         self.publish(
             item.source,
-            Outgoing(
-                self.settings.topics.ledger,
-                result.run_id.encode(),
-                finished.to_bytes(),
-                partition=item.source.partition,
-            ),
+            Outgoing(self.settings.topics.ledger, result.run_id.encode(), finished, partition=item.source.partition),
         )
