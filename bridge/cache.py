@@ -1,8 +1,14 @@
 """Polyaxon's cache for runs: a run whose component and params match an earlier succeeded run, within `ttl`,
 is answered with that run's outputs instead of running again.
 
-The key is a hash of the component's `run` section and the run's params (only those named in `cache.io` when
-it is set), so the same configuration under another operation or study hits too.
+The key (`cache_key`) is a hash of everything that shapes the run: the component's inputs and outputs with all
+their fields (`type`, `value`, `isFlag`, `argFormat`, `toEnv`, ...), its `run` section (container with image,
+command, args, env, workingDir; init), and the run's params (only those named in `cache.io` when it is set). So
+the same configuration under another operation or study hits, and two components that differ in any of those
+never share a result. Keys carry a version prefix (`KEY_VERSION`): entries written under another key format are
+never read, and are pruned like any old entry.
+
+Entries are one small JSON file each under `root/<2 hex>/`; `prune_cache` keeps the folder bounded.
 """
 
 from __future__ import annotations
@@ -18,7 +24,12 @@ from typing import Any
 
 import structlog
 
+from bridge.polyaxon import V1Component
+
 log = structlog.get_logger(__name__)
+
+KEY_VERSION = "v2"
+"""The key format: v1 hashed the run section and params alone (bare hex); v2 the whole run shape."""
 
 
 def canonical_json(value: Any) -> str:
@@ -26,11 +37,16 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def cache_key(run_section: Mapping[str, Any], params: Mapping[str, Any], io: Sequence[str] | None) -> str:
-    """The key of a run's result: its component's run section and its params (restricted to `io`)."""
+def run_shape(component: V1Component) -> dict[str, Any]:
+    """What of a component shapes its runs: inputs and outputs with every field, and the run section."""
+    return component.model_dump(mode="json", by_alias=True, exclude_none=True, include={"inputs", "outputs", "run"})
+
+
+def cache_key(shape: Mapping[str, Any], params: Mapping[str, Any], io: Sequence[str] | None) -> str:
+    """The key of a run's result: its component's `run_shape` and its params (restricted to `io`)."""
     chosen = {k: v for k, v in params.items() if io is None or k in io}
-    digest = hashlib.sha256(canonical_json({"run": run_section, "params": chosen}).encode())
-    return digest.hexdigest()
+    payload = canonical_json({"version": KEY_VERSION, "component": shape, "params": chosen})
+    return f"{KEY_VERSION}-{hashlib.sha256(payload.encode()).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -54,7 +70,8 @@ class FileCache:
         self._clock = clock
 
     def _path(self, key: str) -> Path:
-        return self._root / key[:2] / f"{key}.json"
+        digest = key.rpartition("-")[2]  # spread by the hash, not by the version prefix
+        return self._root / digest[:2] / f"{key}.json"
 
     def get(self, key: str, ttl_s: float | None) -> CacheEntry | None:
         """The entry for `key` if there is a fresh one."""
@@ -78,3 +95,44 @@ class FileCache:
         tmp.write_text(canonical_json(payload), encoding="utf-8")
         os.replace(tmp, path)
         log.debug("cache_put", key=key, run_id=run_id)
+
+
+def prune_cache(root: Path, *, keep_s: float, max_entries: int, now: float | None = None) -> int:
+    """Remove the entries written more than `keep_s` seconds before `now` (default: the clock) and, of the rest,
+    all but the newest `max_entries`; returns how many were removed. Reads a directory per key prefix: call it
+    off the event loop. A `get` racing with it sees a miss, never a broken entry (files go whole)."""
+    if keep_s < 0 or max_entries < 0:
+        raise ValueError(f"keep_s and max_entries must be >= 0, got {keep_s} and {max_entries}")
+    now = time.time() if now is None else now
+    entries: list[tuple[float, str]] = []
+    stale: list[str] = []
+    for folder in _scan(root):
+        if not folder.is_dir(follow_symlinks=False):
+            continue
+        for file in _scan(Path(folder.path)):
+            try:
+                written = file.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue  # replaced or removed meanwhile
+            if written < now - keep_s:
+                stale.append(file.path)  # an old entry, an old key format, or a write that died half-way
+            elif file.name.endswith(".json"):
+                entries.append((written, file.path))
+    entries.sort(reverse=True)  # newest first
+    stale += [path for _, path in entries[max_entries:]]
+    removed = 0
+    for path in stale:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
+
+
+def _scan(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []

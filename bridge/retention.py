@@ -9,6 +9,10 @@ Each folder is first moved aside into `runs/.pruning/`, then deleted. The move i
 so it is the one step that must not interleave with a run starting in that folder: `prune_runs_async` makes the
 moves on the event loop, where runs start, and ranks and deletes in a worker thread (deleting a few thousand
 folders takes seconds).
+
+The cache (`<workdir>/cache/`) is pruned by the same loop when `keep_pruning` is given a `CacheRetention`: entries
+older than its `keep_s`, and the oldest beyond `max_entries` (see `bridge.cache.prune_cache`; no entry is in use
+the way a run folder is, so all of it happens in a worker thread).
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Container, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from bridge.cache import prune_cache
 from bridge.workspace import runs_dir
 
 log = structlog.get_logger(__name__)
@@ -139,6 +145,16 @@ async def prune_runs_async(
     return moved
 
 
+@dataclass(frozen=True)
+class CacheRetention:
+    """How much of the cache under `root` a pruning pass keeps: entries younger than `keep_s` seconds (at least
+    the longest `cache.ttl` that should still hit), at most `max_entries` of them."""
+
+    root: Path
+    keep_s: float
+    max_entries: int
+
+
 async def keep_pruning(
     workdir: Path,
     *,
@@ -146,10 +162,11 @@ async def keep_pruning(
     keep_s: float,
     max_runs: int,
     active: Container[str],
+    cache: CacheRetention | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """A pass at once, then one every `every_s` seconds, until cancelled. A failed pass is logged, and the next
-    one tries again."""
+    """A pass at once, then one every `every_s` seconds, until cancelled: run folders, then the cache when
+    `cache` is given. A failed pass is logged, and the next one tries again."""
     while True:
         try:
             removed = await prune_runs_async(workdir, keep_s=keep_s, max_runs=max_runs, active=active)
@@ -158,4 +175,16 @@ async def keep_pruning(
         else:
             if removed:
                 log.info("runs_pruned", removed=removed, keep_s=keep_s, max_runs=max_runs)
+        if cache is not None:
+            await _prune_cache_once(cache)
         await sleep(every_s)
+
+
+async def _prune_cache_once(cache: CacheRetention) -> None:
+    try:
+        removed = await asyncio.to_thread(prune_cache, cache.root, keep_s=cache.keep_s, max_entries=cache.max_entries)
+    except OSError as exc:
+        log.warning("cache_prune_failed", root=str(cache.root), error=str(exc))
+    else:
+        if removed:
+            log.info("cache_pruned", removed=removed, keep_s=cache.keep_s, max_entries=cache.max_entries)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from bridge.cache import FileCache
 from bridge.models import RunStatus
-from tests.engine_support import Engine
+from tests.engine_support import Engine, job_component
 
 
 async def test_same_params_in_another_operation_are_answered_from_the_cache(engine: Engine) -> None:
@@ -66,3 +70,47 @@ async def test_identical_params_in_one_operation_run_once(engine: Engine) -> Non
     assert [r.status for r in outcome.results] == [RunStatus.SUCCEEDED] * 3
     assert sorted(r.cached for r in outcome.results) == [False, True, True]
     assert len(engine.executions()) == 1
+
+
+def _input(component: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(io for io in component["inputs"] if io["name"] == name)
+
+
+def _arg_format(c: dict[str, Any]) -> None:
+    _input(c, "sleep")["argFormat"] = "--sleep {{ sleep }}"
+
+
+def _is_flag(c: dict[str, Any]) -> None:
+    _input(c, "verbose")["isFlag"] = False
+
+
+def _component() -> dict[str, Any]:
+    """The job component with one more flag, which its args leave out (so either spelling of it runs)."""
+    component = job_component()
+    component["inputs"].append({"name": "verbose", "type": "bool", "value": False, "isOptional": True, "isFlag": True})
+    return component
+
+
+def _to_env(c: dict[str, Any]) -> None:
+    _input(c, "sleep")["toEnv"] = "JOB_SLEEP"
+
+
+def _working_dir(c: dict[str, Any]) -> None:
+    c["run"]["container"]["workingDir"] = "."
+
+
+@pytest.mark.parametrize("change", [_arg_format, _is_flag, _to_env, _working_dir])
+async def test_components_that_differ_only_in_how_inputs_reach_the_run_do_not_share_results(
+    engine: Engine, change: Callable[[dict[str, Any]], None]
+) -> None:
+    values = [{"name": "x", "values": "0.3"}]
+    await engine.run(engine.operation_of(_component(), [{**values[0], "record": str(engine.record)}], name="a"))
+    other = _component()
+    change(other)
+
+    second = await engine.run(engine.operation_of(other, [{**values[0], "record": str(engine.record)}], name="b"))
+    again = await engine.run(engine.operation_of(other, [{**values[0], "record": str(engine.record)}], name="c"))
+
+    assert second.results[0].cached is False
+    assert again.results[0].cached is True  # the changed component hits its own entry
+    assert len(engine.executions()) == 2
