@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from bridge.cache import FileCache, cache_key
+from bridge.cache import FileCache, cache_key, run_shape
 from bridge.early_stopping import EarlyStopping, StopOperation, StopRun
 from bridge.models import ProgressEvent, RunError, RunResult, RunStatus
 from bridge.plan import OperationPlan, PlannedRun
@@ -109,7 +109,7 @@ class OperationRunner:
         self._cache_io = list(cache.io) if cache is not None and cache.io else None
         assert op.component is not None, "load_operation resolves the component"
         self._component = op.component
-        self._run_section = self._component.run.model_dump(mode="json", by_alias=True, exclude_none=True)
+        self._run_shape = run_shape(self._component)  # all that shapes a run, so all of it keys the cache
         rules = (matrix.early_stopping if matrix else None) or []
         self._early = EarlyStopping(rules, total_runs=len(plan.runs))
         self._handles: dict[str, RunHandle] = {}
@@ -201,7 +201,7 @@ class OperationRunner:
         return result
 
     async def _resolve(self, run: PlannedRun, first_attempt: int) -> RunResult:
-        key = cache_key(self._run_section, run.params, self._cache_io) if self._cache_on else None
+        key = cache_key(self._run_shape, run.params, self._cache_io) if self._cache_on else None
         if key is not None:
             hit = self._cache_hit(run, key)
             if hit is not None:
