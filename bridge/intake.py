@@ -23,7 +23,7 @@ from bridge.messages import (
     parse_suggestion,
 )
 from bridge.plan import run_id_for
-from bridge.polyaxon import V1Operation, expand_runs, parse_operation
+from bridge.polyaxon import RenderBudget, UrlPolicy, V1Operation, budget_scope, expand_runs, parse_operation
 
 _SUGGESTION_PATH = re.compile(r"^suggestions\[(\d+)\]\.")
 
@@ -59,13 +59,26 @@ class Templates:
             data = {"kind": "operation", "name": name, **body} if "kind" not in body else dict(body)
             data.setdefault("name", name)
             try:
-                self._ops[name] = parse_operation(data, source=f"templates.{name}", base_dir=settings.base_dir)
+                # Written by the operator: trusted to reach internal hosts, still under the fetch deadline.
+                policy = UrlPolicy.trusted(timeout_s=settings.inline.fetch_timeout_s)
+                self._ops[name] = parse_operation(
+                    data, source=f"templates.{name}", base_dir=settings.base_dir, url_policy=policy
+                )
             except InvalidInput as exc:
                 raise ConfigError(f"template `{name}` is invalid: {exc}") from exc
 
     def get(self, name: str) -> V1Operation | None:
         """The template named `name`."""
         return self._ops.get(name)
+
+    def cache_ttls(self) -> list[float]:
+        """The cache ttl of each template that sets one (pruning keeps cached results at least that long)."""
+        ttls = []
+        for op in self._ops.values():
+            cache = op.effective_cache
+            if cache is not None and cache.ttl:
+                ttls.append(float(cache.ttl))
+        return ttls
 
     def names(self) -> list[str]:
         """Every registered template."""
@@ -93,7 +106,11 @@ def _rewrite(problems: list[Problem], msg: SuggestionMessage) -> list[Problem]:
 
 
 def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accepted | DeadLetterError:
-    """Validate one record of the suggestions topic against its template."""
+    """Validate one record of the suggestions topic against its template.
+
+    With inline operations allowed, this may fetch a `urlRef` and render an untrusted template (each under its
+    deadline): the service then calls it in a worker thread, never on the event loop.
+    """
     try:
         msg = parse_suggestion(raw, max_suggestions=settings.max_suggestions, limits=settings.message_limits())
     except MessageError as exc:
@@ -106,7 +123,14 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
                 field="operation",
             )
         try:
-            op = parse_operation(msg.operation, source=f"{msg.study}/operation", base_dir=None)
+            policy = UrlPolicy(allow_hosts=settings.inline.allow_hosts, timeout_s=settings.inline.fetch_timeout_s)
+            op = parse_operation(
+                msg.operation,
+                source=f"{msg.study}/operation",
+                base_dir=None,
+                url_policy=policy,
+                render_budget=RenderBudget(timeout_s=settings.inline.render_timeout_s),
+            )
         except InvalidInput as exc:
             return DeadLetterError.from_exception(exc)
     else:
@@ -121,7 +145,8 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
         op = found
     values = [msg.run_params(i) for i in range(len(msg.suggestions))]
     try:
-        typed = expand_runs(op, values, source=f"template {msg.template}", values_path="suggestions")
+        with budget_scope(RenderBudget(timeout_s=settings.inline.render_timeout_s)):
+            typed = expand_runs(op, values, source=f"template {msg.template}", values_path="suggestions")
     except PolyaxonfileError as exc:
         problems = _rewrite(exc.problems, msg)
         return DeadLetterError(

@@ -16,10 +16,10 @@ import contextlib
 import hashlib
 import hmac
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -53,11 +53,12 @@ from bridge.models import ProgressEvent, RunResult, RunStatus
 from bridge.offsets import OffsetTracker, Partition
 from bridge.plan import OperationPlan, PlannedRun
 from bridge.ports import Executor
-from bridge.retention import keep_pruning
+from bridge.retention import CacheRetention, keep_pruning
 from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
 from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 RECONCILE_PAGE = 256  # unfinished runs taken from the ledger index at a time, as room allows
 BROKER_PROBE_S = 5.0
@@ -223,6 +224,11 @@ class BridgeService:
                     keep_s=s.keep_runs_s,
                     max_runs=s.max_run_folders,
                     active=self._items,
+                    cache=CacheRetention(
+                        s.workdir / "cache",
+                        keep_s=max([s.keep_runs_s, *self.templates.cache_ttls()]),
+                        max_entries=s.max_cache_entries,
+                    ),
                 )
             )
             log.info("bridge_serving", topics=[s.topics.suggestions, s.topics.control], group=s.kafka.group_id)
@@ -252,7 +258,7 @@ class BridgeService:
         # room; the rest of a fetched batch waits in `_held` (consumption paused meanwhile).
         held = self._held
         while not self._stopping.is_set():
-            self._take_backlog()
+            await self._take_backlog()
             while held and self._room > 0 and not self._stopping.is_set():
                 tp, record = held.popleft()
                 await self._handle(tp, record)
@@ -427,7 +433,7 @@ class BridgeService:
         log.info("ledger_reconciled", partition=part.partition, **self._index.counts(part.partition))
         self._backlog.add(part)
 
-    def _take_backlog(self) -> None:
+    async def _take_backlog(self) -> None:
         """Run again what the ledger has unfinished, a page at a time as room allows (memory is bounded by runs,
         however many the ledger holds). Each record is re-validated like a suggestion before it runs."""
         for part in sorted(self._backlog):
@@ -443,7 +449,7 @@ class BridgeService:
             self._index.note_many(part.partition, [row.run_id for row in rows], "active")
             rerun: dict[_BatchKey, list[RunItem]] = {}
             for row in rows:
-                item = self._rerun_item(part, row)
+                item = await self._rerun_item(part, row)
                 if item is None:
                     continue
                 self._items[item.run.run_id] = item
@@ -454,12 +460,12 @@ class BridgeService:
                 log.warning("runs_resumed_from_ledger", partition=part.partition, study=key.study, runs=len(items))
                 self._batcher.add(key, items)
 
-    def _rerun_item(self, part: Partition, row: IndexedRun) -> RunItem | None:
+    async def _rerun_item(self, part: Partition, row: IndexedRun) -> RunItem | None:
         """The run an unfinished ledger record stands for, validated like a suggestion; None (and a dead letter
         and a tombstone, so it is never looked at again) when it is not one the bridge would have accepted."""
         try:
             record = parse_record(row.record, self._limits)
-            accepted = accept_ledger_record(record, self.templates, self.settings)
+            accepted = await self._off_loop(accept_ledger_record, record, self.templates, self.settings)
         except MessageError as exc:
             accepted = DeadLetterError.from_exception(exc)
         if isinstance(accepted, DeadLetterError):
@@ -620,7 +626,7 @@ class BridgeService:
             if tp.topic == self.settings.topics.control:
                 self._control(part, record, publisher)
             else:
-                self._suggestions(part, record, publisher)
+                await self._suggestions(part, record, publisher)
         except Exception as exc:
             # The last line of defence: whatever one record does, it ends in a dead letter and the loop goes on.
             log.exception("record_failed", partition=part.partition, offset=record.offset)
@@ -628,8 +634,15 @@ class BridgeService:
             self._tracker.add(part, record.offset, 1)
             self._dead_letter(part, record, error)
 
-    def _suggestions(self, part: Partition, record: ConsumerRecord, publisher: PartitionPublisher) -> None:
-        outcome = accept(record.value or b"", self.templates, self.settings)
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` where it cannot freeze the loop: in a worker thread when inline operations are allowed (it
+        may fetch a urlRef or render an untrusted template, each under its deadline), else right here."""
+        if self.settings.allow_inline_operations:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
+    async def _suggestions(self, part: Partition, record: ConsumerRecord, publisher: PartitionPublisher) -> None:
+        outcome = await self._off_loop(accept, record.value or b"", self.templates, self.settings)
         if isinstance(outcome, DeadLetterError):
             self._tracker.add(part, record.offset, 1)
             self._dead_letter(part, record, outcome)

@@ -1,5 +1,5 @@
-"""A resent message is recognised by its deterministic ids and not run twice; identical params in flight run
-once; a cache hit is answered with cached=true."""
+"""A resent message is recognised by its deterministic ids and not run twice (once finished, it is answered with
+copies marked `replayed`); identical params in flight run once; a cache hit is answered with cached=true."""
 
 from __future__ import annotations
 
@@ -40,8 +40,13 @@ async def test_a_resent_message_is_not_run_twice(kafka_bootstrap: str, tmp_path:
             lambda ms: any(m.get("params", {}).get("name") == "marker" for m in ms),
             "bridge.result/v1",
         )
-    names = sorted(r["params"]["name"] for r in results)
+    names = sorted(r["params"]["name"] for r in results if not r["replayed"])
     assert names == ["marker", "once", "twice"]
+    # the copy sent after the results exist is answered: a copy of each result, marked as a replay
+    replays = [r for r in results if r["replayed"]]
+    assert sorted(r["params"]["name"] for r in replays) == ["once", "twice"]
+    originals = {r["run_id"]: r for r in results if not r["replayed"]}
+    assert all(r["outputs"] == originals[r["run_id"]]["outputs"] for r in replays)
     executions = [json.loads(f.read_text())["name"] for f in (tmp_path / "record").glob("*.json")]
     assert sorted(executions) == ["marker", "once", "twice"]
 
