@@ -57,6 +57,11 @@ class RunHandle(Protocol):
     @property
     def pid(self) -> int | None: ...
 
+    @property
+    def dispatch_info(self) -> Mapping[str, Any]:
+        """JSON-ready facts the ledger keeps of this attempt, so `Executor.reap_orphan` in a later bridge process
+        can find and stop what is left of it (the local executor: pid, process group, start time, boot id)."""
+
     async def wait(self) -> RunExit:
         """Wait until the attempt ends; metrics are delivered to the start() callback before this returns."""
 

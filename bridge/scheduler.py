@@ -10,6 +10,7 @@ running attempts (SIGTERM, then SIGKILL after a grace period) and skips runs not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from bridge.ports import (
     RunLedger,
     RunRequest,
 )
+from bridge.text import printable
 from bridge.workspace import RunPaths, prepare_init
 
 log = structlog.get_logger(__name__)
@@ -276,6 +278,31 @@ class OperationRunner:
     async def _attempt(
         self, run: PlannedRun, attempt: int, paths: RunPaths
     ) -> tuple[RunStatus, Mapping[str, Any], RunError | None]:
+        """One attempt, total: whatever goes wrong ends it with a failed status and why, never an exception
+        (one would leave the run without a result and its operation waiting for it forever)."""
+        handle: RunHandle | None = None
+        try:
+            prepared = await self._prepare(run, attempt, paths)
+            if isinstance(prepared, RunError):
+                return RunStatus.FAILED, {}, prepared
+            # Dispatched is durable before the process exists, so a kill -9 at any moment counts this attempt.
+            await self._rt.ledger.dispatched(self.plan.operation_id, run.run_id, attempt, {})
+            try:
+                handle = await self._rt.executor.start(prepared, lambda rec: self._on_metrics(run, rec))
+            except Exception as exc:  # an executor's own start error would otherwise escape as an internal one
+                log.warning("run_start_failed", run_id=run.run_id, attempt=attempt, error=printable(str(exc)))
+                return RunStatus.FAILED, {}, RunError(type="start_failed", message=printable(str(exc)))
+            exit_, timed_out = await self._follow(run, attempt, handle)
+            return self._judge(run, exit_, timed_out)
+        except Exception as exc:  # the last line of defence: still a result, and the process does not live on
+            log.exception("run_internal_error", run_id=run.run_id, attempt=attempt)
+            if handle is not None:
+                with contextlib.suppress(Exception):
+                    await handle.stop(0.0)
+            message = printable(f"{type(exc).__name__}: {exc}")
+            return RunStatus.FAILED, {}, RunError(type="internal_error", message=message)
+
+    async def _prepare(self, run: PlannedRun, attempt: int, paths: RunPaths) -> RunRequest | RunError:
         globals_ = RunGlobals(
             run_uuid=run.run_id,
             run_name=f"{self.plan.name}-{run.index}",
@@ -285,9 +312,12 @@ class OperationRunner:
         )
         try:
             await prepare_init(self._component, paths)
-        except OSError as exc:
-            return RunStatus.FAILED, {}, RunError(type="init_failed", message=str(exc))
-        rendered = render_run(self._component, run.params, globals_)
+        except Exception as exc:  # git's own words (OSError), or a folder that cannot be made
+            return RunError(type="init_failed", message=printable(str(exc)))
+        try:
+            rendered = render_run(self._component, run.params, globals_)
+        except Exception as exc:  # validation renders every template, so this is a value no check foresaw
+            return RunError(type="render_failed", message=printable(str(exc)))
         attempt_dir = paths.attempt(attempt)
         env = {
             **rendered.env,
@@ -298,7 +328,7 @@ class OperationRunner:
             "BRIDGE_OUTPUTS_DIR": str(paths.outputs),
         }
         cwd = self.plan.cwd / rendered.working_dir if rendered.working_dir else self.plan.cwd
-        request = RunRequest(
+        return RunRequest(
             run_id=run.run_id,
             attempt=attempt,
             argv=rendered.argv,
@@ -308,28 +338,26 @@ class OperationRunner:
             outputs_dir=paths.outputs,
             resources=(self._component.run.container.resources if self._component.run.container else None),
         )
-        # Dispatched is durable before the process exists, so a kill -9 at any moment counts this attempt.
-        await self._rt.ledger.dispatched(self.plan.operation_id, run.run_id, attempt, {})
-        handle = await self._rt.executor.start(request, lambda rec: self._on_metrics(run, rec))
+
+    async def _follow(self, run: PlannedRun, attempt: int, handle: RunHandle) -> tuple[RunExit, bool]:
+        """Record the started attempt, then wait for its end under the timeout: its exit, and if it timed out."""
         self._handles[run.run_id] = handle
         self._steps.pop(run.run_id, None)
         try:
-            await self._rt.ledger.dispatched(self.plan.operation_id, run.run_id, attempt, {"pid": handle.pid})
+            # Its process group is in the ledger for reap_orphan, should this bridge be killed while it runs.
+            await self._rt.ledger.dispatched(self.plan.operation_id, run.run_id, attempt, handle.dispatch_info)
             await self._listener.run_started(run.run_id, run.index, attempt)
             if run.run_id in self._stop_requests or self._stopping is not None:
                 self._spawn(handle.stop(self._rt.stop_grace_s))
-            timed_out = False
             waiting = asyncio.ensure_future(handle.wait())
             try:
-                exit_ = await asyncio.wait_for(asyncio.shield(waiting), timeout=self._timeout_s)
+                return await asyncio.wait_for(asyncio.shield(waiting), timeout=self._timeout_s), False
             except TimeoutError:
-                timed_out = True
                 log.warning("run_timed_out", run_id=run.run_id, attempt=attempt, timeout_s=self._timeout_s)
                 await handle.stop(self._rt.stop_grace_s)
-                exit_ = await waiting
+                return await waiting, True
         finally:
             self._handles.pop(run.run_id, None)
-        return self._judge(run, exit_, timed_out)
 
     def _judge(
         self, run: PlannedRun, exit_: RunExit, timed_out: bool

@@ -61,18 +61,32 @@ async def _git(*args: str, cwd: Path | None = None) -> None:
         raise OSError(f"git {' '.join(args)} failed: {err.decode(errors='replace').strip()[-500:]}")
 
 
+def _clone_dest(paths: RunPaths, url: str, path: str | None) -> Path:
+    dest = (paths.artifacts / (path or _repo_dir_name(url))).resolve()
+    # `path` comes with the operation: an absolute or `..` one would clone over any folder the bridge can write.
+    if dest == paths.artifacts or not dest.is_relative_to(paths.artifacts):
+        raise OSError(f"init path {path!r} is not a folder inside the run's artifacts path")
+    return dest
+
+
 async def prepare_init(component: V1Component, paths: RunPaths) -> None:
     """Run the component's `init` steps once per run: each `git` one is cloned into the artifacts path
-    (under `path`, or the repository's name), at `revision` when given. Raises OSError with git's words.
+    (under `path`, or the repository's name), at `revision` when given. Raises OSError with git's words, or
+    for a `path` outside the artifacts path or a url or revision git would read as an option.
     Without such steps it touches no file (it runs on the event loop before every attempt)."""
     for step in component.run.init or []:
         if step.git is None or not step.git.url:
             continue
-        dest = paths.artifacts / (step.path or _repo_dir_name(step.git.url))
+        url, revision = step.git.url, step.git.revision
+        # A url such as `--upload-pack=<command>` would have git run that command.
+        for name, value in (("url", url), ("revision", revision or "")):
+            if value.startswith("-"):
+                raise OSError(f"init git {name} {value!r} starts with '-' (git would read it as an option)")
+        dest = _clone_dest(paths, url, step.path)
         if (dest / ".git").exists():
             continue  # cloned by an earlier attempt of this run
         dest.parent.mkdir(parents=True, exist_ok=True)
-        log.info("init_git_clone", url=step.git.url, revision=step.git.revision, dest=str(dest))
-        await _git("clone", "--quiet", step.git.url, str(dest))
-        if step.git.revision:
-            await _git("checkout", "--quiet", step.git.revision, cwd=dest)
+        log.info("init_git_clone", url=url, revision=revision, dest=str(dest))
+        await _git("clone", "--quiet", "--", url, str(dest))
+        if revision:
+            await _git("checkout", "--quiet", "--detach", revision, cwd=dest)

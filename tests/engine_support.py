@@ -82,14 +82,18 @@ class Engine:
     def operation(self, values: list[dict[str, Any]], **fields: Any) -> V1Operation:
         """An operation over the job component, each value given `record` and a default `name`."""
         vals = [{"name": f"r{i}", "record": str(self.record), **v} for i, v in enumerate(values)]
-        matrix: dict[str, Any] = {"kind": "mapping", "values": vals}
+        return self.operation_of(fields.pop("component", None) or job_component(), vals, **fields)
+
+    def operation_of(self, component: dict[str, Any], values: list[dict[str, Any]], **fields: Any) -> V1Operation:
+        """An operation over any component, its values as given."""
+        matrix: dict[str, Any] = {"kind": "mapping", "values": values}
         matrix.update(fields.pop("matrix", {}))
         data = {
             "version": 1.1,
             "kind": "operation",
             "name": fields.pop("name", "test-op"),
             "matrix": matrix,
-            "component": job_component(),
+            "component": component,
             **fields,
         }
         return parse_operation(data, source="test.yaml", base_dir=self.root)
@@ -97,9 +101,15 @@ class Engine:
     def plan(self, op: V1Operation, concurrency: int | None = None) -> OperationPlan:
         return plan_local(op, source="test.yaml", cwd=self.root, concurrency=concurrency)
 
-    def runtime(self, max_parallel: int = 8, cache: FileCache | None = None, grace: float = 5.0) -> Runtime:
+    def runtime(
+        self,
+        max_parallel: int = 8,
+        cache: FileCache | None = None,
+        grace: float = 5.0,
+        env_passthrough: tuple[str, ...] = (),
+    ) -> Runtime:
         return Runtime(
-            executor=LocalExecutor(max_parallel=max_parallel),
+            executor=LocalExecutor(max_parallel=max_parallel, env_passthrough=env_passthrough),
             ledger=FileLedger(self.workdir / "ops"),
             workdir=self.workdir,
             cache=cache or FileCache(self.workdir / "cache"),

@@ -5,24 +5,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import errno
 import os
 import shutil
 import signal
-import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import structlog
 
+from bridge.executors.environment import run_environment
 from bridge.executors.metrics_file import MetricsTail
+from bridge.executors.process_group import GroupRecord, kill_leftovers, kill_orphan_group
+from bridge.executors.startable import cannot_start
 from bridge.ports import MetricsCallback, RunExit, RunRequest
+from bridge.text import printable
 
 log = structlog.get_logger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 POLL_INTERVAL_S = 0.1
+CLOSE_WAIT_S = 10.0  # how long close() waits for killed runs to be reaped (SIGKILL is not refused)
 SETPRIV = "setpriv"
 
 
@@ -30,27 +33,6 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
     # A run must not outlive a bridge that was killed with -9: the kernel sends it SIGKILL then.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _cannot_execute(argv: list[str], env: Mapping[str, str], cwd: Path) -> str | None:
-    """Why `argv[0]` cannot be executed, in the words exec would use; None when it can.
-
-    Under setpriv, a missing program is setpriv's own exit status 127 with a line on stderr: looked up here
-    first, so such a run still fails with `start_failed` and the reason, as without setpriv.
-    """
-    if not argv:
-        return "the command is empty"
-    program = argv[0]
-    if os.sep in program:
-        path = cwd / program  # relative to the run's working directory, as exec sees it; absolute stays so
-        if not path.exists():
-            return os.strerror(errno.ENOENT)
-        if path.is_dir() or not os.access(path, os.X_OK):
-            return os.strerror(errno.EACCES)
-        return None
-    if shutil.which(program, path=env.get("PATH", os.defpath)) is None:
-        return os.strerror(errno.ENOENT)
-    return None
 
 
 def _tail(path: Path, limit: int = 2000) -> str:
@@ -64,19 +46,21 @@ def _tail(path: Path, limit: int = 2000) -> str:
         return ""
 
 
-def run_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """The bridge's environment, with its own interpreter first on PATH so `python3` in a command is the same
-    Python (and finds `bridge.tracking`), and the run's variables on top."""
-    env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
+def _open_logs(attempt_dir: Path) -> list[IO[bytes]]:
+    with contextlib.ExitStack() as opened:
+        logs: list[IO[bytes]] = [
+            opened.enter_context((attempt_dir / name).open("wb")) for name in ("stdout.log", "stderr.log")
+        ]
+        opened.pop_all()  # both opened: from here the run owns them
+        return logs
 
 
 class LocalRun:
-    """One started attempt: its process, its log files and its metrics file."""
+    """One started attempt: its process (and process group), its log files and its metrics file.
+
+    When its main process ends, however it ends, whatever it left running in its group is killed: the run is
+    over, and nothing would ever reap those processes.
+    """
 
     def __init__(
         self,
@@ -84,14 +68,19 @@ class LocalRun:
         proc: asyncio.subprocess.Process,
         logs: list[IO[bytes]],
         tail: MetricsTail,
+        *,
         on_metrics: MetricsCallback,
+        on_end: Callable[[LocalRun], None],
     ) -> None:
         self._request = request
         self._proc = proc
+        self._group = GroupRecord.of(proc.pid)
         self._logs = logs
         self._tail = tail
         self._on_metrics = on_metrics
+        self._on_end = on_end
         self._exit: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
+        self._exit.add_done_callback(self._ended)
 
     @property
     def run_id(self) -> str:
@@ -100,6 +89,17 @@ class LocalRun:
     @property
     def pid(self) -> int | None:
         return self._proc.pid
+
+    @property
+    def dispatch_info(self) -> Mapping[str, Any]:
+        """Its process group's record (`GroupRecord`), for `LocalExecutor.reap_orphan` of a later bridge."""
+        return self._group.to_info()
+
+    def _ended(self, _exit: asyncio.Future[int]) -> None:
+        # Runs right after the main process was reaped, while its pid still names its group if anything is left.
+        if kill_leftovers(self._group.pgid):
+            log.warning("run_leftovers_killed", run_id=self.run_id, pgid=self._group.pgid)
+        self._on_end(self)
 
     def _deliver(self, *, final: bool = False) -> None:
         for record in self._tail.read_new(final=final):
@@ -122,23 +122,32 @@ class LocalRun:
             stderr_tail=_tail(self._request.attempt_dir / "stderr.log") if code != 0 else "",
         )
 
+    def _signal_group(self, sig: signal.Signals) -> None:
+        # The run and whatever it started share one process group (start_new_session): signal them all.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._group.pgid, sig)
+
     async def stop(self, grace_s: float) -> None:
         if self._exit.done():
             return
-        # The run and whatever it started share one process group (start_new_session): signal them all.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, signal.SIGTERM)
+        self._signal_group(signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(self._exit), timeout=grace_s)
         except TimeoutError:
             log.warning("run_kill_after_grace", run_id=self.run_id, grace_s=grace_s)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._signal_group(signal.SIGKILL)
             await asyncio.shield(self._exit)
+
+    def kill(self) -> asyncio.Future[int]:
+        """SIGKILL the whole group now (the bridge is exiting); the future is done once the run is reaped."""
+        if not self._exit.done():
+            log.warning("run_killed_on_close", run_id=self.run_id, pgid=self._group.pgid)
+            self._signal_group(signal.SIGKILL)
+        return self._exit
 
 
 class StartFailed:
-    """An attempt whose process could not be started (no such program, permission denied, ...)."""
+    """An attempt whose process could not be started (no such program, a NUL byte in an argument, ...)."""
 
     def __init__(self, request: RunRequest, error: str) -> None:
         self._request = request
@@ -152,6 +161,11 @@ class StartFailed:
     def pid(self) -> int | None:
         return None
 
+    @property
+    def dispatch_info(self) -> Mapping[str, Any]:
+        """Nothing to reap: no process was started."""
+        return {}
+
     async def wait(self) -> RunExit:
         return RunExit(exit_code=None, outputs={}, logged_outputs=False, start_error=self._error)
 
@@ -162,17 +176,28 @@ class StartFailed:
 class LocalExecutor:
     """Runs attempts as local subprocesses; `max_parallel` is the cap across every operation.
 
-    Each run is its own process group (`start_new_session`) and gets SIGKILL when the bridge dies, even by
-    kill -9 (PR_SET_PDEATHSIG). That signal is set by `setpriv --pdeathsig KILL` (util-linux) prefixed to the
-    argv when `which` finds setpriv: no Python code then runs between fork and exec, so the spawn is a vfork
-    instead of a copy of this whole process, and the event loop waits far less for each start (about 3x the
-    starts/s and a third of the CPU per start in benchmarks/serve_throughput.py; more as the bridge's memory
-    grows). Without setpriv, a `preexec_fn` sets it, at that cost.
+    Each run gets the environment of `bridge.executors.environment` (with `env_passthrough` from the config's
+    `executor.env_passthrough`) and is its own process group (`start_new_session`), killed as a whole when its
+    main process ends, on stop and timeout, and by `close()`. Its main process gets SIGKILL when the bridge dies,
+    even by kill -9 (PR_SET_PDEATHSIG); what it started is then found and killed by `reap_orphan` when a bridge
+    takes the run up again. That signal is set by `setpriv --pdeathsig KILL` (util-linux) prefixed to the argv
+    when `which` finds setpriv: no Python code then runs between fork and exec, so the spawn is a vfork instead
+    of a copy of this whole process, and the event loop waits far less for each start (about 3x the starts/s and
+    a third of the CPU per start in benchmarks/serve_throughput.py; more as the bridge's memory grows). Without
+    setpriv, a `preexec_fn` sets it, at that cost.
     """
 
-    def __init__(self, max_parallel: int | None = None, *, which: Callable[[str], str | None] = shutil.which) -> None:
+    def __init__(
+        self,
+        max_parallel: int | None = None,
+        *,
+        env_passthrough: Iterable[str] = (),
+        which: Callable[[str], str | None] = shutil.which,
+    ) -> None:
         self._max_parallel = max_parallel or os.cpu_count() or 1
+        self._passthrough = tuple(env_passthrough)
         self._setpriv = which(SETPRIV)
+        self._running: set[LocalRun] = set()
 
     @property
     def max_parallel(self) -> int:
@@ -184,19 +209,22 @@ class LocalExecutor:
         return self._setpriv
 
     async def start(self, request: RunRequest, on_metrics: MetricsCallback) -> LocalRun | StartFailed:
-        program = request.argv[0] if request.argv else "<empty command>"
-        env = run_environment(request.env)
-        if (problem := _cannot_execute(request.argv, env, request.cwd)) is not None:
+        """Start one attempt; whatever keeps it from starting is a `StartFailed` with the reason, never raised."""
+        program = printable(request.argv[0]) if request.argv else "<empty command>"
+        env = run_environment(request.env, passthrough=self._passthrough)
+        if (problem := cannot_start(request.argv, env, request.cwd)) is not None:
             return StartFailed(request, f"could not start `{program}`: {problem}")
         # The event loop waits for all of this at every start: no metrics file is made in advance (MetricsTail
         # waits for the run's first report to create it), but one an earlier bridge process left in this same
         # attempt folder would be read as this run's, so it goes, as the logs are truncated.
-        request.attempt_dir.mkdir(parents=True, exist_ok=True)
-        request.outputs_dir.mkdir(parents=True, exist_ok=True)
         metrics_path = request.attempt_dir / "metrics.jsonl"
-        metrics_path.unlink(missing_ok=True)
-        stdout = (request.attempt_dir / "stdout.log").open("wb")
-        stderr = (request.attempt_dir / "stderr.log").open("wb")
+        try:
+            request.attempt_dir.mkdir(parents=True, exist_ok=True)
+            request.outputs_dir.mkdir(parents=True, exist_ok=True)
+            metrics_path.unlink(missing_ok=True)
+            logs = _open_logs(request.attempt_dir)
+        except OSError as exc:
+            return StartFailed(request, f"could not prepare the run's folders: {exc}")
         argv = request.argv
         preexec_fn: Callable[[], None] | None = _die_with_parent
         if self._setpriv is not None:
@@ -208,36 +236,41 @@ class LocalExecutor:
                 cwd=request.cwd,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
+                stdout=logs[0],
+                stderr=logs[1],
                 start_new_session=True,
                 preexec_fn=preexec_fn,
             )
-        except OSError as exc:
-            stdout.close()
-            stderr.close()
-            return StartFailed(request, f"could not start `{program}`: {exc.strerror or exc}")
+        except (OSError, ValueError) as exc:  # ValueError (UnicodeEncodeError too): what cannot_start missed
+            for f in logs:
+                f.close()
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else printable(str(exc))
+            return StartFailed(request, f"could not start `{program}`: {reason}")
         log.debug("run_process_started", run_id=request.run_id, attempt=request.attempt, pid=proc.pid)
-        return LocalRun(request, proc, [stdout, stderr], MetricsTail(metrics_path), on_metrics)
+        run = LocalRun(
+            request, proc, logs, MetricsTail(metrics_path), on_metrics=on_metrics, on_end=self._running.discard
+        )
+        self._running.add(run)  # before its end can be seen: that is a callback of a later loop turn
+        return run
 
     async def reap_orphan(self, run_id: str, info: Mapping[str, Any]) -> bool:
-        """Kill the process group an earlier bridge left, if that pid still is that run (checked by its env)."""
-        pid = info.get("pid")
-        if not isinstance(pid, int) or not _is_run_process(pid, run_id):
+        """Kill what an earlier bridge left running of this run, from the `dispatch_info` it recorded: its
+        process group, even once the main process died, proven to be the run's (`process_group`)."""
+        record = GroupRecord.from_info(info)
+        if record is None:
             return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        log.warning("orphan_run_killed", run_id=run_id, pid=pid)
-        return True
+        # A walk of /proc: off the event loop, since reconcile may reap many runs at once.
+        try:
+            killed = await asyncio.to_thread(kill_orphan_group, run_id, record)
+        except OSError as exc:  # no /proc to walk: nothing can be proven this run's, so nothing is killed
+            log.warning("orphan_reap_failed", run_id=run_id, pid=record.pid, error=str(exc))
+            return False
+        if killed:
+            log.warning("orphan_run_killed", run_id=run_id, pid=record.pid, pgid=record.pgid, processes=killed)
+        return killed > 0
 
     async def close(self) -> None:
-        return None
-
-
-def _is_run_process(pid: int, run_id: str) -> bool:
-    # A pid can be reused by an unrelated process: only a process carrying this run's id is ours.
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    return f"BRIDGE_RUN_ID={run_id}".encode() in environ.split(b"\0")
+        """Kill every run still running, with whatever it started (the bridge is exiting)."""
+        exits = [run.kill() for run in list(self._running)]
+        if exits:
+            await asyncio.wait(exits, timeout=CLOSE_WAIT_S)
