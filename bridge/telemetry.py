@@ -102,8 +102,9 @@ class Telemetry:
         self._in_flight = Gauge("bridge_runs_in_flight", "Runs accepted and not yet finished.", registry=r)
         self._lag = Gauge(
             "bridge_consumer_lag",
-            "Records between the consumer's position and the partition's end offset, by assigned partition.",
-            ["partition"],
+            "Records between the consumer's position and the partition's end offset, by assigned topic partition"
+            " (the suggestions and control topics have partitions of the same numbers).",
+            ["topic", "partition"],
             registry=r,
         )
         self._dead_letters = Counter(
@@ -158,14 +159,14 @@ class Telemetry:
         """Set how many runs are accepted and not yet finished."""
         self._in_flight.set(runs)
 
-    def set_consumer_lag(self, partition: int, lag: int) -> None:
+    def set_consumer_lag(self, topic: str, partition: int, lag: int) -> None:
         """Set the lag, in records, of an assigned input partition."""
-        self._lag.labels(partition=str(partition)).set(lag)
+        self._lag.labels(topic=topic, partition=str(partition)).set(lag)
 
-    def forget_partition(self, partition: int) -> None:
+    def forget_partition(self, topic: str, partition: int) -> None:
         """Drop a revoked partition's lag series, so a replica only reports the partitions it owns."""
         with contextlib.suppress(KeyError):  # never reported: nothing to drop
-            self._lag.remove(str(partition))
+            self._lag.remove(topic, str(partition))
 
     def dead_lettered(self, error_type: str) -> None:
         """Count a message sent to the dead-letter topic, by its error type (e.g. `"invalid_json"`)."""

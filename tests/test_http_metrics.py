@@ -51,7 +51,7 @@ async def test_metrics_endpoint_serves_the_recorded_values() -> None:
     telemetry = Telemetry(templates=["cnn"])
     telemetry.suggestion_received("cnn", "accepted", count=3)
     telemetry.run_finished("succeeded", cached=False, duration_s=2.0)
-    telemetry.set_consumer_lag(partition=2, lag=17)
+    telemetry.set_consumer_lag(topic="bridge.suggestions", partition=2, lag=17)
     telemetry.dead_lettered("invalid_json")
 
     async with HttpServer("127.0.0.1", 0, Health(), telemetry) as server:
@@ -65,7 +65,7 @@ async def test_metrics_endpoint_serves_the_recorded_values() -> None:
         assert f"# HELP {name}" in text
     assert 'bridge_suggestions_received_total{outcome="accepted",template="cnn"} 3.0' in text
     assert 'bridge_runs_finished_total{cached="false",status="succeeded"} 1.0' in text
-    assert 'bridge_consumer_lag{partition="2"} 17.0' in text
+    assert 'bridge_consumer_lag{partition="2",topic="bridge.suggestions"} 17.0' in text
     assert 'bridge_dead_letters_total{type="invalid_json"} 1.0' in text
 
 
@@ -144,17 +144,19 @@ def test_batch_sizes_in_flight_and_backpressure() -> None:
 
 def test_consumer_lag_per_partition_and_revoked_partitions_disappear() -> None:
     telemetry = Telemetry()
-    telemetry.set_consumer_lag(0, 5)
-    telemetry.set_consumer_lag(1, 0)
-    telemetry.set_consumer_lag(0, 2)
+    telemetry.set_consumer_lag("s", 0, 5)
+    telemetry.set_consumer_lag("s", 1, 0)
+    telemetry.set_consumer_lag("s", 0, 2)
+    telemetry.set_consumer_lag("c", 0, 0)  # the control topic's partition 0 is another series
 
-    assert value(telemetry, "bridge_consumer_lag", {"partition": "0"}) == 2
-    assert value(telemetry, "bridge_consumer_lag", {"partition": "1"}) == 0
+    assert value(telemetry, "bridge_consumer_lag", {"topic": "s", "partition": "0"}) == 2
+    assert value(telemetry, "bridge_consumer_lag", {"topic": "s", "partition": "1"}) == 0
+    assert value(telemetry, "bridge_consumer_lag", {"topic": "c", "partition": "0"}) == 0
 
-    telemetry.forget_partition(0)
-    telemetry.forget_partition(7)  # never reported: nothing happens
-    assert value(telemetry, "bridge_consumer_lag", {"partition": "0"}) is None
-    assert value(telemetry, "bridge_consumer_lag", {"partition": "1"}) == 0
+    telemetry.forget_partition("s", 0)
+    telemetry.forget_partition("s", 7)  # never reported: nothing happens
+    assert value(telemetry, "bridge_consumer_lag", {"topic": "s", "partition": "0"}) is None
+    assert value(telemetry, "bridge_consumer_lag", {"topic": "s", "partition": "1"}) == 0
 
 
 def test_publish_transactions_and_their_latency() -> None:

@@ -340,7 +340,7 @@ class BridgeService:
                 total = None
                 continue
             lag = max(0, end - position)
-            self.telemetry.set_consumer_lag(tp.partition, lag)
+            self.telemetry.set_consumer_lag(tp.topic, tp.partition, lag)
             if total is not None:
                 total += lag
         return total
@@ -525,7 +525,7 @@ class BridgeService:
             if publisher is not None:
                 await publisher.close()
             self._tracker.revoke(part)
-            self.telemetry.forget_partition(part.partition)
+            self.telemetry.forget_partition(part.topic, part.partition)
         if revoked:
             log.info("partitions_revoked", partitions=[f"{tp.topic}:{tp.partition}" for tp in revoked])
 

@@ -9,10 +9,36 @@ from pathlib import Path
 
 import pytest
 
+from bridge.kafka.service import BridgeService
 from tests.polling import eventually
 from tests.service.service_support import count_results, read_until, running, send_raw, service_settings, suggestion
 
 pytestmark = pytest.mark.kafka
+
+
+def _lag(service: BridgeService) -> float:
+    lines = service.telemetry.render()[0].decode().splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("bridge_consumer_lag{"))
+
+
+async def test_lag_counts_the_records_waiting_while_paused(kafka_bootstrap: str, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    settings = service_settings(
+        kafka_bootstrap, tmp_path, max_in_flight=2, batching={"linger_ms": 0}, kafka={"topic_partitions": 1}
+    )
+    async with running(settings) as service:
+        await send_raw(
+            kafka_bootstrap,
+            settings.topics.suggestions,
+            [suggestion("s", [{"name": f"r{i}", "wait_for": str(gate)}]) for i in range(6)],
+            key=b"s",
+        )
+        await eventually(lambda: b"bridge_consumer_paused 1.0" in service.telemetry.render()[0], timeout=60)
+        # two records are running; the four behind them are the backlog an autoscaler must see
+        await eventually(lambda: _lag(service) == 4, timeout=30)
+        gate.touch()
+        await read_until(kafka_bootstrap, settings.topics.results, count_results(6), "bridge.result/v1")
+        await eventually(lambda: _lag(service) == 0, timeout=30)
 
 
 async def test_consumption_pauses_past_max_in_flight_and_resumes(kafka_bootstrap: str, tmp_path: Path) -> None:
