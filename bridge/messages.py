@@ -403,8 +403,11 @@ class LedgerRecord(Frozen):
     fingerprint: str | None = Field(
         default=None, description="A hash of the given params: the same id with other params is a conflict."
     )
-    pgid: int | None = Field(default=None, description="The process group of the dispatched attempt (local runs).")
-    host: str | None = Field(default=None, description="Where the dispatched attempt runs.")
+    dispatch: dict[str, Any] | None = Field(
+        default=None,
+        description="What the executor told of the dispatched attempt (for local runs, its process group), so a"
+        " later owner can stop what a killed bridge left running.",
+    )
     result: dict[str, Any] | None = Field(
         default=None, description="The final result, when finished: a suggestion sent again gets a copy of it."
     )
@@ -412,10 +415,6 @@ class LedgerRecord(Frozen):
     def to_bytes(self) -> bytes:
         """The record's value on the topic."""
         return self.model_dump_json(by_alias=True).encode()
-
-    def dispatch_info(self) -> dict[str, Any]:
-        """What the executor recorded of the dispatched attempt (to reap what an earlier bridge left running)."""
-        return {"pid": self.pgid, "pgid": self.pgid, "host": self.host}
 
     def with_state(self, state: Literal["received", "dispatched", "finished"], **changes: Any) -> LedgerRecord:
         """The same run in another state."""

@@ -96,12 +96,11 @@ class KafkaRunLedger:
         item = self._items.get(run_id)
         if item is None:
             return
-        # First before the process starts (the attempt counts even if the bridge dies then), then with its
-        # process group, so a later owner on this host can reap what a kill -9 of this bridge left running.
-        pgid = info.get("pgid", info.get("pid"))
+        # First before the process starts (the attempt counts even if the bridge dies then), then with what the
+        # executor tells of it (its process group), so a later owner can reap what a kill -9 of this bridge left.
         changes: dict[str, Any] = {"attempt": attempt}
-        if isinstance(pgid, int):
-            changes.update(pgid=pgid, host=socket.gethostname())
+        if info:
+            changes["dispatch"] = {**info, "host": socket.gethostname()}
         record = item.record.with_state("dispatched", **changes)
         try:
             await self._publish(

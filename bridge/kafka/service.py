@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import hmac
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -132,7 +132,10 @@ class BridgeService:
         self._items: dict[str, RunItem] = {}  # runs this replica owns and has not finished
         self._ledger = KafkaRunLedger(self._items, settings.topics.ledger, self._publish_durably, self._lost_run)
         self._runtime = Runtime(
-            executor=executor or LocalExecutor(max_parallel=settings.executor.max_parallel),
+            executor=executor
+            or LocalExecutor(
+                max_parallel=settings.executor.max_parallel, env_passthrough=settings.executor.env_passthrough
+            ),
             ledger=self._ledger,
             workdir=settings.workdir,
             cache=FileCache(settings.workdir / "cache"),
@@ -149,7 +152,6 @@ class BridgeService:
         self._parked: dict[Partition, list[tuple[RunItem, RunResult]]] = {}  # results finished within a gap
         self._runners: dict[str, OperationRunner] = {}
         self._operations: set[asyncio.Task[None]] = set()
-        self._background: set[asyncio.Task[Any]] = set()
         self._run_owner: dict[str, OperationRunner] = {}
         self._suggestion_runs: dict[tuple[str, str], str] = {}
         # What the ledger says of every run ever seen, on disk: replays, conflicts and reconciliation read it.
@@ -244,8 +246,6 @@ class BridgeService:
                     task.cancel()
             await self._http.stop()
             await self._runtime.executor.close()
-            for background in list(self._background):
-                background.cancel()
             self._index.close()
 
     @property
@@ -472,8 +472,9 @@ class BridgeService:
             self._reject_ledger_record(part, row, accepted)
             return None
         operation, run = accepted
-        if record.state == "dispatched" and record.pgid is not None:
-            self._spawn(self._runtime.executor.reap_orphan(run.run_id, record.dispatch_info()))
+        if record.state == "dispatched" and record.dispatch:
+            # A kill -9 of the bridge that ran it may have left its processes: stop them before it runs again.
+            await self._runtime.executor.reap_orphan(run.run_id, record.dispatch)
         return RunItem(run=run, operation=operation, source=part, record=record)
 
     def _reject_ledger_record(self, part: Partition, row: IndexedRun, error: DeadLetterError) -> None:
@@ -496,11 +497,6 @@ class BridgeService:
         # A tombstone: compaction removes the record, and no later reconciliation refuses it again.
         self.publish(part, Outgoing(topic, row.run_id.encode(), None, partition=part.partition))
         self._index.note(part.partition, row.run_id, "finished")
-
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Commit what is done on partitions leaving this replica and stop publishing for them. Their runs go on
