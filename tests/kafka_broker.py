@@ -9,6 +9,8 @@ Loaded from tests/conftest.py (``pytest_plugins = ["tests.kafka_broker"]``). Fix
   Restarts keep the data: ``stop()``/``start()``/``kill()``, ``with kafka_broker.stopped(crash=False):``, or
   in async tests ``async with kafka_broker.outage(crash=False):``, which leaves the event loop running.
 - ``kafka_bootstrap`` (session): ``"127.0.0.1:PORT"``, for ``bootstrap_servers=``.
+- ``secure_kafka_broker`` (session): a second, secure broker (SASL_SSL with SCRAM-SHA-512, the StandardAuthorizer,
+  deny by default; :class:`SecureKafkaBroker`), started only when a test asks for it.
 - ``kafka_topic_factory`` (function): ``await kafka_topic_factory(partitions=3)`` makes a fresh uuid-named
   topic and waits until every partition has a leader; all of them are deleted after the test.
 
@@ -22,19 +24,21 @@ import asyncio
 import contextlib
 import os
 import random
+import secrets
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.helpers import create_ssl_context
 
 from bridge.kafka.connection import wait_for_leaders
 
@@ -112,8 +116,9 @@ class KafkaBroker:
         finally:
             await asyncio.to_thread(self.start)
 
-    def _run(self, command: str, *, timeout: float, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {
+    def _env(self) -> dict[str, str]:
+        """kafka.sh's environment: this broker's run dir, ports and timeouts."""
+        return {
             **os.environ,
             "KAFKA_RUN_DIR": str(self.run_dir),
             "KAFKA_PORT": str(self.port),
@@ -121,9 +126,12 @@ class KafkaBroker:
             "KAFKA_START_TIMEOUT": str(START_TIMEOUT_S),
             "KAFKA_STOP_TIMEOUT": str(STOP_TIMEOUT_S),
         }
+
+    def _run(self, command: str, *args: str, timeout: float, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = self._env()
         try:
             done = subprocess.run(
-                ["bash", str(KAFKA_SH), command],
+                ["bash", str(KAFKA_SH), command, *args],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -225,6 +233,72 @@ def kafka_bootstrap(kafka_broker: KafkaBroker | ExternalKafkaBroker) -> str:
     return kafka_broker.bootstrap
 
 
+SECURE_USERS = ("admin", "bridge", "optimizer", "intruder")
+"""The secure broker's SCRAM users; the first is its super user (see deploy/kafka/ACLS.md for the others)."""
+
+
+class SecureKafkaBroker(KafkaBroker):
+    """A single-node broker with one SASL_SSL listener (SCRAM-SHA-512 over TLS) and the StandardAuthorizer,
+    deny by default: ``admin`` is a super user, every other user gets only what ACLs grant.
+
+    Its CA and certificate are made for this session by ``kafka.sh certs`` (openssl), its users' passwords
+    are random; both live in ``secure_dir`` and are gone with the session's temporary directory.
+    """
+
+    def __init__(self, run_dir: Path, port: int, controller_port: int, secure_dir: Path) -> None:
+        super().__init__(run_dir, port, controller_port)
+        self.secure_dir = secure_dir
+        self.passwords = {user: secrets.token_urlsafe(18) for user in SECURE_USERS}
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate (PEM) that signed the broker's certificate: what clients trust."""
+        return self.secure_dir / "ca.pem"
+
+    def up(self) -> None:
+        """Make the CA, the broker's certificate and the users file, then format and start the broker."""
+        self._run("certs", str(self.secure_dir), timeout=60)
+        users = self.secure_dir / "users"
+        users.touch(mode=0o600)
+        users.write_text("".join(f"{user} {password}\n" for user, password in self.passwords.items()))
+        super().up()
+
+    def client_kwargs(self, user: str) -> dict[str, Any]:
+        """What an aiokafka client acting as `user` is constructed with."""
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": user,
+            "sasl_plain_password": self.passwords[user],
+            "ssl_context": create_ssl_context(cafile=str(self.ca_file)),
+        }
+
+    def tool(self, name: str, *args: str, timeout: float = 60) -> str:
+        """Run ``kafka.sh tool NAME ARGS...`` as the admin (``acls``, ``topics``, ...); returns its output."""
+        return self._run("tool", name, *args, timeout=timeout).stdout
+
+    def _env(self) -> dict[str, str]:
+        return {**super()._env(), "KAFKA_SECURE_DIR": str(self.secure_dir)}
+
+
+@pytest.fixture(scope="session")
+def secure_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafkaBroker]:
+    """The session's secure broker (SASL_SSL, SCRAM, ACLs), started on first use.
+
+    Always one this session starts itself, even with ``BRIDGE_KAFKA_BOOTSTRAP`` set: its users, certificates
+    and authorizer are part of what the tests check. Starting it takes about 4 s.
+    """
+    port, controller_port = _free_ports(2)
+    root = tmp_path_factory.mktemp("kafka-secure")
+    broker = SecureKafkaBroker(root / "run", port, controller_port, root / "tls")
+    try:
+        broker.up()
+        yield broker
+    finally:
+        broker.stop()
+
+
 class TopicFactory:
     """Makes fresh uuid-named topics on one broker and deletes them all on ``close()``."""
 
@@ -292,17 +366,19 @@ async def read_topic(
     until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
     isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed",
     timeout_s: float = 30.0,
+    client: Mapping[str, Any] | None = None,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read whole topics from the beginning, without a consumer group, until ``until(records)`` is true.
 
     Records come in partition order within each partition. Raises ``TimeoutError`` (with what was read) when
-    the condition does not hold by the deadline.
+    the condition does not hold by the deadline. ``client``: how to connect instead of plainly to
+    ``bootstrap`` (``SecureKafkaBroker.client_kwargs(user)``).
     """
     names = [topics] if isinstance(topics, str) else list(topics)
     # Without a group, a subscription is given every partition of the topics and starts at auto_offset_reset.
     consumer = AIOKafkaConsumer(
         *names,
-        bootstrap_servers=bootstrap,
+        **(client or {"bootstrap_servers": bootstrap}),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -7,8 +7,16 @@
 #   kafka.sh down     stop it: SIGTERM, wait, then SIGKILL (data is kept for `start`)
 #   kafka.sh kill     SIGKILL at once, a crash (data is kept; `start` then recovers the log)
 #   kafka.sh status   exit 0 and print pid/bootstrap when running, exit 3 when not
-#   kafka.sh tool NAME [ARGS...]   run an admin tool against it, NAME one of
-#                     topics | consumer-groups | transactions (e.g. `kafka.sh tool topics --list`)
+#   kafka.sh tool NAME [ARGS...]   run an admin tool against it, NAME one of topics | consumer-groups |
+#                     transactions | acls | configs (e.g. `kafka.sh tool topics --list`); on a secure broker
+#                     the tool acts as its admin user
+#   kafka.sh certs DIR  make a test CA and a broker certificate for 127.0.0.1/localhost in DIR with openssl
+#                     (ca.pem, ca.key, broker.pem: what KAFKA_SECURE_DIR needs beside `users`)
+#
+# A secure broker (SASL_SSL with SCRAM-SHA-512, TLS, the StandardAuthorizer, deny by default; ACLS.md) is made
+# by `up` when KAFKA_SECURE_DIR names a directory holding broker.pem (its PKCS#8 key, certificate and CA
+# chain), ca.pem and `users`: one `name password` per line, the first being the super user that the broker
+# and kafka.sh's tools act as. `start`, `down`, `status` and `tool` then need nothing more.
 #
 # Environment:
 #   KAFKA_RUN_DIR          where data, logs, pid and server.properties live (default deploy/kafka/run)
@@ -17,6 +25,7 @@
 #   KAFKA_HEAP_OPTS        JVM heap (default -Xms256m -Xmx1g)
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
+#   KAFKA_SECURE_DIR       certificates and SCRAM users of a secure broker (see above); read by `up` only
 set -euo pipefail
 
 KAFKA_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +35,9 @@ DATA_DIR="${RUN_DIR}/data"
 LOGS_DIR="${RUN_DIR}/logs"
 PROPS="${RUN_DIR}/server.properties"
 PID_FILE="${RUN_DIR}/kafka.pid"
+# A secure broker's client settings (TLS trust, the admin's SCRAM login), written by `up`: its presence is
+# what makes readiness checks and tools connect securely.
+CLIENT_SECURITY="${RUN_DIR}/client-security.properties"
 OUT_FILE="${RUN_DIR}/kafka.out"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -97,9 +109,9 @@ running_pid() {
     echo "${pid}"
 }
 
-# host:port of the client listener, read back from server.properties.
+# host:port of the client listener (the first one, PLAINTEXT or SASL_SSL), read back from server.properties.
 bootstrap() {
-    sed -n 's#^listeners=PLAINTEXT://\([^,]*\),.*#\1#p' "${PROPS}"
+    sed -n 's#^listeners=[A-Z_]*://\([^,]*\),.*#\1#p' "${PROPS}"
 }
 
 port_in_use() {
@@ -190,7 +202,13 @@ wait_ready() {
 
 client_check() {
     local cfg="${RUN_DIR}/admin-client.properties"
-    printf 'request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n' >"${cfg}"
+    (
+        umask 077  # it holds the admin's password on a secure broker
+        {
+            [[ ! -f "${CLIENT_SECURITY}" ]] || cat "${CLIENT_SECURITY}"
+            printf 'request.timeout.ms=5000\ndefault.api.timeout.ms=10000\n'
+        } >"${cfg}"
+    )
     run_tool -Xmx128m org.apache.kafka.tools.TopicCommand \
         --bootstrap-server "$(bootstrap)" --command-config "${cfg}" --list >/dev/null 2>&1
 }
@@ -204,16 +222,83 @@ cmd_up() {
     need_java
     cmd_jars
     require_free_ports "${port}" "${cport}"
-    rm -rf "${DATA_DIR}" "${LOGS_DIR}" "${PID_FILE}"
+    rm -rf "${DATA_DIR}" "${LOGS_DIR}" "${PID_FILE}" "${CLIENT_SECURITY}"
     mkdir -p "${DATA_DIR}" "${LOGS_DIR}"
-    sed -e "s#@KAFKA_PORT@#${port}#g" -e "s#@KAFKA_CONTROLLER_PORT@#${cport}#g" \
-        -e "s#@KAFKA_DATA_DIR@#${DATA_DIR}#g" "${KAFKA_HOME}/server.properties.in" >"${PROPS}"
+    local format_args=()
+    if [[ -n "${KAFKA_SECURE_DIR:-}" ]]; then
+        configure_secure "${port}" "${cport}"  # fills format_args with the SCRAM users
+    else
+        sed -e "s#@KAFKA_PORT@#${port}#g" -e "s#@KAFKA_CONTROLLER_PORT@#${cport}#g" \
+            -e "s#@KAFKA_DATA_DIR@#${DATA_DIR}#g" "${KAFKA_HOME}/server.properties.in" >"${PROPS}"
+    fi
     local cluster_id
     cluster_id="$(new_cluster_id)"
     run_tool -Xmx256m kafka.tools.StorageTool format --standalone -t "${cluster_id}" -c "${PROPS}" \
-        >"${LOGS_DIR}/format.log" 2>&1 ||
+        "${format_args[@]}" >"${LOGS_DIR}/format.log" 2>&1 ||
         { cat "${LOGS_DIR}/format.log" >&2; die "formatting the KRaft log dir failed"; }
     launch
+}
+
+# A name or password that can go, unquoted and unescaped, into sed, a JAAS line and --add-scram's
+# `[name=...,password=...]`.
+SAFE_CREDENTIAL='^[A-Za-z0-9._~+=-]+$'
+
+# Writes the secure server.properties and the tools' client settings from KAFKA_SECURE_DIR, and sets
+# format_args (of the caller) to one --add-scram per user.
+configure_secure() {
+    local port="$1" cport="$2" dir user password admin="" admin_password="" f
+    dir="$(cd "${KAFKA_SECURE_DIR}" && pwd)" || die "KAFKA_SECURE_DIR ${KAFKA_SECURE_DIR} is not a directory"
+    for f in broker.pem ca.pem users; do
+        [[ -s "${dir}/${f}" ]] || die "KAFKA_SECURE_DIR ${dir} has no ${f} (see 'kafka.sh certs')"
+    done
+    while read -r user password _ || [[ -n "${user}" ]]; do
+        [[ -n "${user}" && "${user}" != \#* ]] || continue
+        [[ "${user}" =~ ${SAFE_CREDENTIAL} && "${password}" =~ ${SAFE_CREDENTIAL} ]] ||
+            die "${dir}/users: user names and passwords may hold only letters, digits and ._~+=-"
+        format_args+=(--add-scram "SCRAM-SHA-512=[name=${user},password=${password}]")
+        if [[ -z "${admin}" ]]; then
+            admin="${user}" admin_password="${password}"
+        fi
+    done <"${dir}/users"
+    [[ -n "${admin}" ]] || die "${dir}/users names no user"
+    (
+        umask 077  # both files hold the admin's password
+        sed -e "s#@KAFKA_PORT@#${port}#g" -e "s#@KAFKA_CONTROLLER_PORT@#${cport}#g" \
+            -e "s#@KAFKA_DATA_DIR@#${DATA_DIR}#g" -e "s#@KAFKA_SECURE_DIR@#${dir}#g" \
+            -e "s#@KAFKA_ADMIN_USER@#${admin}#g" -e "s#@KAFKA_ADMIN_PASSWORD@#${admin_password}#g" \
+            "${KAFKA_HOME}/server-secure.properties.in" >"${PROPS}"
+        printf '%s\n' \
+            "security.protocol=SASL_SSL" \
+            "sasl.mechanism=SCRAM-SHA-512" \
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"${admin}\" password=\"${admin_password}\";" \
+            "ssl.truststore.type=PEM" \
+            "ssl.truststore.location=${dir}/ca.pem" >"${CLIENT_SECURITY}"
+    )
+}
+
+# A throw-away CA and a broker certificate (subject CN=kafka-broker, the super user the controller listener
+# sees; names 127.0.0.1 and localhost) for a secure test broker. EC P-256 keys: quick to make and to use.
+cmd_certs() {
+    local dir="${1:-}"
+    [[ -n "${dir}" ]] || die "usage: kafka.sh certs DIR"
+    command -v openssl >/dev/null || die "openssl not found on PATH"
+    mkdir -p "${dir}"
+    (
+        umask 077
+        cd "${dir}"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=suggestion-bridge test CA" -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=kafka-broker" -keyout broker.key -out broker.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile broker.ext -out broker.crt 2>/dev/null
+        # Kafka's PEM key store wants the key as PKCS#8, followed by the certificate chain.
+        openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.p8
+        cat broker.p8 broker.crt ca.pem >broker.pem
+        rm -f broker.key broker.p8 broker.csr broker.ext broker.crt ca.srl
+    ) || die "openssl could not make the certificates in ${dir}"
+    echo "kafka.sh: CA (ca.pem, ca.key) and broker certificate (broker.pem) in ${dir}" >&2
 }
 
 cmd_start() {
@@ -268,11 +353,17 @@ cmd_tool() {
         topics) class=org.apache.kafka.tools.TopicCommand ;;
         consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
         transactions) class=org.apache.kafka.tools.TransactionsCommand ;;
-        *) die "usage: kafka.sh tool topics|consumer-groups|transactions [ARGS...]" ;;
+        acls) class=org.apache.kafka.tools.AclCommand ;;
+        configs) class=kafka.admin.ConfigCommand ;;
+        *) die "usage: kafka.sh tool topics|consumer-groups|transactions|acls|configs [ARGS...]" ;;
     esac
     running_pid >/dev/null || die "not running (run dir ${RUN_DIR})"
     need_java
-    run_tool -Xmx256m "${class}" --bootstrap-server "$(bootstrap)" "$@"
+    local security=()
+    if [[ -f "${CLIENT_SECURITY}" ]]; then
+        security=(--command-config "${CLIENT_SECURITY}")
+    fi
+    run_tool -Xmx256m "${class}" --bootstrap-server "$(bootstrap)" "${security[@]}" "$@"
 }
 
 case "${1:-}" in
@@ -283,6 +374,7 @@ case "${1:-}" in
     kill) cmd_down KILL ;;
     status) cmd_status ;;
     tool) shift; cmd_tool "$@" ;;
+    certs) shift; cmd_certs "$@" ;;
     *)
         awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
         exit 2
