@@ -79,7 +79,9 @@ async def _run_plan(plan: object, workdir: Path, output: str) -> int:
     matrix_concurrency = plan.operation.matrix.concurrency if plan.operation.matrix else None
     cap = plan.concurrency or matrix_concurrency or os.cpu_count() or 1
     runtime = Runtime(
-        executor=LocalExecutor(max_parallel=cap),
+        # The user's own file on the user's own machine: runs see the user's environment (CUDA_VISIBLE_DEVICES,
+        # data paths, ...), all but the bridge's BRIDGE_* settings, which never reach a run.
+        executor=LocalExecutor(max_parallel=cap, env_passthrough=["*"]),
         ledger=FileLedger(workdir / "operations"),
         workdir=workdir,
         cache=FileCache(workdir / "cache"),
@@ -101,7 +103,10 @@ async def _run_plan(plan: object, workdir: Path, output: str) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig.name)
-        outcome = await runner.run()
+        try:
+            outcome = await runner.run()
+        finally:
+            await runtime.executor.close()  # nothing a run started outlives `bridge run`
     print_results(outcome.results, output)
     counts = outcome.counts()
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
