@@ -81,6 +81,7 @@ class PartitionPublisher:
         self._producer = self._new_producer()
         self._task: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_transaction: asyncio.Future[None] | None = None  # done when the batch being committed is
         self.failed: BaseException | None = None
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -127,7 +128,10 @@ class PartitionPublisher:
         return self._next
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is committed."""
+        """Wait until everything queued so far is committed, including the batch in its transaction right now
+        (its queue is already empty: without waiting for it, a close would cancel that transaction)."""
+        if self._in_transaction is not None and not self._in_transaction.done():
+            await asyncio.shield(self._in_transaction)
         if self._queue or self._wakeup.is_set():
             await asyncio.shield(self._next)
 
@@ -159,6 +163,7 @@ class PartitionPublisher:
             self._wakeup.clear()
             batch, self._queue = self._queue, []
             done, self._next = self._next, asyncio.get_running_loop().create_future()
+            self._in_transaction = done
             for record in batch:
                 if record.completes is not None:
                     self._tracker.done(self._source, record.completes)
