@@ -42,8 +42,9 @@ format: install
 	$(BIN)/ruff format bridge tests examples benchmarks
 	$(BIN)/ruff check --fix bridge tests examples benchmarks
 
-bench: install
+bench: install kafka-jars
 	$(BIN)/python benchmarks/run_overhead.py && $(BIN)/python benchmarks/serve_throughput.py
+	$(BIN)/python benchmarks/memory_backlog.py
 
 kafka-jars:
 	bash deploy/kafka/kafka.sh jars
