@@ -135,13 +135,22 @@ class PartitionPublisher:
         if self._queue or self._wakeup.is_set():
             await asyncio.shield(self._next)
 
+    def _busy(self) -> bool:
+        in_transaction = self._in_transaction is not None and not self._in_transaction.done()
+        return in_transaction or bool(self._queue) or self._wakeup.is_set()
+
+    async def _settle(self) -> None:
+        """Flush until nothing is queued or in a transaction (a flush can wake the loop for one more commit)."""
+        while self._busy():
+            await self.flush()
+
     async def close(self, timeout_s: float = 30.0) -> None:
         """Publish what is queued, then stop; raises `PublishIncomplete` when what was queued could not be
         committed within `timeout_s` (a fenced publisher's work belongs to the partition's new owner)."""
         unpublished: BaseException | None = None
         if self._task is not None and self.failed is None:
             try:
-                await asyncio.wait_for(self.flush(), timeout_s)
+                await asyncio.wait_for(self._settle(), timeout_s)
             except Fenced:
                 pass
             except Exception as exc:  # a timeout or a broker error: say so, after stopping
@@ -171,7 +180,14 @@ class PartitionPublisher:
             try:
                 if batch or offset is not None:
                     await self._transaction(batch, offset)
-            except BaseException as exc:
+            except asyncio.CancelledError:
+                # Closed: not a failure of the partition (close() says whether anything was left unpublished).
+                for future in (done, self._next):
+                    if not future.done():
+                        future.set_exception(Fenced("publisher closed"))
+                        future.exception()
+                raise
+            except Exception as exc:
                 self.failed = exc
                 error = Fenced(f"{self.transactional_id}: {exc}")
                 for future in (done, self._next):
