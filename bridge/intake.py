@@ -14,6 +14,7 @@ from typing import Any
 
 from bridge.config import BridgeSettings
 from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
+from bridge.limits import LimitExceeded, check_value
 from bridge.messages import (
     SUGGESTION_SCHEMA,
     DeadLetterError,
@@ -105,16 +106,10 @@ def _rewrite(problems: list[Problem], msg: SuggestionMessage) -> list[Problem]:
     return out
 
 
-def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accepted | DeadLetterError:
-    """Validate one record of the suggestions topic against its template.
-
-    With inline operations allowed, this may fetch a `urlRef` and render an untrusted template (each under its
-    deadline): the service then calls it in a worker thread, never on the event loop.
-    """
-    try:
-        msg = parse_suggestion(raw, max_suggestions=settings.max_suggestions, limits=settings.message_limits())
-    except MessageError as exc:
-        return DeadLetterError.from_exception(exc)
+def _operation_of(
+    msg: SuggestionMessage, templates: Templates, settings: BridgeSettings
+) -> V1Operation | DeadLetterError:
+    """The operation a message names: its registered template, or its inline operation where those are allowed."""
     if msg.operation is not None:
         if not settings.allow_inline_operations:
             return DeadLetterError(
@@ -124,7 +119,7 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
             )
         try:
             policy = UrlPolicy(allow_hosts=settings.inline.allow_hosts, timeout_s=settings.inline.fetch_timeout_s)
-            op = parse_operation(
+            return parse_operation(
                 msg.operation,
                 source=f"{msg.study}/operation",
                 base_dir=None,
@@ -142,7 +137,37 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
                 field="template",
                 message=f"no template `{msg.template}` is registered (known: {known})",
             )
-        op = found
+        return found
+
+
+def _unfit_value(
+    typed: list[dict[str, Any]], msg: SuggestionMessage, settings: BridgeSettings
+) -> DeadLetterError | None:
+    """A typed value no run should get although its text passed: "1e999" as a float, "1e30" as an int."""
+    limits = settings.message_limits()
+    for index, params in enumerate(typed):
+        try:
+            check_value(params, limits)
+        except LimitExceeded as exc:
+            path = f"suggestions[{index}].{exc.field}" if exc.field else f"suggestions[{index}]"
+            problem = _rewrite([Problem(path, exc.message)], msg)[0]
+            return DeadLetterError(type="invalid_params", field=problem.path, message=f"{problem.path}: {exc.message}")
+    return None
+
+
+def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accepted | DeadLetterError:
+    """Validate one record of the suggestions topic against its template.
+
+    With inline operations allowed, this may fetch a `urlRef` and render an untrusted template (each under its
+    deadline): the service then calls it in a worker thread, never on the event loop.
+    """
+    try:
+        msg = parse_suggestion(raw, max_suggestions=settings.max_suggestions, limits=settings.message_limits())
+    except MessageError as exc:
+        return DeadLetterError.from_exception(exc)
+    op = _operation_of(msg, templates, settings)
+    if isinstance(op, DeadLetterError):
+        return op
     values = [msg.run_params(i) for i in range(len(msg.suggestions))]
     try:
         with budget_scope(RenderBudget(timeout_s=settings.inline.render_timeout_s)):
@@ -154,6 +179,8 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
             message="; ".join(map(str, problems)),
             field=problems[0].path if problems else None,
         )
+    if (unfit := _unfit_value(typed, msg, settings)) is not None:
+        return unfit
     ids = msg.suggestion_ids()
     op_params = set(op.params or {})
     runs = [

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from bridge.text import printable
+
 LimitType = Literal[
     "too_deep", "too_wide", "string_too_long", "invalid_string", "non_finite_number", "number_out_of_range"
 ]
@@ -46,7 +48,7 @@ class LimitExceeded(ValueError):
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
-    shown = key if len(key) <= 64 else key[:61] + "..."
+    shown = printable(key if len(key) <= 64 else key[:61] + "...")  # a path must itself be writable as JSON
     return f"{path}.{shown}" if path else shown
 
 

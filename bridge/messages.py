@@ -31,6 +31,7 @@ from pydantic import (
 from bridge.errors import InvalidInput, NotSupported, PolyaxonfileError, Problem
 from bridge.limits import LimitExceeded, Limits, LimitType, check_value
 from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA, Frozen, ProgressEvent, RunResult
+from bridge.text import printable
 
 SUGGESTION_SCHEMA: Final = "bridge.suggestion/v1"
 OPERATION_SCHEMA: Final = "bridge.operation/v1"
@@ -257,11 +258,12 @@ class DeadLetterError(Frozen):
         return cls(type="unexpected_error", message=f"{type(exc).__name__}: {exc}")
 
     def bounded(self) -> DeadLetterError:
-        """The same error with its message and field cut to a size any dead letter can carry."""
-        if len(self.message) <= MAX_ERROR_TEXT and (self.field is None or len(self.field) <= 512):
-            return self
-        field = None if self.field is None else self.field[:512]
-        return self.model_copy(update={"message": self.message[:MAX_ERROR_TEXT] + "...", "field": field})
+        """The same error with its message and field cut to a size any dead letter can carry, and whatever of the
+        input they quote made writable (no NUL byte or lone surrogate)."""
+        message = printable(self.message)
+        message = message if len(message) <= MAX_ERROR_TEXT else message[:MAX_ERROR_TEXT] + "..."
+        field = None if self.field is None else printable(self.field)[:512]
+        return self.model_copy(update={"message": message, "field": field})
 
 
 class RecordHeader(Frozen):

@@ -176,11 +176,13 @@ class LedgerIndex:
             (run_id, partition, fingerprint, local, record),
         )
 
-    def note_many(self, partition: int, run_ids: Iterable[str], local: LocalState) -> None:
-        """`note` for many runs in one transaction."""
+    def note_many(self, partition: int, runs: Iterable[str | tuple[str, str | None]], local: LocalState) -> None:
+        """`note` for many runs in one transaction; each a run id, or a run id and its params' fingerprint (so a
+        conflict is recognised before the topic is read again)."""
         with self._transaction():
-            for run_id in run_ids:
-                self.note(partition, run_id, local)
+            for run in runs:
+                run_id, print_ = (run, None) if isinstance(run, str) else run
+                self.note(partition, run_id, local, fingerprint=print_)
 
     def unfinished(self, partition: int, limit: int) -> list[IndexedRun]:
         """Up to `limit` runs the ledger has as received or dispatched and that nobody here has taken."""

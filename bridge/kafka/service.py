@@ -704,7 +704,7 @@ class BridgeService:
                 )
             )
             items.append(item)
-        self._index.note_many(part.partition, [i.run.run_id for i in items], "active")
+        self._index.note_many(part.partition, [(i.run.run_id, i.record.fingerprint) for i in items], "active")
         key = _BatchKey(part, outcome.study, outcome.template, id(outcome.operation))
         self._batcher.add(key, items)
 
@@ -893,7 +893,9 @@ class BridgeService:
         self.telemetry.run_finished(result.status.value, cached=result.cached, duration_s=result.duration_s)
         result = fit_result(result, self.settings.limits.max_record_bytes)
         finished = LedgerRecord.finished_from(item.record, result).to_bytes()
-        self._index.note(item.source.partition, result.run_id, "finished", record=finished)
+        self._index.note(
+            item.source.partition, result.run_id, "finished", fingerprint=item.record.fingerprint, record=finished
+        )
         # Both queued without an await between them: they leave in the same transaction.
         self.publish(
             item.source, Outgoing(self.settings.topics.results, item.study.encode(), result.to_json().encode())
