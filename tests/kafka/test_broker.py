@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import ProducerFenced, UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaError, ProducerFenced, UnknownTopicOrPartitionError
 
 from tests.kafka_broker import ExternalKafkaBroker, KafkaBroker, TopicFactory, read_topic
 
@@ -323,11 +323,19 @@ async def test_a_broker_restart_keeps_records_transactions_and_group_offsets(
     assert sorted(values(after)) == sorted(values(before))
     assert b"tx-aborted" not in values(after)
     assert positions(after) == positions(before)
-    # A fresh admin client: the one from before the restart may still be reconnecting.
+    # A fresh admin client: the one from before the restart may still be reconnecting. The restarted coordinator
+    # loads the group's offsets in the background: until it has, it answers "loading" or nothing, so wait for it.
     fresh_admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await fresh_admin.start()
+
+    async def loaded_offsets() -> object:
+        try:
+            return await group_offsets(fresh_admin, group)
+        except KafkaError as exc:
+            return f"not yet: {exc!r}"
+
     try:
-        assert await group_offsets(fresh_admin, group) == {TopicPartition(topic, 0): 3}
+        await eventually(loaded_offsets, {TopicPartition(topic, 0): 3}, within_s=60)
     finally:
         await fresh_admin.close()
 
