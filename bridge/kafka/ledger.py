@@ -95,6 +95,7 @@ async def catch_up(
         consumer.seek(tp, start)
         deadline = time.monotonic() + timeout_s
         position = start
+        read = tombstones = 0
         while position < end:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"ledger partition {partition} not read to its end ({end}) in {timeout_s:g} s")
@@ -103,5 +104,8 @@ async def catch_up(
             entries = [e for r in batch.get(tp, []) if (e := _entry(r.offset, r.key, r.value)) is not None]
             position = await consumer.position(tp)
             index.apply(partition, entries, position)
+            read += len(entries)
+            tombstones += sum(1 for e in entries if e.state is None)
+        log.info("ledger_caught_up", partition=partition, start=start, end=end, read=read, tombstones=tombstones)
     finally:
         await consumer.stop()

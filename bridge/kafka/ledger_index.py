@@ -89,12 +89,12 @@ class LedgerIndex:
 
     def __init__(self, directory: Path, topic: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        base = directory / f"{topic}.{socket.gethostname()}"
+        base = f"{topic}.{socket.gethostname()}"
         self._lock: IO[bytes] | None = None
-        path = base.with_suffix(".sqlite3")
-        lock = _try_lock(base.with_suffix(".lock"))
+        path = directory / f"{base}.sqlite3"
+        lock = _try_lock(directory / f"{base}.lock")
         if lock is None:  # another replica on this workdir holds it: a private, throw-away index
-            path = base.with_suffix(f".{os.getpid()}.sqlite3")
+            path = directory / f"{base}.{os.getpid()}.sqlite3"
             path.unlink(missing_ok=True)
         self._lock = lock
         self.path = path
@@ -105,10 +105,13 @@ class LedgerIndex:
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        """Close the file (and free its lock)."""
+        """Close the file (and free its lock); a private index is removed, nobody will read it again."""
         self._db.close()
         if self._lock is not None:
             self._lock.close()
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     # ---- catching up with the topic ------------------------------------------------------------------
 

@@ -442,6 +442,9 @@ class BridgeService:
             if part not in self._owned:
                 self._backlog.discard(part)
                 continue
+            reconciled = self._reconciled.get(part)
+            if reconciled is None or not reconciled.is_set():
+                continue  # being reconciled again (the listener runs beside this loop): its index is not settled
             rows = self._index.unfinished(part.partition, min(self._room, RECONCILE_PAGE))
             if not rows:
                 self._backlog.discard(part)
@@ -449,6 +452,8 @@ class BridgeService:
             self._index.note_many(part.partition, [row.run_id for row in rows], "active")
             rerun: dict[_BatchKey, list[RunItem]] = {}
             for row in rows:
+                if row.run_id in self._items:
+                    continue  # running here already
                 item = await self._rerun_item(part, row)
                 if item is None:
                     continue
@@ -508,6 +513,7 @@ class BridgeService:
             self._ends.pop(tp, None)
         self._owned -= parts
         self._handover |= parts
+        self._backlog -= parts
         # Fetched and not handled: their next owner (maybe this replica again) reads them from the committed offset.
         kept = [(tp, r) for tp, r in self._held if Partition(tp.topic, tp.partition) not in parts]
         self._held.clear()
