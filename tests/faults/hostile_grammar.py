@@ -229,7 +229,7 @@ class Grammar:
                 maker = self.rng.choices(makers, weights)[0]
                 self.items.append(maker(n))
                 count += 1
-        return self.items
+        return list(self.items)  # a copy: records made later (the forged ledger ones) are sent on their own
 
     def forged_ledger(self, partitions: int, per_partition: int = 5) -> list[Item]:
         """Records written straight to the ledger topic by someone who is not the bridge (issue 7, item 1)."""
