@@ -118,3 +118,27 @@ async def read_until(
 
 def count_results(n: int) -> Callable[[list[dict[str, Any]]], bool]:
     return lambda ms: sum(1 for m in ms if m.get("schema") == "bridge.result/v1") >= n
+
+
+async def send_record(
+    bootstrap: str,
+    topic: str,
+    value: bytes | None,
+    *,
+    key: bytes,
+    headers: list[tuple[str, bytes]] | None = None,
+    partition: int | None = None,
+) -> None:
+    """Publish one record with headers, or to a chosen partition (a forged ledger record goes where the service
+    reconciles it)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, headers=headers or [], partition=partition)
+    finally:
+        await producer.stop()
+
+
+def record_names(root: Path) -> list[str]:
+    """The names of the test job's executions so far, one per execution (tests/scripts_job.py records them)."""
+    return sorted(json.loads(f.read_text())["name"] for f in (root / "record").glob("*.json"))
