@@ -28,7 +28,8 @@ SUGGESTION_EXAMPLE = """
 """
 RESULT_EXAMPLE = """
 {"schema": "bridge.result/v1", "study": "cnn-tpe", "template": "cnn", "operation_id": "...", "run_id": "...",
- "suggestion_id": "t-17", "index": 0, "replayed": false, "iteration": 3, "params": {"learning_rate": 0.01, "dropout": 0.5, "epochs": 5},
+ "suggestion_id": "t-17", "index": 0, "replayed": false, "iteration": 3,
+ "params": {"learning_rate": 0.01, "dropout": 0.5, "epochs": 5},
  "status": "succeeded", "outputs": {"loss": 0.21, "accuracy": 0.93}, "attempt": 1, "cached": false,
  "started_at": "...", "finished_at": "...", "duration_s": 41.2, "error": null,
  "metadata": {"optimizer": "optuna-tpe"}}
