@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 from pydantic import TypeAdapter
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
 from pydantic_core import core_schema
 
 from bridge import __version__
@@ -35,7 +35,20 @@ _READ_BY_THE_BRIDGE = frozenset({SUGGESTION_SCHEMA, CONTROL_SCHEMA})
 
 
 class _WrittenFields(GenerateJsonSchema):
-    """In serialization mode every field is required: the bridge writes defaults too."""
+    """In serialization mode every field is required: the bridge writes defaults too.
+
+    A tagged union names its tag the way AsyncAPI's schema format does, `"discriminator": "event"`, not with
+    pydantic's OpenAPI object `{"propertyName": ..., "mapping": ...}`, which AsyncAPI parsers refuse (its
+    `discriminator` is a string). Nothing is lost: each branch pins its tag with a `const`.
+    """
+
+    def tagged_union_schema(self, schema: core_schema.TaggedUnionSchema) -> JsonSchemaValue:
+        """The union's `oneOf`, with the tag's property name as a plain-string `discriminator`."""
+        generated = super().tagged_union_schema(schema)
+        openapi_form = generated.get("discriminator")
+        if isinstance(openapi_form, dict):
+            generated["discriminator"] = openapi_form["propertyName"]
+        return generated
 
     def field_is_required(
         self,
