@@ -490,9 +490,9 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> 
 
 @contextlib.asynccontextmanager
 async def serving(settings: Any) -> AsyncIterator[Any]:
-    from bridge.kafka.service import BridgeService
+    from bridge.app import build_service
 
-    service = BridgeService(settings, connect_timeout_s=30)
+    service = build_service(settings, connect_timeout_s=30)
     task = asyncio.create_task(service.run())
     deadline = time.monotonic() + 60
     while not service.health.ready()[0]:

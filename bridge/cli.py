@@ -35,89 +35,56 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-# ---- bridge check ---------------------------------------------------------------------------------------
+# ---- bridge check / run ----------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The operation of `-f FILE`, `-f -` or `--url URL`, with its param warnings printed on stderr."""
+    from bridge.opsource import load
+    from bridge.param_hints import param_warnings
+
+    overrides = _params(args.param)
+    loaded = load(file=args.file, url=args.url, params=overrides)
+    for line in param_warnings(loaded.operation, overrides):
+        print(f"warning: {loaded.source}: {line}", file=sys.stderr)
+    return loaded
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a polyaxonfile and print the runs it expands to."""
     from bridge.console import print_runs
-    from bridge.polyaxon import expand_runs, load_operation
+    from bridge.polyaxon import expand_runs
 
-    op = load_operation(args.file, params=_params(args.param))
+    loaded = _load(args)
+    op = loaded.operation
     values = (op.matrix.values if op.matrix and op.matrix.values is not None else None) or [{}]
-    runs = expand_runs(op, [dict(v) for v in values], source=str(args.file))
+    runs = expand_runs(op, [dict(v) for v in values], source=loaded.source)
     print_runs(runs)
-    print(f"{args.file}: valid, {len(runs)} run(s)", file=sys.stderr)
+    print(f"{loaded.source}: valid, {len(runs)} run(s)", file=sys.stderr)
     return EXIT_OK
-
-
-# ---- bridge run ------------------------------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a polyaxonfile's operation on this machine."""
+    from bridge.local_run import RunOptions, run_plan
+    from bridge.objective import objective_of, undeclared_metric
     from bridge.plan import plan_local
-    from bridge.polyaxon import load_operation
 
     if args.concurrency is not None and args.concurrency < 1:
         raise InvalidInput("--concurrency must be a positive integer")
-    path = Path(args.file)
-    op = load_operation(path, params=_params(args.param))
-    plan = plan_local(op, source=str(path), cwd=path.resolve().parent, concurrency=args.concurrency)
-    return asyncio.run(_run_plan(plan, Path(args.workdir), args.output))
-
-
-async def _run_plan(plan: object, workdir: Path, output: str) -> int:
-    from bridge.cache import FileCache
-    from bridge.console import ProgressListener, print_results
-    from bridge.executors.local import LocalExecutor
-    from bridge.ledger import FileLedger
-    from bridge.plan import OperationPlan
-    from bridge.scheduler import OperationRunner, Runtime
-
-    assert isinstance(plan, OperationPlan)
-    matrix_concurrency = plan.operation.matrix.concurrency if plan.operation.matrix else None
-    cap = plan.concurrency or matrix_concurrency or os.cpu_count() or 1
-    runtime = Runtime(
-        # The user's own file on the user's own machine: runs see the user's environment (CUDA_VISIBLE_DEVICES,
-        # data paths, ...), all but the bridge's BRIDGE_* settings, which never reach a run.
-        executor=LocalExecutor(max_parallel=cap, env_passthrough=["*"]),
-        ledger=FileLedger(workdir / "operations"),
-        workdir=workdir,
-        cache=FileCache(workdir / "cache"),
+    loaded = _load(args)
+    objective = objective_of(loaded.operation, args.objective)
+    if objective is not None and (warning := undeclared_metric(objective, loaded.operation)):
+        print(f"warning: {warning}", file=sys.stderr)
+    plan = plan_local(loaded.operation, source=loaded.source, cwd=loaded.cwd, concurrency=args.concurrency)
+    options = RunOptions(
+        workdir=Path(args.workdir),
+        output=args.output,
+        no_cache=args.no_cache,
+        fresh=args.fresh,
+        objective=objective,
     )
-    with ProgressListener(total=len(plan.runs), name=plan.name) as listener:
-        runner = OperationRunner(plan, runtime, listener)
-        loop = asyncio.get_running_loop()
-        interrupts = 0
-
-        def on_signal(signame: str) -> None:
-            nonlocal interrupts
-            interrupts += 1
-            if interrupts == 1:
-                print(f"\n{signame}: stopping runs (again to kill them now)...", file=sys.stderr)
-                runner.stop(f"interrupted by {signame}", interrupted=True, kind="interrupted")
-            else:
-                runtime.stop_grace_s = 0.0
-                runner.stop(f"interrupted by {signame}", interrupted=True, kind="interrupted")
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig.name)
-        try:
-            outcome = await runner.run()
-        finally:
-            await runtime.executor.close()  # nothing a run started outlives `bridge run`
-    print_results(outcome.results, output)
-    counts = outcome.counts()
-    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    reason = f"; early stopping: {outcome.early_stop.reason}" if outcome.early_stop else ""
-    resumed = f" ({outcome.resumed} resumed from an earlier run)" if outcome.resumed else ""
-    print(f"{plan.name}: {summary}{resumed}{reason}", file=sys.stderr)
-    if outcome.interrupted:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    failed_stop = outcome.early_stop is not None and outcome.early_stop.kind == "failure_early_stopping"
-    return EXIT_FAILED if counts["failed"] or failed_stop else EXIT_OK
+    return asyncio.run(run_plan(plan, options))
 
 
 # ---- bridge serve / submit / tail / schema ---------------------------------------------------------------
@@ -137,10 +104,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the Kafka bridge until SIGTERM/SIGINT, then drain."""
-    from bridge.kafka.service import BridgeService
+    from bridge.app import build_service
 
-    settings = _settings(args)
-    service = BridgeService(settings, connect_timeout_s=args.connect_timeout)
+    service = build_service(_settings(args), connect_timeout_s=args.connect_timeout)
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
@@ -199,10 +165,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise InvalidInput(f"{field_path(first['loc'])}: {first['msg']}") from None
 
     async def send() -> None:
-        async with BridgeClient(
-            kafka=settings.kafka, topics=settings.topics, connect_timeout_s=args.connect_timeout
-        ) as client:
+        client = BridgeClient(kafka=settings.kafka, topics=settings.topics, connect_timeout_s=args.connect_timeout)
+        # Not `async with`: a start that fails never reaches __aexit__, and its producer would be left unclosed.
+        try:
+            await client.start()
             await client.send(message)
+        finally:
+            await client.stop()
 
     asyncio.run(send())
     for sid in message.suggestion_ids():
@@ -227,6 +196,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 output=args.output,
                 from_beginning=args.from_beginning,
                 limit=args.limit,
+                connect_timeout_s=args.connect_timeout,
             )
         )
     except KeyboardInterrupt:
@@ -244,73 +214,157 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _kafka_flags(p: argparse.ArgumentParser, *, group: bool = False) -> None:
-    p.add_argument("-c", "--config", default=os.environ.get("BRIDGE_CONFIG"), help="bridge.yaml")
-    p.add_argument("--bootstrap-servers", default=None, help="overrides kafka.bootstrap_servers")
-    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to retry an unreachable broker")
+    p.add_argument(
+        "-c",
+        "--config",
+        default=os.environ.get("BRIDGE_CONFIG"),
+        metavar="FILE",
+        help="the bridge's YAML config (default: $BRIDGE_CONFIG; see bridge/config.py for every key)",
+    )
+    p.add_argument(
+        "--bootstrap-servers", default=None, metavar="HOST:PORT,...", help="the Kafka brokers; overrides the config"
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to retry a broker that cannot be reached before giving up (default 30)",
+    )
     if group:
-        p.add_argument("--group-id", default=None, help="overrides kafka.group_id")
+        p.add_argument("--group-id", default=None, help="the consumer group (kafka.group_id); overrides the config")
+
+
+def _source_flags(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "-f", "--file", default=None, metavar="FILE", help="the polyaxonfile (kind: operation); - reads stdin"
+    )
+    where.add_argument(
+        "--url",
+        default=None,
+        help="an http(s) URL of the polyaxonfile, fetched under urlRef's time and size limits; "
+        "a relative pathRef in it is fetched from beside it",
+    )
+    p.add_argument(
+        "-P",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an operation param, typed like the input it names (repeatable); a run's own mapping values win",
+    )
 
 
 # ---- the parser ------------------------------------------------------------------------------------------
+
+
+def _command(sub: Any, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.{' ' + details if details else ''}",
+    )
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     """`bridge`'s arguments."""
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"suggestion-bridge {__version__}")
-    parser.add_argument("--log-level", default=None, help="debug, info, warning (default), error")
+    parser.add_argument(
+        "--log-level", default=None, metavar="LEVEL", help="debug, info, warning (default) or error, on stderr"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a polyaxonfile's mapping operation locally")
-    run.add_argument("-f", "--file", required=True, help="the polyaxonfile (kind: operation)")
-    run.add_argument(
-        "-P",
-        "--param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="override an operation param (repeatable)",
+    run = _command(
+        sub,
+        "run",
+        "run a polyaxonfile's mapping operation on this machine",
+        "Progress goes to stderr, the results to stdout. Run the same command again to resume after an interrupt; "
+        "--fresh runs everything again.",
     )
-    run.add_argument("--concurrency", type=int, default=None, help="runs at once (overrides matrix.concurrency)")
+    _source_flags(run)
+    run.add_argument(
+        "--concurrency", type=int, default=None, metavar="N", help="runs at once (overrides matrix.concurrency)"
+    )
     run.add_argument(
         "--workdir",
         default=os.environ.get("BRIDGE_WORKDIR", ".bridge"),
-        help="where runs, the cache and resume state live (default .bridge)",
+        metavar="DIR",
+        help="where runs, the cache and the resume state live (default .bridge, or $BRIDGE_WORKDIR)",
     )
-    run.add_argument("--output", choices=("table", "jsonl"), default="table", help="results format on stdout")
+    run.add_argument(
+        "--output",
+        choices=("table", "jsonl"),
+        default="table",
+        help="results on stdout: a table (default), or one bridge.result/v1 JSON per line",
+    )
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not answer runs from cached results (what runs is still cached for later)",
+    )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run every run again: ignore the cache and what earlier runs of this operation finished",
+    )
+    run.add_argument(
+        "--objective",
+        default=None,
+        metavar="METRIC:min|max",
+        help="rank runs by this output and name the best (default: the metric early stopping's metric)",
+    )
     run.set_defaults(handler=cmd_run)
 
-    check = sub.add_parser("check", help="validate a polyaxonfile and print its runs")
-    check.add_argument("-f", "--file", required=True)
-    check.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE")
+    check = _command(
+        sub,
+        "check",
+        "validate a polyaxonfile and print the runs it expands to",
+        "Nothing runs. Exit 0 when valid, 2 when not.",
+    )
+    _source_flags(check)
     check.set_defaults(handler=cmd_check)
 
-    serve = sub.add_parser("serve", help="serve the Kafka bridge until SIGTERM")
+    serve = _command(sub, "serve", "serve the Kafka bridge until SIGTERM or SIGINT, then drain")
     _kafka_flags(serve, group=True)
-    serve.add_argument("--http-port", type=int, default=None, help="overrides http.port")
-    serve.add_argument("--workdir", default=None, help="overrides workdir")
+    serve.add_argument(
+        "--http-port", type=int, default=None, help="/healthz, /readyz and /metrics; overrides http.port"
+    )
+    serve.add_argument("--workdir", default=None, metavar="DIR", help="runs, cache and ledger index; overrides workdir")
     serve.set_defaults(handler=cmd_serve)
 
-    submit = sub.add_parser("submit", help="publish a suggestion message")
+    submit = _command(sub, "submit", "publish a suggestion message to the bridge")
     _kafka_flags(submit)
-    submit.add_argument("--study", default=None)
-    submit.add_argument("--template", default=None)
-    submit.add_argument("--iteration", type=int, default=None)
+    submit.add_argument("--study", default=None, help="the study (the message key); overrides the file's")
+    submit.add_argument("--template", default=None, help="a template registered in the bridge's config")
+    submit.add_argument("--iteration", type=int, default=None, help="the optimizer's iteration, echoed in results")
     submit.add_argument(
-        "-f", "--file", default=None, help="JSON or YAML: a message, or a list of suggestions; - for stdin"
+        "-f", "--file", default=None, help="JSON or YAML: a message, or a list of suggestions; - or none for stdin"
     )
     submit.set_defaults(handler=cmd_submit)
 
-    tail = sub.add_parser("tail", help="follow results and operations")
+    tail = _command(
+        sub, "tail", "follow the results and operations topics", "A live table on a terminal, JSON lines otherwise."
+    )
     _kafka_flags(tail)
-    tail.add_argument("--study", default=None)
-    tail.add_argument("--output", choices=("auto", "table", "jsonl"), default="auto")
-    tail.add_argument("--from-beginning", action="store_true")
-    tail.add_argument("--limit", type=int, default=None, help="stop after this many results")
+    tail.add_argument("--study", default=None, help="only this study's results and operations")
+    tail.add_argument(
+        "--output", choices=("auto", "table", "jsonl"), default="auto", help="auto: a table on a terminal"
+    )
+    tail.add_argument("--from-beginning", action="store_true", help="from the topics' start, not only what comes next")
+    tail.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after N results (and the operation events committed before them)",
+    )
     tail.set_defaults(handler=cmd_tail)
 
-    schema = sub.add_parser("schema", help="write the JSON Schemas of every message")
-    schema.add_argument("--out", default="schemas")
+    schema = _command(sub, "schema", "write the JSON Schemas of every message and the AsyncAPI document")
+    schema.add_argument("--out", default="schemas", metavar="DIR", help="the folder to write them to")
     schema.set_defaults(handler=cmd_schema)
     return parser
 

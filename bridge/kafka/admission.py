@@ -10,24 +10,24 @@ Every run id of a valid message is one of:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bridge.intake import Accepted, AcceptedRun
-from bridge.kafka.ledger import fingerprint
+from bridge.identity import fingerprint
+from bridge.intake import Accepted
 from bridge.kafka.ledger_index import LedgerIndex
-from bridge.kafka.runs import RunItem
+from bridge.kafka.registry import RunRegistry
 from bridge.models import RunResult
+from bridge.plan import PlannedRun
 
 
 @dataclass
 class Admission:
     """What to do with each run of one accepted message."""
 
-    fresh: list[tuple[AcceptedRun, str]] = field(default_factory=list)  # with its fingerprint
+    fresh: list[tuple[PlannedRun, str]] = field(default_factory=list)  # with its fingerprint
     waiting: int = 0
     replays: list[RunResult] = field(default_factory=list)
-    conflicts: list[tuple[int, AcceptedRun]] = field(default_factory=list)  # with its index in the message
+    conflicts: list[tuple[int, PlannedRun]] = field(default_factory=list)  # with its index in the message
 
 
 def _replay(record: bytes) -> RunResult | None:
@@ -38,7 +38,7 @@ def _replay(record: bytes) -> RunResult | None:
         return None
 
 
-def admit(accepted: Accepted, in_flight: Mapping[str, RunItem], index: LedgerIndex) -> Admission:
+def admit(accepted: Accepted, in_flight: RunRegistry, index: LedgerIndex) -> Admission:
     """Sort the runs of `accepted` by what the bridge already knows of them."""
     out = Admission()
     for position, run in enumerate(accepted.runs):

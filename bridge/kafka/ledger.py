@@ -16,28 +16,20 @@ ledger is a topic, and whoever can write to it must not be able to make the brid
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from collections.abc import Mapping
-from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bridge.config import BridgeSettings
+from bridge.identity import fingerprint
 from bridge.kafka.connection import client_kwargs
 from bridge.kafka.ledger_index import LedgerEntryIn, LedgerIndex
 from bridge.limits import Limits
 from bridge.messages import LEDGER_SCHEMA, LedgerRecord, parse_message
 
 log = structlog.get_logger(__name__)
-
-
-def fingerprint(given: Mapping[str, Any]) -> str:
-    """A short hash of the params a suggestion gave: the same id with another one is a conflict."""
-    text = json.dumps(given, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:24]
 
 
 def parse_record(raw: bytes | None, limits: Limits | None = None) -> LedgerRecord:

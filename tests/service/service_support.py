@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
+from bridge.app import build_service
 from bridge.config import BridgeSettings, load_settings
 from bridge.kafka.service import BridgeService
 from tests.engine_support import job_component
@@ -53,7 +54,7 @@ def service_settings(bootstrap: str, root: Path, **overrides: Any) -> BridgeSett
 @contextlib.asynccontextmanager
 async def running(settings: BridgeSettings) -> AsyncIterator[BridgeService]:
     """The service, serving until the block ends, then drained."""
-    service = BridgeService(settings, connect_timeout_s=30)
+    service = build_service(settings, connect_timeout_s=30)
     task = asyncio.create_task(service.run())
     deadline = time.monotonic() + 60
     while not service.health.ready()[0]:

@@ -33,7 +33,7 @@ async def test_healthz_fails_when_the_consumer_returns_nothing_despite_a_backlog
         port = service.http_port
         assert port is not None
         await eventually(lambda: _status(port, "/healthz") == 200, timeout=60, in_thread=True)
-        consumer: Any = service._consumer
+        consumer: Any = service.consumer
 
         in_use = asyncio.Event()
 

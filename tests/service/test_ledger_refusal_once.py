@@ -62,13 +62,13 @@ async def test_a_refused_ledger_record_is_one_dead_letter_across_rebalances(
             )
         other = settings.model_copy(update={"workdir": tmp_path / "other"})
         async with running(other):  # joins: both reconcile what they are given
-            await eventually(lambda: first.in_flight == 0 and len(first._owned) < 4, timeout=60)
+            await eventually(lambda: first.consumer is not None and len(first.consumer.assignment()) < 4, timeout=60)
             await send_raw(kafka_bootstrap, settings.topics.suggestions, [suggestion("s", [{"name": "a"}])], key=b"s")
             await read_until(kafka_bootstrap, settings.topics.results, count_results(1), "bridge.result/v1")
         # the other one left: the first reconciles every partition again
         await send_raw(kafka_bootstrap, settings.topics.suggestions, [suggestion("t", [{"name": "b"}])], key=b"t")
         await read_until(kafka_bootstrap, settings.topics.results, count_results(2), "bridge.result/v1")
-        await eventually(lambda: len(first._owned) == 4, timeout=60)
+        await eventually(lambda: first.consumer is not None and len(first.consumer.assignment()) == 4, timeout=60)
     letters, problem = await read_to_end(kafka_bootstrap, settings.topics.dead_letters)
     assert problem == ""
     keys = sorted(r.key for r in letters)

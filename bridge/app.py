@@ -1,0 +1,40 @@
+"""The composition root: the one place that turns settings into concrete parts and wires them together.
+
+`bridge run` (bridge/local_run.py) and `bridge serve` (bridge/cli.py) both get their executor here, and `serve`
+its whole service; everything else receives its parts, so a new executor kind, broker client or sink is chosen
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from bridge.config import BridgeSettings, ExecutorSettings
+from bridge.errors import ConfigError
+from bridge.ports import Executor
+
+if TYPE_CHECKING:  # the Kafka side is imported only by the command that serves
+    from bridge.kafka.service import BridgeService
+
+
+def build_executor(
+    settings: ExecutorSettings, *, max_parallel: int | None = None, env_passthrough: Sequence[str] | None = None
+) -> Executor:
+    """The executor `executor.kind` names; `max_parallel` and `env_passthrough` override the settings' own."""
+    if settings.kind == "local":
+        from bridge.executors.local import LocalExecutor
+
+        return LocalExecutor(
+            max_parallel=max_parallel or settings.max_parallel,
+            env_passthrough=settings.env_passthrough if env_passthrough is None else env_passthrough,
+        )
+    # Accepting `ray` and running local processes instead would be a silent lie about where runs execute.
+    raise ConfigError(f"executor.kind: `{settings.kind}` is not available in this version of the bridge; use `local`")
+
+
+def build_service(settings: BridgeSettings, *, connect_timeout_s: float = 30.0) -> BridgeService:
+    """`bridge serve`'s service, with the executor its settings name."""
+    from bridge.kafka.service import BridgeService
+
+    return BridgeService(settings, executor=build_executor(settings.executor), connect_timeout_s=connect_timeout_s)

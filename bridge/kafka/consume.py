@@ -1,0 +1,178 @@
+"""The consume loop: records in while there is room, paused while full, and health that tells the truth.
+
+A record may carry up to `max_suggestions` runs, so records are handled one at a time while there is room and
+the rest of a fetched batch waits (`held`), consumption paused meanwhile. Every assigned partition is paused
+while the replica is full, including one assigned by a later rebalance, so memory is bounded by runs, not by
+what the topics hold. Liveness is consumption progress: records taken, nothing left to take, or a deliberate
+pause; a consumer that returns nothing while its partitions have a backlog is stalled (aiokafka#1154), and
+`/healthz` says so. The broker's own end offsets (the probe's) keep a hung fetcher from hiding that backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bridge.config import KafkaSettings
+from bridge.http import Health
+from bridge.kafka.connection import client_kwargs
+from bridge.kafka.registry import RunRegistry
+from bridge.offsets import Partition
+from bridge.telemetry import Telemetry
+
+log = structlog.get_logger(__name__)
+
+PROBE_EVERY_S = 5.0
+LOOP_PERIOD_S = 0.2  # how long one poll, or one wait for room, lasts at most
+
+
+class ConsumeLoop:
+    """Feeds records to `handle` as room allows, and reports lag, pause, liveness and readiness."""
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        registry: RunRegistry,
+        *,
+        handle: Callable[[TopicPartition, ConsumerRecord], Awaitable[None]],
+        before_poll: Callable[[], Awaitable[None]],
+        unservable: Callable[[], dict[Partition, str]],
+        health: Health,
+        telemetry: Telemetry,
+    ) -> None:
+        self._consumer = consumer
+        self._registry = registry
+        self._handle = handle
+        self._before_poll = before_poll
+        self._unservable = unservable
+        self._health = health
+        self._telemetry = telemetry
+        self._held: deque[tuple[TopicPartition, ConsumerRecord]] = deque()
+        self._consumed: dict[TopicPartition, int] = {}  # next offset to handle, per partition (what we took)
+        self._ends: dict[TopicPartition, int] = {}  # end offsets asked of the broker by the probe
+        self._paused = False
+        self.broker_ok = True
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Consume until `stopping` is set."""
+        held = self._held
+        while not stopping.is_set():
+            await self._before_poll()
+            while held and self._registry.room > 0 and not stopping.is_set():
+                tp, record = held.popleft()
+                self._consumed[tp] = record.offset + 1
+                await self._handle(tp, record)
+            self._apply_backpressure(waiting=bool(held))
+            took = False
+            if not held and self._registry.room > 0:
+                timeout_ms = int(LOOP_PERIOD_S * 1000)
+                batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=min(self._registry.room, 500))
+                held.extend((tp, r) for tp, records in batches.items() for r in records)
+                took = bool(held)
+            else:
+                await self._registry.wait_for_room(LOOP_PERIOD_S)
+            lag = self._report_lag()
+            if took or self._paused or lag == 0:
+                self._health.beat()
+            self._report_readiness()
+
+    # ---- partitions coming and going -----------------------------------------------------------------
+
+    async def assigned(self, tp: TopicPartition) -> None:
+        """Where consumption of a newly assigned partition starts: its committed offset, else its beginning. Not
+        `position()`: the fetcher moves that as it prefetches, which would hide a backlog nobody handles."""
+        with contextlib.suppress(Exception):
+            self._consumed[tp] = await asyncio.wait_for(self._start_offset(tp), PROBE_EVERY_S)
+
+    def revoked(self, parts: set[Partition]) -> None:
+        """Forget what was fetched and not handled: the next owner (maybe this replica) reads it again."""
+        for tp in list(self._consumed):
+            if Partition(tp.topic, tp.partition) in parts:
+                self._consumed.pop(tp, None)
+                self._ends.pop(tp, None)
+        kept = [(tp, r) for tp, r in self._held if Partition(tp.topic, tp.partition) not in parts]
+        self._held.clear()
+        self._held.extend(kept)
+
+    async def _start_offset(self, tp: TopicPartition) -> int:
+        committed = await self._consumer.committed(tp)
+        if committed is not None:
+            return int(committed)
+        return int((await self._consumer.beginning_offsets([tp]))[tp])
+
+    # ---- backpressure, lag, health -------------------------------------------------------------------
+
+    def _apply_backpressure(self, *, waiting: bool) -> None:
+        over = self._registry.room <= 0 or waiting
+        consumer = self._consumer
+        if over:
+            consumer.pause(*consumer.assignment())
+            if not self._paused:
+                log.info("consumption_paused", in_flight=len(self._registry))
+        elif self._paused:
+            consumer.resume(*consumer.assignment())
+            log.info("consumption_resumed", in_flight=len(self._registry))
+        self._paused = over
+        self._telemetry.set_consumer_paused(over)
+        self._telemetry.set_runs_in_flight(len(self._registry))
+
+    def _report_lag(self) -> int | None:
+        """The total backlog of the assigned partitions, or None while a position or end is unknown."""
+        total: int | None = 0
+        consumer = self._consumer
+        for tp in consumer.assignment():
+            ends = (consumer.last_stable_offset(tp), consumer.highwater(tp), self._ends.get(tp))
+            known = [e for e in ends if e is not None]
+            position = self._consumed.get(tp)
+            if not known or position is None:
+                total = None
+                continue
+            lag = max(0, max(known) - position)
+            self._telemetry.set_consumer_lag(tp.topic, tp.partition, lag)
+            if total is not None:
+                total += lag
+        return total
+
+    def _report_readiness(self) -> None:
+        unservable = self._unservable()
+        if not self.broker_ok:
+            self._health.set_ready(False, "broker unreachable")
+        elif unservable:
+            parts = ", ".join(f"{p.topic}:{p.partition} ({why})" for p, why in sorted(unservable.items()))
+            self._health.set_ready(False, f"cannot publish for {parts}")
+        else:
+            self._health.set_ready(bool(self._consumer.assignment()), "no partition assigned")
+
+    async def probe(self, kafka: KafkaSettings) -> None:
+        """Ask the broker, every few seconds, whether it answers and where the assigned partitions end."""
+        admin = AIOKafkaAdminClient(**client_kwargs(kafka), request_timeout_ms=5000)
+        started = False
+        while True:
+            try:
+                if not started:
+                    await admin.start()
+                    started = True
+                await asyncio.wait_for(admin.list_topics(), timeout=PROBE_EVERY_S)
+                self.broker_ok = True
+                assignment = list(self._consumer.assignment())
+                if assignment:
+                    # Ends from the broker itself: a hung fetcher's cached ones would hide the backlog.
+                    ends = await asyncio.wait_for(self._consumer.end_offsets(assignment), PROBE_EVERY_S)
+                    self._ends = dict(ends)
+                for tp in set(assignment) - self._consumed.keys():
+                    await self.assigned(tp)  # its start offset was not known at assignment (a broker hiccup)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await admin.close()
+                raise
+            except Exception as exc:
+                if self.broker_ok:
+                    log.warning("broker_unreachable", error=str(exc))
+                self.broker_ok = False
+            await asyncio.sleep(PROBE_EVERY_S)  # a probe's period, not a synchronisation

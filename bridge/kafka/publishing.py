@@ -1,0 +1,127 @@
+"""Publishing for every input partition this replica owns: one transactional publisher each (publisher.py), who
+may publish (only the owner), and what could not be published (readiness, and `serve`'s exit status)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from aiokafka.errors import ProducerFenced
+
+from bridge.config import BridgeSettings
+from bridge.kafka.ownership import Ownership
+from bridge.kafka.publisher import Fenced, Outgoing, PartitionPublisher
+from bridge.offsets import OffsetTracker, Partition
+from bridge.telemetry import Telemetry
+
+log = structlog.get_logger(__name__)
+
+
+class Publishers:
+    """The partitions' publishers: started on first use, shared by everyone who publishes for a partition."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        tracker: OffsetTracker,
+        ownership: Ownership,
+        telemetry: Telemetry,
+        on_fenced: Callable[[Partition], None],
+    ) -> None:
+        self._settings = settings
+        self._tracker = tracker
+        self._ownership = ownership
+        self._telemetry = telemetry
+        self._on_fenced = on_fenced
+        self._publishers: dict[Partition, PartitionPublisher] = {}
+        self.unservable: dict[Partition, str] = {}  # partitions whose records cannot be committed, and why
+        self._failures: list[str] = []
+
+    async def get(self, part: Partition) -> PartitionPublisher:
+        """The publisher of `part`, started (which fences the partition's previous owner) if it was not."""
+        publisher = self._publishers.get(part)
+        if publisher is None:
+            # Registered before it starts: a second caller (the rebalance listener runs beside the consume loop)
+            # must share it, never start a second producer that would fence this one.
+            publisher = PartitionPublisher(
+                self._settings,
+                part,
+                self._tracker,
+                on_commit=lambda n, s: self._telemetry.publish_transaction(s),
+                on_fenced=self._fenced,
+                owns=self._ownership.owns,
+                on_trouble=self._trouble,
+            )
+            self._publishers[part] = publisher
+            try:
+                await publisher.start()
+            except BaseException:
+                self._publishers.pop(part, None)
+                raise
+        await publisher.started()
+        return publisher
+
+    def publish(self, part: Partition, record: Outgoing) -> asyncio.Future[None] | None:
+        """Queue a record on the publisher of `part` (dropped if this replica no longer owns `part`)."""
+        publisher = self._publishers.get(part)
+        if publisher is None or not self._ownership.owns(part):
+            log.info("publish_dropped_not_owner", partition=part.partition, topic=record.topic)
+            return None
+        return publisher.publish(record)
+
+    async def publish_durably(self, part: Partition, record: Outgoing) -> None:
+        """Publish and wait until committed; raises `Fenced` when this replica may not publish for `part`."""
+        await self._ownership.wait_gap(part)  # handed over: does the partition come back?
+        future = self.publish(part, record)
+        if future is None:
+            raise Fenced(f"{part} is not owned here")
+        await asyncio.shield(future)
+
+    async def close(self, part: Partition) -> None:
+        """Commit what `part` has queued and stop its publisher (the partition leaves this replica). What could not
+        be committed is the next owner's to run again from the ledger: logged, not a failure of this replica."""
+        publisher = self._publishers.pop(part, None)
+        if publisher is None:
+            return
+        try:
+            await publisher.close()
+        except Exception as exc:
+            log.warning("publisher_closed_with_work_left", topic=part.topic, partition=part.partition, error=str(exc))
+
+    async def close_all(self) -> None:
+        """Commit what is queued everywhere and stop; what could not be published goes to `failures`."""
+        publishers, self._publishers = self._publishers, {}
+        for part, publisher in publishers.items():
+            await self._closed(part, publisher)
+        self._failures += [f"{p.topic}:{p.partition}: {why}" for p, why in self.unservable.items()]
+
+    @property
+    def failures(self) -> list[str]:
+        """What this replica could not publish; `serve` exits non-zero if anything."""
+        return list(self._failures)
+
+    async def _closed(self, part: Partition, publisher: PartitionPublisher) -> None:
+        where = f"{part.topic}:{part.partition}"
+        try:
+            await publisher.close()
+        except Exception as exc:
+            self._failures.append(f"{where}: {type(exc).__name__}: {exc}")
+        if publisher.failed is not None and not isinstance(publisher.failed, ProducerFenced):
+            self._failures.append(f"{where}: {publisher.failed}")
+        if publisher.dropped:
+            self._failures.append(f"{where}: {publisher.dropped} records too large")
+
+    def _fenced(self, part: Partition) -> None:
+        log.error("partition_fenced", partition=part.partition, topic=part.topic)
+        self._publishers.pop(part, None)
+        self._on_fenced(part)
+
+    def _trouble(self, part: Partition, error: str | None) -> None:
+        """A publisher could not commit for its retry window (error), or can again (None): readiness says so."""
+        if error is None:
+            if self.unservable.pop(part, None) is not None:
+                log.warning("partition_publishing_again", topic=part.topic, partition=part.partition)
+        elif part not in self.unservable:
+            log.error("partition_cannot_publish", topic=part.topic, partition=part.partition, error=error)
+            self.unservable[part] = error[:200]

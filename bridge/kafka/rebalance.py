@@ -1,0 +1,112 @@
+"""What a rebalance does to this replica: partitions leave (maybe for a moment), partitions come (their previous
+owner fenced, their ledger reconciled), and runs of partitions gone for good are handed over.
+
+aiokafka revokes every partition at each rebalance (no cooperative protocol) and most of them come back, so a
+revoke only commits what is done and stops publishing; runs go on until the assignment that follows tells which
+partitions are gone, and only theirs are stopped (their new owner runs them again from the ledger).
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+from bridge.kafka.consume import ConsumeLoop
+from bridge.kafka.operations import Operations
+from bridge.kafka.ownership import Ownership
+from bridge.kafka.publishing import Publishers
+from bridge.kafka.reconcile import Reconciler
+from bridge.kafka.registry import RunRegistry
+from bridge.models import StopReason
+from bridge.offsets import OffsetTracker, Partition
+from bridge.telemetry import Telemetry
+
+log = structlog.get_logger(__name__)
+
+
+def _names(tps: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}:{tp.partition}" for tp in tps]
+
+
+class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    """The consumer's rebalance listener."""
+
+    def __init__(
+        self,
+        suggestions_topic: str,
+        *,
+        loop: ConsumeLoop,
+        ownership: Ownership,
+        publishers: Publishers,
+        tracker: OffsetTracker,
+        registry: RunRegistry,
+        operations: Operations,
+        reconciler: Reconciler,
+        telemetry: Telemetry,
+    ) -> None:
+        self._suggestions = suggestions_topic
+        self._loop = loop
+        self._ownership = ownership
+        self._publishers = publishers
+        self._tracker = tracker
+        self._registry = registry
+        self._operations = operations
+        self._reconciler = reconciler
+        self._telemetry = telemetry
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Commit what is done on the partitions leaving and stop publishing for them."""
+        parts = {Partition(tp.topic, tp.partition) for tp in revoked}
+        self._loop.revoked(parts)
+        self._ownership.revoke(parts)
+        self._reconciler.forget(parts)
+        for part in parts:
+            await self._publishers.close(part)
+            self._tracker.revoke(part)
+            self._telemetry.forget_partition(part.topic, part.partition)
+        if revoked:
+            log.info("partitions_revoked", partitions=_names(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Fence each new partition's previous owner, hand over the runs of partitions gone, then reconcile."""
+        for tp in assigned:
+            await self._loop.assigned(tp)
+        back, gone = self._ownership.assign({Partition(tp.topic, tp.partition) for tp in assigned})
+        log.info("partitions_assigned", partitions=_names(assigned))
+        self.hand_over(gone)
+        for tp in assigned:
+            part = Partition(tp.topic, tp.partition)
+            if tp.topic == self._suggestions:
+                parked = self._ownership.unpark(part) if part in back else []
+                await self._reconciler.reconcile(part, parked)
+            self._ownership.mark_reconciled(part)
+        self._ownership.close_gaps(back | gone)
+
+    def hand_over(self, gone: set[Partition]) -> None:
+        """Stop and forget the runs of partitions that another replica owns now."""
+        if not gone:
+            return
+        for part in gone:
+            for item, _ in self._ownership.unpark(part):
+                self._registry.pop(item.run.run_id)
+        for item in self._operations.discard(gone):
+            self._registry.pop(item.run.run_id)
+        for part in gone:
+            for item in self._registry.of_partition(part):
+                self.lost_run(item.run.run_id)
+        log.info("partitions_handed_over", partitions=sorted(f"{p.topic}:{p.partition}" for p in gone))
+
+    def fenced(self, part: Partition) -> None:
+        """Another replica took `part` while this one published for it."""
+        self._ownership.drop(part)
+        for item in self._registry.of_partition(part):
+            self.lost_run(item.run.run_id)
+
+    def lost_run(self, run_id: str) -> None:
+        """This replica may no longer publish for this run: stop it (its new owner runs it again)."""
+        item = self._registry.pop(run_id)
+        owner = self._registry.owner(run_id)
+        if owner is not None:
+            owner.stop_run(run_id, "partition moved to another replica", kind=StopReason.INTERRUPTED)
+        if item is not None:
+            log.info("run_handed_over", run_id=run_id, partition=item.source.partition)

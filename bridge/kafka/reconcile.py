@@ -1,0 +1,143 @@
+"""Reconciliation: what a newly assigned partition's ledger says is unfinished runs again, once, validated.
+
+On assignment (after its publisher fenced the previous owner) the partition's ledger is read into the on-disk
+index (`ledger.catch_up`); runs still running here (the partition came back) stay as they are. The unfinished
+ones are then taken a page at a time, as room allows, from the consume loop: each record is re-validated exactly
+like the suggestion it claims to be (`intake.accept_ledger_record`), what an earlier bridge left running of it is
+reaped, and it is batched to run again. A record the bridge would not have accepted is a dead letter and a
+tombstone, so no later reconciliation looks at it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from bridge.config import BridgeSettings
+from bridge.intake import Templates, accept_ledger_record
+from bridge.kafka.dead_letters import DeadLetters
+from bridge.kafka.ledger import catch_up, parse_record
+from bridge.kafka.ledger_index import IndexedRun, LedgerIndex
+from bridge.kafka.ownership import Ownership
+from bridge.kafka.publisher import Outgoing
+from bridge.kafka.publishing import Publishers
+from bridge.kafka.records import OffLoop
+from bridge.kafka.registry import RunRegistry
+from bridge.kafka.run_ledger import KafkaRunLedger
+from bridge.kafka.runs import RunItem
+from bridge.messages import DeadLetterError, MessageError
+from bridge.models import RunResult
+from bridge.offsets import Partition
+from bridge.ports import Executor
+
+log = structlog.get_logger(__name__)
+
+PAGE = 256  # unfinished runs taken from the ledger index at a time, as room allows
+
+
+class Reconciler:
+    """Reads a partition's ledger at assignment, and runs its unfinished runs again a page at a time."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        templates: Templates,
+        *,
+        index: LedgerIndex,
+        registry: RunRegistry,
+        ownership: Ownership,
+        publishers: Publishers,
+        dead_letters: DeadLetters,
+        ledger: KafkaRunLedger,
+        executor: Executor,
+        batch: Callable[[Partition, str, str, list[RunItem]], None],
+        finish: Callable[[RunItem, RunResult], None],
+        off_loop: OffLoop,
+    ) -> None:
+        self._settings = settings
+        self._templates = templates
+        self._index = index
+        self._registry = registry
+        self._ownership = ownership
+        self._publishers = publishers
+        self._dead_letters = dead_letters
+        self._ledger = ledger
+        self._executor = executor
+        self._batch = batch
+        self._finish = finish
+        self._off_loop = off_loop
+        self._limits = settings.message_limits()
+        self._backlog: set[Partition] = set()  # partitions with unfinished ledger runs not yet taken up
+
+    async def reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> None:
+        """Read `part`'s ledger to its end; its unfinished runs are then taken up by `take_backlog`."""
+        publisher = await self._publishers.get(part)  # its start fenced the previous owner, aborting its transaction
+        for item, result in parked:  # finished while the partition was between two assignments
+            self._finish(item, result)
+        await publisher.flush()  # what this replica queued itself is in the ledger before it is read
+        # What this replica noted is tentative; the topic, read to its end, says what was committed.
+        self._index.clear_local(part.partition)
+        await catch_up(self._settings, part.partition, self._index)
+        ours = [item.run.run_id for item in self._registry.of_partition(part)]
+        self._index.note_many(part.partition, ours, "active")  # still running here: the partition came back
+        log.info("ledger_reconciled", partition=part.partition, **self._index.counts(part.partition))
+        self._backlog.add(part)
+
+    def forget(self, parts: set[Partition]) -> None:
+        """These partitions left: their backlog is their next owner's."""
+        self._backlog -= parts
+
+    async def take_backlog(self) -> None:
+        """Run again what the ledger has unfinished, a page at a time as room allows (memory is bounded by runs,
+        however many the ledger holds)."""
+        for part in sorted(self._backlog):
+            if self._registry.room <= 0:
+                return
+            if not self._ownership.owns(part):
+                self._backlog.discard(part)
+                continue
+            if not self._ownership.reconciled(part):
+                continue  # being reconciled again (the listener runs beside the loop): its index is not settled
+            rows = self._index.unfinished(part.partition, min(self._registry.room, PAGE))
+            if not rows:
+                self._backlog.discard(part)
+                continue
+            self._index.note_many(part.partition, [row.run_id for row in rows], "active")
+            rerun: dict[tuple[str, str, int], list[RunItem]] = {}
+            for row in rows:
+                if row.run_id in self._registry:
+                    continue  # running here already
+                item = await self._rerun_item(part, row)
+                if item is None:
+                    continue
+                self._registry.add(item)
+                self._ledger.prior_attempts[item.run.run_id] = item.record.attempt
+                rerun.setdefault((item.study, item.template, id(item.operation)), []).append(item)
+            for (study, template, _), items in rerun.items():
+                log.warning("runs_resumed_from_ledger", partition=part.partition, study=study, runs=len(items))
+                self._batch(part, study, template, items)
+
+    async def _rerun_item(self, part: Partition, row: IndexedRun) -> RunItem | None:
+        """The run an unfinished ledger record stands for, validated like a suggestion; None (and a dead letter
+        and a tombstone, so it is never looked at again) when it is not one the bridge would have accepted."""
+        try:
+            record = parse_record(row.record, self._limits)
+            accepted = await self._off_loop(accept_ledger_record, record, self._templates, self._settings)
+        except MessageError as exc:
+            accepted = DeadLetterError.from_exception(exc)
+        if isinstance(accepted, DeadLetterError):
+            self._refuse(part, row, accepted)
+            return None
+        operation, run = accepted
+        if record.state == "dispatched" and record.dispatch:
+            # A kill -9 of the bridge that ran it may have left its processes: stop them before it runs again.
+            await self._executor.reap_orphan(run.run_id, record.dispatch)
+        return RunItem(run=run, operation=operation, source=part, record=record)
+
+    def _refuse(self, part: Partition, row: IndexedRun, error: DeadLetterError) -> None:
+        topic = self._settings.topics.ledger
+        self._dead_letters.of_ledger_row(part, topic, row, error)
+        # A tombstone: compaction removes the record, and no later reconciliation refuses it again.
+        self._publishers.publish(part, Outgoing(topic, row.run_id.encode(), None, partition=part.partition))
+        self._index.note(part.partition, row.run_id, "finished")

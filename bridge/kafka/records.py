@@ -1,0 +1,173 @@
+"""One consumed record, from its bytes to the runs it causes or to its one dead letter.
+
+The record waits for its partition's reconciliation, then: a control record goes to `Control`; a suggestions
+record is validated (`intake.accept`), sorted by what the ledger already knows (`admission.admit`: fresh,
+waiting, replay, conflict), sized, and its fresh runs are registered with a `received` ledger record that
+commits with the consumed offset. Whatever goes wrong with one record, it ends in a dead letter
+(`internal_error`, logged with its traceback), and the loop goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka import ConsumerRecord, TopicPartition
+
+from bridge.config import BridgeSettings
+from bridge.intake import Templates, accept
+from bridge.kafka.admission import admit
+from bridge.kafka.control import Control
+from bridge.kafka.dead_letters import DeadLetters
+from bridge.kafka.ledger_index import LedgerIndex
+from bridge.kafka.ownership import Ownership
+from bridge.kafka.publisher import Outgoing
+from bridge.kafka.publishing import Publishers
+from bridge.kafka.registry import RunRegistry
+from bridge.kafka.runs import RunItem, received_record
+from bridge.messages import DeadLetterError
+from bridge.offsets import OffsetTracker, Partition
+from bridge.plan import PlannedRun
+from bridge.telemetry import Telemetry
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+OffLoop = Callable[..., Awaitable[Any]]
+"""Runs a blocking function where it cannot freeze the event loop: `await off_loop(fn, *args)`."""
+
+
+class Records:
+    """Handles the records of the suggestions and control topics, one at a time."""
+
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        templates: Templates,
+        *,
+        index: LedgerIndex,
+        registry: RunRegistry,
+        ownership: Ownership,
+        publishers: Publishers,
+        tracker: OffsetTracker,
+        dead_letters: DeadLetters,
+        control: Control,
+        telemetry: Telemetry,
+        batch: Callable[[Partition, str, str, list[RunItem]], None],
+        off_loop: OffLoop,
+    ) -> None:
+        self._settings = settings
+        self._templates = templates
+        self._index = index
+        self._registry = registry
+        self._ownership = ownership
+        self._publishers = publishers
+        self._tracker = tracker
+        self._dead_letters = dead_letters
+        self._control = control
+        self._telemetry = telemetry
+        self._batch = batch
+        self._off_loop = off_loop
+
+    async def handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+        """Handle one record; returns once its runs are registered or its dead letter is queued."""
+        part = Partition(tp.topic, tp.partition)
+        await self._ownership.wait_reconciled(part)
+        if not self._ownership.owns(part):
+            # Revoked before it was reconciled: not handled, so not committed; its next owner reads it again.
+            log.info("record_left_for_next_owner", partition=part.partition, offset=record.offset)
+            return
+        publisher = await self._publishers.get(part)
+        try:
+            if tp.topic == self._settings.topics.control:
+                self._control.handle(part, record)
+                publisher.complete()
+            else:
+                await self._suggestions(part, record)
+        except Exception as exc:
+            # The last line of defence: whatever one record does, it ends in a dead letter and the loop goes on.
+            log.exception("record_failed", partition=part.partition, offset=record.offset)
+            error = DeadLetterError(type="internal_error", message=f"{type(exc).__name__}: {exc}")
+            self._tracker.add(part, record.offset, 1)
+            self._dead_letters.of_record(part, record, error)
+
+    async def _suggestions(self, part: Partition, record: ConsumerRecord) -> None:
+        outcome = await self._off_loop(accept, record.value or b"", self._templates, self._settings)
+        if isinstance(outcome, DeadLetterError):
+            self._refuse(part, record, outcome)
+            return
+        admission = admit(outcome, self._registry, self._index)
+        inline = None
+        if outcome.operation is not self._templates.get(outcome.template):
+            inline = outcome.operation.model_dump(mode="json", by_alias=True, exclude_none=True)
+        # Everything is built and sized before anything is registered: a refusal leaves no trace behind.
+        limit = self._settings.limits.max_record_bytes
+        prepared: list[tuple[RunItem, bytes]] = []
+        for run, print_ in admission.fresh:
+            ledger_record = received_record(run, outcome.study, outcome.template, inline, print_)
+            value = ledger_record.to_bytes()
+            if len(value) > limit:
+                self._refuse(
+                    part,
+                    record,
+                    DeadLetterError(
+                        type="record_too_large",
+                        field=f"suggestions[{outcome.runs.index(run)}]",
+                        message=f"its params and metadata make a ledger record of {len(value)} bytes,"
+                        f" more than the {limit} the bridge writes",
+                    ),
+                )
+                return
+            item = RunItem(
+                run=run, operation=outcome.operation, source=part, record=ledger_record, offset=record.offset
+            )
+            prepared.append((item, value))
+        units = len(prepared) + len(admission.replays) + (1 if admission.conflicts else 0)
+        self._tracker.add(part, record.offset, units)
+        if admission.waiting:
+            log.info("suggestions_already_known", study=outcome.study, count=admission.waiting, offset=record.offset)
+            self._telemetry.suggestion_received(outcome.template, "duplicate", admission.waiting)
+        results = self._settings.topics.results
+        for copy in admission.replays:
+            out = Outgoing(results, outcome.study.encode(), copy.to_json().encode(), completes=record.offset)
+            self._publishers.publish(part, out)
+        if admission.replays:
+            self._telemetry.suggestion_received(outcome.template, "replayed", len(admission.replays))
+        if admission.conflicts:
+            self._dead_letters.of_record(part, record, _conflict(admission.conflicts))
+        if units == 0:
+            (await self._publishers.get(part)).complete()
+            return
+        if prepared:
+            self._register(part, record, outcome.study, outcome.template, prepared)
+
+    def _register(
+        self, part: Partition, record: ConsumerRecord, study: str, template: str, prepared: list[tuple[RunItem, bytes]]
+    ) -> None:
+        self._telemetry.suggestion_received(template, "accepted", len(prepared))
+        ledger = self._settings.topics.ledger
+        items = []
+        for item, value in prepared:
+            self._registry.add(item)
+            # `received`, with everything needed to run it again, commits with the consumed offset.
+            out = Outgoing(ledger, item.run.run_id.encode(), value, completes=record.offset, partition=part.partition)
+            self._publishers.publish(part, out)
+            items.append(item)
+        self._index.note_many(part.partition, [(i.run.run_id, i.record.fingerprint) for i in items], "active")
+        self._batch(part, study, template, items)
+
+    def _refuse(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
+        self._tracker.add(part, record.offset, 1)
+        self._dead_letters.of_record(part, record, error)
+
+
+def _conflict(conflicts: list[tuple[int, PlannedRun]]) -> DeadLetterError:
+    position, run = conflicts[0]
+    more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+    return DeadLetterError(
+        type="conflicting_suggestion",
+        field=f"suggestions[{position}].id",
+        message=f"suggestion `{run.suggestion_id}` (run {run.run_id}) was seen before with other params;"
+        f" a new configuration needs a new id{more}",
+    )

@@ -1,0 +1,59 @@
+"""The scheduler's `RunLedger` port for `serve`, backed by the ledger topic."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+
+from bridge.kafka.publisher import Fenced, Outgoing
+from bridge.kafka.registry import RunRegistry
+from bridge.models import RunResult
+from bridge.offsets import Partition
+from bridge.ports import LedgerEntry
+
+log = structlog.get_logger(__name__)
+
+Publish = Callable[[Partition, Outgoing], Awaitable[None]]
+
+
+class KafkaRunLedger:
+    """The scheduler's `RunLedger` for `serve`: `dispatched` is a ledger record committed before the process
+    starts, and again with its process group once it has started; `finished` goes out with the result (see
+    `Operations.finish_run`), so here it does nothing."""
+
+    def __init__(
+        self, registry: RunRegistry, ledger_topic: str, publish: Publish, on_lost: Callable[[str], None]
+    ) -> None:
+        self._items = registry
+        self._topic = ledger_topic
+        self._publish = publish
+        self._on_lost = on_lost
+        self.prior_attempts: dict[str, int] = {}
+
+    async def load(self, operation_id: str) -> dict[str, LedgerEntry]:
+        # Runs reconciled from the ledger start at their last dispatched attempt + 1.
+        return {run_id: LedgerEntry(run_id=run_id, attempt=n) for run_id, n in self.prior_attempts.items()}
+
+    async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
+        item = self._items.get(run_id)
+        if item is None:
+            return
+        # First before the process starts (the attempt counts even if the bridge dies then), then with what the
+        # executor tells of it (its process group), so a later owner can reap what a kill -9 of this bridge left.
+        changes: dict[str, Any] = {"attempt": attempt}
+        if info:
+            changes["dispatch"] = {**info, "host": socket.gethostname()}
+        record = item.record.with_state("dispatched", **changes)
+        try:
+            await self._publish(
+                item.source, Outgoing(self._topic, run_id.encode(), record.to_bytes(), partition=item.source.partition)
+            )
+        except Fenced:
+            log.warning("dispatch_not_recorded_partition_lost", run_id=run_id)
+            self._on_lost(run_id)
+
+    async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
+        return None
