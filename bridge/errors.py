@@ -6,7 +6,12 @@
     │   ├── NotSupported        a Polyaxon feature the bridge does not offer (hubRef, dagRef, ...)
     │   └── ConfigError         the bridge's own configuration
     ├── ComponentFetchError     a urlRef/pathRef/git init could not be fetched
-    └── Retryable               a transient failure (broker away, ...): retried with backoff, then reported
+    ├── Retryable               a transient failure (broker away, ...): retried with backoff, then reported
+    ├── BrokerRefused           the broker said no for good (authorization, a record too large, ...)
+    ├── Fenced                  another replica owns the partition now: nothing more is published from here
+    └── PublishIncomplete       closing a publisher left records it could not commit
+
+Kafka's own errors are mapped into this tree in one place, `bridge.kafka.errors.kafka_error`.
 
 Errors carry data, not only text, so the CLI, the dead-letter topic and the logs can each show them their way.
 """
@@ -73,3 +78,15 @@ class ComponentFetchError(BridgeError):
 
 class Retryable(BridgeError):
     """A failure worth retrying with backoff: a broker or a cluster that went away for a while."""
+
+
+class BrokerRefused(BridgeError):
+    """The broker refused a request for good: retrying the same request cannot succeed."""
+
+
+class Fenced(BridgeError):
+    """Another replica owns this partition now: nothing more is published from here."""
+
+
+class PublishIncomplete(BridgeError):
+    """Closing a publisher left records it could not commit."""

@@ -39,6 +39,17 @@ def parse_record(raw: bytes | None, limits: Limits | None = None) -> LedgerRecor
     return data
 
 
+def newer_version(raw: bytes | None) -> str | None:
+    """The schema of a ledger record of another version than this bridge's (`bridge.ledger/v2`...), else None."""
+    try:
+        schema = json.loads(raw or b"").get("schema")
+    except (ValueError, AttributeError, RecursionError):
+        return None
+    if isinstance(schema, str) and schema.startswith("bridge.ledger/") and schema != LEDGER_SCHEMA:
+        return schema
+    return None
+
+
 def _entry(offset: int, key: bytes | None, value: bytes | None) -> LedgerEntryIn | None:
     """What the index keeps of one record: its state, attempt and fingerprint when readable. A record this
     version cannot read is kept as `received`, so reconciliation reports it (a dead letter) instead of losing it."""

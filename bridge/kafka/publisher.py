@@ -19,11 +19,14 @@ from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from bridge.config import BridgeSettings
+from bridge.errors import Fenced, PublishIncomplete, Retryable
 from bridge.kafka.connection import client_kwargs
+from bridge.kafka.errors import kafka_error, worth_retrying
 from bridge.offsets import OffsetTracker, Partition
 
 log = structlog.get_logger(__name__)
@@ -39,14 +42,6 @@ class Outgoing:
     value: bytes | None  # None: a tombstone
     completes: int | None = None
     partition: int | None = None
-
-
-class Fenced(Exception):
-    """Another replica owns this partition now: nothing more is published from here."""
-
-
-class PublishIncomplete(Exception):
-    """Closing a publisher left records it could not commit."""
 
 
 class PartitionPublisher:
@@ -83,6 +78,7 @@ class PartitionPublisher:
         self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._in_transaction: asyncio.Future[None] | None = None  # done when the batch being committed is
         self.failed: BaseException | None = None
+        self._pending: list[Outgoing] = []  # the batch of the transaction under way, less what the broker refused
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -182,24 +178,23 @@ class PartitionPublisher:
                     await self._transaction(batch, offset)
             except asyncio.CancelledError:
                 # Closed: not a failure of the partition (close() says whether anything was left unpublished).
-                for future in (done, self._next):
-                    if not future.done():
-                        future.set_exception(Fenced("publisher closed"))
-                        future.exception()
+                _fail((done, self._next), Fenced("publisher closed"))
                 raise
             except Exception as exc:
-                self.failed = exc
-                error = Fenced(f"{self.transactional_id}: {exc}")
-                for future in (done, self._next):
-                    if not future.done():
-                        future.set_exception(error)
-                        future.exception()
-                log.error("publisher_stopped", transactional_id=self.transactional_id, error=str(exc))
-                if self._on_fenced is not None:
-                    self._on_fenced(self._source)
+                self._stop_for_good(exc, done)
                 return
             if not done.done():
                 done.set_result(None)
+
+    def _stop_for_good(self, exc: Exception, done: asyncio.Future[None]) -> None:
+        """Fenced, or refused for good: nothing more is published from here, and the service is told."""
+        self.failed = exc
+        _fail((done, self._next), Fenced(f"{self.transactional_id}: {exc}"))
+        log.error("publisher_stopped", transactional_id=self.transactional_id, error=str(exc))
+        if not isinstance(exc, Fenced) and self._on_trouble is not None:
+            self._on_trouble(self._source, str(exc))  # refused for good: readiness names the partition
+        if self._on_fenced is not None:
+            self._on_fenced(self._source)
 
     def _drop(self, record: Outgoing, reason: str) -> None:
         self.dropped += 1
@@ -225,66 +220,71 @@ class PartitionPublisher:
         invalid) is left out and logged, so it never blocks the partition; a broker that is away is waited for
         with backoff, without end, and after `retry_for_s` the partition is reported as not served (readiness)."""
         began = time.monotonic()
-        deadline = began + self._retry_for_s
-        attempt = 0
-        batch = self._fitting(batch)
-        while True:
-            attempt += 1
-            futures: list[asyncio.Future[object]] = []
-            try:
-                async with self._producer.transaction():
-                    for r in batch:
-                        futures.append(await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition))
-                    if offset is not None:
-                        tp = TopicPartition(self._source.topic, self._source.partition)
-                        await self._producer.send_offsets_to_transaction(
-                            {tp: OffsetAndMetadata(offset, "")}, self._settings.kafka.group_id
-                        )
-                    if futures:
-                        await asyncio.gather(*futures)
-                break
-            except ProducerFenced:
-                raise  # another owner took this partition: never publish again from here
-            except KafkaError as exc:
-                refused = _refused(batch, futures, exc)
-                if refused:
-                    for r in refused:
-                        self._drop(r, f"{type(exc).__name__}: {exc}")
-                    batch = [r for r in batch if r not in refused]
-                    await self._renew_producer(None)  # the aborted transaction leaves the producer unusable
-                    continue
-                if time.monotonic() > deadline and self._on_trouble is not None:
-                    self._on_trouble(self._source, f"{type(exc).__name__}: {exc}")
-                log.warning(
-                    "transaction_retry", transactional_id=self.transactional_id, attempt=attempt, error=str(exc)
-                )
-                await asyncio.sleep(min(0.2 * 2**attempt, 5))  # backoff before a new producer tries again
-                await self._renew_producer(None)
-        if attempt > 1 and self._on_trouble is not None:
+        self._pending = self._fitting(batch)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(worth_retrying),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            before_sleep=lambda state: self._before_retry(state, began),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    await self._renew_producer()  # an aborted transaction can leave the producer unusable
+                await self._attempt(offset)
+        if retrying.statistics.get("attempt_number", 1) > 1 and self._on_trouble is not None:
             self._on_trouble(self._source, None)
         if self._on_commit is not None:
-            self._on_commit(len(batch), time.monotonic() - began)
+            self._on_commit(len(self._pending), time.monotonic() - began)
 
-    async def _renew_producer(self, deadline: float | None) -> None:
-        # After a broker outage the producer's transaction state can be unusable; a new one with the same id
-        # re-initialises it (and aborts whatever the old one left open).
+    async def _attempt(self, offset: int | None) -> None:
+        futures: list[asyncio.Future[object]] = []
+        try:
+            async with self._producer.transaction():
+                for r in self._pending:
+                    futures.append(await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition))
+                if offset is not None:
+                    tp = TopicPartition(self._source.topic, self._source.partition)
+                    await self._producer.send_offsets_to_transaction(
+                        {tp: OffsetAndMetadata(offset, "")}, self._settings.kafka.group_id
+                    )
+                if futures:
+                    await asyncio.gather(*futures)
+        except KafkaError as exc:
+            refused = _refused(self._pending, futures, exc)
+            for r in refused:
+                self._drop(r, f"{type(exc).__name__}: {exc}")
+            self._pending = [r for r in self._pending if r not in refused]
+            error = kafka_error(exc, f"commit a transaction of {self.transactional_id}")
+            # A refused record is left out: what remains is worth another try at once.
+            raise (Retryable(str(error)) if refused else error) from exc
+
+    def _before_retry(self, state: RetryCallState, began: float) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "transaction_retry", transactional_id=self.transactional_id, attempt=state.attempt_number, error=str(error)
+        )
+        if time.monotonic() - began > self._retry_for_s and self._on_trouble is not None:
+            self._on_trouble(self._source, str(error))
+
+    async def _renew_producer(self) -> None:
+        """A new producer with the same transactional id: it re-initialises the transaction state (and aborts
+        whatever the old one left open). Never for a partition another replica owns: that would fence it."""
         with contextlib.suppress(Exception):
             await self._producer.stop()
-        while True:
-            if self._owns is not None and not self._owns(self._source):
-                # A new producer would fence the partition's new owner: never do that.
-                raise Fenced(f"{self._source} now belongs to another replica")
-            self._producer = self._new_producer()
-            try:
-                await self._producer.start()
-                return
-            except KafkaError as exc:
-                with contextlib.suppress(Exception):
-                    await self._producer.stop()
-                if deadline is not None and time.monotonic() > deadline:
-                    raise
-                log.warning("producer_restart_retry", transactional_id=self.transactional_id, error=str(exc))
-                await asyncio.sleep(1.0)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(worth_retrying), wait=wait_exponential(multiplier=0.2, max=5), reraise=True
+        ):
+            with attempt:
+                if self._owns is not None and not self._owns(self._source):
+                    raise Fenced(f"{self._source} now belongs to another replica")
+                self._producer = self._new_producer()
+                try:
+                    await self._producer.start()
+                except BaseException as exc:
+                    with contextlib.suppress(Exception):
+                        await self._producer.stop()
+                    raise kafka_error(exc, f"restart the producer of {self.transactional_id}") from exc
 
 
 def _refused(batch: list[Outgoing], futures: list[asyncio.Future[object]], exc: KafkaError) -> list[Outgoing]:
@@ -298,3 +298,10 @@ def _refused(batch: list[Outgoing], futures: list[asyncio.Future[object]], exc: 
     if not out and not exc.retriable and len(futures) < len(batch):
         out.append(batch[len(futures)])  # refused by send() itself, before a future existed
     return out
+
+
+def _fail(futures: tuple[asyncio.Future[None], ...], error: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)
+            future.exception()  # retrieved: nobody may be waiting

@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import Callable
 
 import structlog
-from aiokafka.errors import ProducerFenced
 
 from bridge.config import BridgeSettings
+from bridge.errors import Fenced
 from bridge.kafka.ownership import Ownership
-from bridge.kafka.publisher import Fenced, Outgoing, PartitionPublisher
+from bridge.kafka.publisher import Outgoing, PartitionPublisher
 from bridge.offsets import OffsetTracker, Partition
 from bridge.telemetry import Telemetry
 
@@ -107,7 +107,7 @@ class Publishers:
             await publisher.close()
         except Exception as exc:
             self._failures.append(f"{where}: {type(exc).__name__}: {exc}")
-        if publisher.failed is not None and not isinstance(publisher.failed, ProducerFenced):
+        if publisher.failed is not None and not isinstance(publisher.failed, Fenced):
             self._failures.append(f"{where}: {publisher.failed}")
         if publisher.dropped:
             self._failures.append(f"{where}: {publisher.dropped} records too large")

@@ -17,7 +17,7 @@ import structlog
 from bridge.config import BridgeSettings
 from bridge.intake import Templates, accept_ledger_record
 from bridge.kafka.dead_letters import DeadLetters
-from bridge.kafka.ledger import catch_up, parse_record
+from bridge.kafka.ledger import catch_up, newer_version, parse_record
 from bridge.kafka.ledger_index import IndexedRun, LedgerIndex
 from bridge.kafka.ownership import Ownership
 from bridge.kafka.publisher import Outgoing
@@ -121,6 +121,12 @@ class Reconciler:
     async def _rerun_item(self, part: Partition, row: IndexedRun) -> RunItem | None:
         """The run an unfinished ledger record stands for, validated like a suggestion; None (and a dead letter
         and a tombstone, so it is never looked at again) when it is not one the bridge would have accepted."""
+        newer = newer_version(row.record)
+        if newer is not None:
+            # Written by a newer bridge (a rolling upgrade): not this version's to judge, still less to tombstone.
+            # Kept as it is, and left to a replica that reads it; reported until then.
+            log.warning("ledger_record_of_unknown_version", run_id=row.run_id[:200], schema=newer[:80])
+            return None
         try:
             record = parse_record(row.record, self._limits)
             accepted = await self._off_loop(accept_ledger_record, record, self._templates, self._settings)

@@ -8,7 +8,8 @@ from typing import Any
 
 import structlog
 
-from bridge.kafka.publisher import Fenced, Outgoing
+from bridge.errors import Fenced
+from bridge.kafka.publisher import Outgoing
 from bridge.kafka.registry import RunRegistry
 from bridge.models import RunResult
 from bridge.offsets import Partition
