@@ -291,7 +291,11 @@ def _read_file(path: Path) -> dict[str, Any]:
         problem = exc.problem if isinstance(exc, yaml.MarkedYAMLError) and exc.problem else str(exc)
         raise ConfigError(f"{path}: {where}invalid YAML: {problem}".replace("\n", " ")) from None
     if data is None:
-        return {}
+        # Refused, not read as "all defaults": a file named with -c that holds nothing is the wrong file or a
+        # truncated one, and a bridge started on defaults nobody chose would look healthy while serving nothing.
+        raise ConfigError(
+            f"{path}: the config file is empty; give its settings (at least `{{}}` for all defaults) or leave out -c"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (kafka, topics, ...), got {type(data).__name__}")
     for name, field in BridgeSettings.model_fields.items():

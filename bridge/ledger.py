@@ -48,6 +48,19 @@ class FileLedger:
         """Where the operation's ledger lives."""
         return self._root / operation_id / "ledger.jsonl"
 
+    def discard(self, operation_id: str) -> bool:
+        """Forget the operation's resume state (`bridge run --fresh`); True if there was any.
+
+        The whole file goes, not just what is read at the next start: were a fresh run interrupted in turn, its
+        resume must not pick up results from before it.
+        """
+        try:
+            self.path(operation_id).unlink()
+        except FileNotFoundError:
+            return False
+        log.info("ledger_discarded", operation_id=operation_id)
+        return True
+
     async def load(self, operation_id: str) -> dict[str, LedgerEntry]:
         entries: dict[str, LedgerEntry] = {}
         try:

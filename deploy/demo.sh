@@ -17,6 +17,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
+# Maven 3.8 (jansi) writes ANSI reset codes (ESC[0m) when it starts and ends, even with -B -q -Dstyle.color=never,
+# which only turn colours off: they leaked into the demo's output. Only this property, set before Maven starts
+# (MAVEN_OPTS, not a -D on its command line), stops them.
+export MAVEN_OPTS="${MAVEN_OPTS:+${MAVEN_OPTS} }-Djansi.noreset=true"
 BIN="${ROOT}/.venv/bin"
 PY="${BIN}/python"
 CONFIG="${BRIDGE_DEMO_CONFIG:-examples/quick-start/bridge.yaml}"

@@ -18,11 +18,13 @@ def bridge(
     cwd: Path,
     timeout: float = 120,
     env: dict[str, str] | None = None,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m bridge ARGS`, its exit code, stdout and stderr."""
+    """`python -m bridge ARGS` (with `stdin` as its input), its exit code, stdout and stderr."""
     return subprocess.run(
         [sys.executable, "-m", "bridge", *args],
         cwd=cwd,
+        input=stdin if stdin is not None else "",
         capture_output=True,
         text=True,
         timeout=timeout,
