@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from bridge.polyaxon.base import NOT_SUPPORTED, PolyaxonModel
+from bridge.polyaxon.base import NOT_SUPPORTED, PolyaxonModel, error_at
 
 
 class V1MedianStoppingPolicy(PolyaxonModel):
@@ -79,7 +81,8 @@ class V1FailureEarlyStopping(PolyaxonModel):
     """Stop the operation once `percent` of its runs have failed."""
 
     kind: Literal["failure_early_stopping"] = "failure_early_stopping"
-    percent: float = Field(ge=0, le=100)
+    # Polyaxon takes any percent; one over 100 can never fire, which the loader warns about.
+    percent: float = Field(ge=0)
 
 
 EarlyStoppingRule = Annotated[
@@ -88,17 +91,37 @@ EarlyStoppingRule = Annotated[
 ]
 
 
+# `values: "{{ configs }}"`: the name of the param whose value is the list of runs.
+VALUES_REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}")
+
+
 class V1Mapping(PolyaxonModel):
     """`matrix: {kind: mapping}`: one run per dict of params in `values`.
 
     `values` is optional here so a template (the Kafka service's) can leave it out; `expand_runs` requires it
-    when it is given no values of its own.
+    when it is given no values of its own. As in Polyaxon it may also be a reference to a param,
+    `values: "{{ configs }}"`, which the loader replaces by that param's list.
     """
 
     kind: Literal["mapping"]
     values: list[dict[str, Any]] | None = None
+    # The param named by `values: "{{ name }}"`, until the loader resolves it (then None).
+    values_ref: str | None = Field(default=None, exclude=True)
     concurrency: PositiveInt | None = None
     early_stopping: list[EarlyStoppingRule] | None = Field(default=None, alias="earlyStopping")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _values_reference(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("values"), str):
+            return data
+        ref = VALUES_REF.fullmatch(data["values"])
+        if ref is None:
+            shown = data["values"]
+            raise error_at(
+                "values", f"a list of dicts (one per run) or a reference to a param (`{{{{ name }}}}`), not `{shown}`"
+            )
+        return {**{k: v for k, v in data.items() if k != "values"}, "values_ref": ref.group(1)}
 
     @field_validator("kind", mode="before")
     @classmethod

@@ -8,6 +8,9 @@ may do is bounded by two arguments: a `UrlPolicy` for its `urlRef` (no internal 
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from bridge.errors import ComponentFetchError, NotSupported, PolyaxonfileError, Problem
+from bridge.polyaxon.notices import operation_warnings
 from bridge.polyaxon.params import expand_runs
 from bridge.polyaxon.problems import Unsupported, problems_from, raise_problems
 from bridge.polyaxon.sandbox import RenderBudget, budget_scope
@@ -45,7 +49,12 @@ def load_operation(
     source = str(path)
     data = _read_yaml(Path(path), source)
     policy = url_policy or UrlPolicy.trusted()
-    return parse_operation(data, source=source, base_dir=Path(path).parent, params=params, url_policy=policy)
+    op = parse_operation(data, source=source, base_dir=Path(path).parent, params=params, url_policy=policy)
+    if op.matrix is not None and op.matrix.values is None:
+        # A template of the service may leave its runs to the optimizer; a file to run must list them.
+        message = "Field required: a mapping needs `values` (one dict of params per run)"
+        raise PolyaxonfileError(source=source, problems=[Problem("matrix.values", message)])
+    return op
 
 
 def parse_operation(
@@ -66,9 +75,36 @@ def parse_operation(
     """
     if not isinstance(data, Mapping):
         raise PolyaxonfileError(source=source, problems=[Problem("", "a polyaxonfile is a YAML mapping")])
-    if data.get("kind") == "component":
+    bare_component = data.get("kind") == "component"
+    if bare_component:
         # `polyaxon run -f component.yaml` runs a bare component as an operation; so does the bridge.
         data = {"kind": "operation", "component": data}
+    try:
+        op = _parse(
+            data,
+            source=source,
+            base_dir=base_dir,
+            params=params,
+            url_policy=url_policy,
+            render_budget=render_budget,
+        )
+    except PolyaxonfileError as exc:
+        if not bare_component:
+            raise
+        raise dataclasses.replace(exc, problems=[_as_component_problem(p) for p in exc.problems]) from exc
+    notices = operation_warnings(op)
+    return op.with_warnings([_as_component_problem(p) for p in notices] if bare_component else notices)
+
+
+def _parse(
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    base_dir: Path | None,
+    params: Mapping[str, str] | None,
+    url_policy: UrlPolicy | None,
+    render_budget: RenderBudget | None,
+) -> V1Operation:
     try:
         op = V1Operation.model_validate(data)
     except ValidationError as exc:
@@ -78,12 +114,62 @@ def parse_operation(
     op = op.model_copy(update={"component": component})
     if params:
         op = _with_overrides(op, params)
+    if op.matrix is not None and op.matrix.values_ref is not None:
+        op = _with_referenced_values(op, op.matrix.values_ref, source)
     with budget_scope(render_budget):
         if op.matrix is not None and op.matrix.values is None:
             validate_templates(component, source=source)
         else:
             expand_runs(op, source=source)
     return op
+
+
+def _as_component_problem(problem: Problem) -> Problem:
+    """A problem of a bare component file, at the path the user wrote (`inputs[0]`, not `component.inputs[0]`)."""
+    path = problem.path
+    if path == "component" or path.startswith("component."):
+        return Problem(path.removeprefix("component").removeprefix("."), problem.message)
+    if path.startswith("params.") and "is required" in problem.message:
+        name = path.removeprefix("params.")
+        return Problem(path, f"{problem.message} The file is a component: give `{name}` a value as a param.")
+    return problem
+
+
+def _with_referenced_values(op: V1Operation, name: str, source: str) -> V1Operation:
+    """`values: "{{ configs }}"`: the runs are the value of the param `configs`, as Polyaxon resolves it."""
+    assert op.matrix is not None
+    assert op.component is not None
+    if any(io.name == name for io in op.component.io):
+        message = (
+            f"`{{{{ {name} }}}}` names a declared input: Polyaxon gives an input to each run, not to the matrix "
+            f"(it then fails to compile); make `{name}` a param with `contextOnly: true` instead"
+        )
+        raise PolyaxonfileError(source=source, problems=[Problem("matrix.values", message)])
+    param = (op.params or {}).get(name)
+    if param is None:
+        message = f"`{{{{ {name} }}}}` names no param: add `{name}` to `params` (or pass it with -P)"
+        raise PolyaxonfileError(source=source, problems=[Problem("matrix.values", message)])
+    values = _literal(param.value)
+    if not isinstance(values, list) or not all(isinstance(v, Mapping) for v in values):
+        message = f"`{name}` gives `matrix.values`, so it must be a list of dicts (one per run)"
+        raise PolyaxonfileError(source=source, problems=[Problem(f"params.{name}", message)])
+    matrix = op.matrix.model_copy(update={"values": [dict(v) for v in values], "values_ref": None})
+    return op.model_copy(update={"matrix": matrix})
+
+
+def _literal(value: Any) -> Any:
+    """A param given as text (`-P configs='[{"lr": 0.1}]'`) is read as JSON, else as a Python literal (the text
+    Polyaxon renders a list into)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
 
 
 def _with_overrides(op: V1Operation, overrides: Mapping[str, str]) -> V1Operation:

@@ -41,8 +41,12 @@ def expand_runs(
     base, broken = _op_params(op, component, problems)
     runs: list[dict[str, Any]] = []
     valid: list[int] = []
+    # Without a matrix the one run's values are only the op's params: a missing input is a missing param.
+    single = op.matrix is None and values_path == "matrix.values" and len(entries) == 1
+    if not entries:
+        problems += _unpassed_required(component, base, broken, values_path)
     for index, entry in enumerate(entries):
-        path = f"{values_path}[{index}]"
+        path = "params" if single else f"{values_path}[{index}]"
         if not isinstance(entry, Mapping):
             problems.append(Problem(path, "Input should be a valid dictionary of params"))
             runs.append({})
@@ -68,6 +72,17 @@ def _entries(
         message = "Field required: a mapping needs `values` (one dict of params per run)"
         raise PolyaxonfileError(source=where, problems=[Problem(values_path, message)])
     return op.matrix.values
+
+
+def _unpassed_required(
+    component: V1Component, base: Mapping[str, Any], broken: set[str], values_path: str
+) -> list[Problem]:
+    """With no run to give them, required inputs must come from the op's params (Polyaxon checks them too)."""
+    return [
+        Problem(values_path, f"Input `{io.name}` is required, no param was passed (`{values_path}` is empty).")
+        for io in component.inputs or []
+        if io.name not in base and io.name not in broken and not (io.optional or io.delayed)
+    ]
 
 
 def _op_params(op: V1Operation, component: V1Component, problems: list[Problem]) -> tuple[dict[str, Any], set[str]]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, StrictStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, StrictStr, field_validator, model_validator
 
+from bridge.errors import Problem
 from bridge.polyaxon.automation import V1Cache, V1Mapping, V1Termination
 from bridge.polyaxon.base import PolyaxonModel, error_at, split_str_list
 from bridge.polyaxon.types import TypeSyntaxError, ValueParseError, parse_type, parse_value
@@ -234,8 +235,9 @@ class V1Job(PolyaxonModel):
     kind: Literal["job"]
     init: list[V1Init] | None = None
     container: V1Container
-    environment: dict[str, Any] | None = None
 
+    # Node selectors, tolerations, service accounts...: how Kubernetes places a pod, nothing a process uses.
+    _ignored = frozenset({"environment"})
     _not_supported = frozenset({"connections", "volumes", "sidecars"})
 
     @field_validator("kind", mode="before")
@@ -331,6 +333,20 @@ class V1Operation(_Common):
         if len(refs) > 1:
             raise ValueError("At most one reference may be specified: hubRef, dagRef, urlRef, pathRef.")
         return self
+
+    # What was accepted but is worth telling the user (set by the loader; see warnings.py).
+    _warnings: tuple[Problem, ...] = PrivateAttr(default=())
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Things accepted as Polyaxon does that do nothing here or look unintended, each at its path."""
+        return list(self._warnings)
+
+    def with_warnings(self, warnings: list[Problem]) -> V1Operation:
+        """A copy carrying `warnings`."""
+        copy = self.model_copy()
+        copy._warnings = tuple(warnings)
+        return copy
 
     @property
     def effective_strict_params(self) -> bool:

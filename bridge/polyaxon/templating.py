@@ -6,16 +6,25 @@ StrictUndefined, so an unknown name is an error that names the template's place
 (`component.run.container.args[2]`) instead of an empty string, and on a time and size budget per run
 (sandbox.py), so a template from a topic cannot spin or fill memory.
 
-A command or args item that is exactly `{{ params.as_args }}` becomes one argv item per param, as in Polyaxon
-(whose parser turns the rendered list back into a list); anywhere else the list renders as its text.
+A command or args item that is exactly `{{ params.as_args }}` becomes one argv item per param; anywhere else
+the list renders as its text. A one-string `command` or `args` is one argv item, as in Polyaxon (which hands it
+to Kubernetes as a one-item list): `command: ["/bin/sh", "-c"]` with `args: "train --lr={{ lr }} && echo done"`
+runs that whole line in the shell. Only when the string renders to a list literal (`"{{ params.as_args }}"`,
+`"[1, 2]"`) does it become several items, as Polyaxon's parser reads such text back into a list.
+
+Defaults that are templates (an output's `value: "{{ image }}:v1"`) are rendered in the run's context before
+anything else uses them, as Polyaxon's compiler renders inputs and outputs.
 """
 
 from __future__ import annotations
 
+import ast
+import getpass
 import re
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 import jinja2
@@ -23,34 +32,75 @@ import jinja2
 from bridge.errors import PolyaxonfileError, Problem
 from bridge.polyaxon.sandbox import RenderBudget, add_filter, metered, render_template
 from bridge.polyaxon.schema import V1IO, V1Component
-from bridge.polyaxon.types import compact_json
+from bridge.polyaxon.types import TypeSyntaxError, ValueParseError, compact_json, parse_type, parse_value
 
 __all__ = ["RenderBudget", "RenderedRun", "RunGlobals", "render_run", "template_problems", "validate_templates"]
 
 _CONTAINER = "component.run.container"
 
 
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a bare container)
+        return "bridge"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class RunGlobals:
-    """What a run's templates see as `globals.*`."""
+    """What a run's templates see as `globals.*`: every name Polyaxon's compiler defines.
+
+    Polyaxon's values come from its server (owner, project, timestamps...); here the owner is the local user, the
+    project the operation (or study), and times are the run's own. Names Polyaxon leaves unset before a run
+    starts (`finished_at`, `duration`, `namespace`...) render as it renders them: `None`.
+    """
 
     run_uuid: str
     run_name: str
     artifacts_path: str
     run_outputs_path: str
     iteration: int | None = None
+    project_name: str = "default"
+    owner_name: str = field(default_factory=_local_user)
+    created_at: datetime = field(default_factory=_now)
+    context_path: str | None = None  # the folder above the run's artifacts (Polyaxon: /plx-context)
 
     def as_context(self) -> dict[str, Any]:
         """Polyaxon's names for these values (`uuid` and `run_uuid`, `name`, `run_artifacts_path`, ...)."""
+        context_path = self.context_path or str(PurePath(self.artifacts_path).parent)
         return {
+            "owner_name": self.owner_name,
+            "project_name": self.project_name,
+            "project_unique_name": f"{self.owner_name}.{self.project_name}",
+            "project_uuid": self.project_name,  # Polyaxon's own fallback when a project has no uuid
+            "username": self.owner_name,
+            "user_email": None,
+            "run_info": f"{self.owner_name}.{self.project_name}.runs.{self.run_uuid}",
             "uuid": self.run_uuid,
             "run_uuid": self.run_uuid,
             "name": self.run_name,
             "run_name": self.run_name,
+            "namespace": None,
+            "iteration": self.iteration,
+            "context_path": context_path,
             "artifacts_path": self.artifacts_path,
             "run_artifacts_path": self.artifacts_path,
             "run_outputs_path": self.run_outputs_path,
-            "iteration": self.iteration,
+            "run_relative_outputs_path": f"{self.run_uuid}/outputs",
+            "store_path": "",
+            "created_at": self.created_at,
+            "compiled_at": self.created_at,
+            "schedule_at": None,
+            "started_at": None,
+            "finished_at": None,
+            "duration": None,
+            "cloning_kind": None,
+            "original_uuid": None,
+            "is_independent": True,
         }
 
 
@@ -131,6 +181,7 @@ def _render_all(
 ) -> tuple[RenderedRun | None, list[Problem]]:
     container = component.run.container
     problems: list[Problem] = []
+    params = _with_rendered_defaults(component, params, globals_, problems)
     context = build_context(component, params, globals_, problems)
     argv: list[str] = []
     for name, templates in (("command", container.command), ("args", container.args)):
@@ -141,7 +192,7 @@ def _render_all(
     env: dict[str, str] = {}
     for index, var in enumerate(container.env or []):
         env[var.name] = _render_one(var.value or "", f"{_CONTAINER}.env[{index}].value", context, problems)
-    env.update(_io_env(component, params))
+    env.update(_io_env(component, params))  # the defaults rendered above included
     working_dir = None
     if container.working_dir is not None:
         working_dir = _render_one(container.working_dir, f"{_CONTAINER}.workingDir", context, problems)
@@ -156,19 +207,13 @@ def _render_argv(
     if templates is None:
         return []
     if isinstance(templates, str):
-        try:
-            pieces = [(token, path) for token in split_template(templates)]
-        except ValueError as exc:
-            problems.append(Problem(path, f"cannot split into arguments: {exc}"))
-            return []
-    else:
-        pieces = [(template, f"{path}[{index}]") for index, template in enumerate(templates)]
+        return _render_one_string(templates, path, context, problems)
     argv: list[str] = []
-    for template, where in pieces:
+    for index, template in enumerate(templates):
         if _AS_ARGS.fullmatch(template):
             argv += context["params"]["as_args"]
             continue
-        value = _render_one(template, where, context, problems)
+        value = _render_one(template, f"{path}[{index}]", context, problems)
         # An element that renders to nothing is a false flag or an unset optional (Polyaxon omits an item that
         # renders "None" from a template): no empty argument.
         if value == "" or (value == "None" and template != "None"):
@@ -178,23 +223,29 @@ def _render_argv(
 
 
 _AS_ARGS = re.compile(r"\{\{-?\s*params\.as_args\s*-?\}\}")
-_TEMPLATE_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 
 
-def split_template(template: str) -> list[str]:
-    """Split a one-string command into argument templates like a shell would, keeping `{{ ... }}` whole.
+def _render_one_string(template: str, path: str, context: Mapping[str, Any], problems: list[Problem]) -> list[str]:
+    """A one-string command or args: one argv item, or the items of the list literal it renders to."""
+    if _AS_ARGS.fullmatch(template.strip()):
+        return list(context["params"]["as_args"])
+    value = _render_one(template, path, context, problems)
+    literal = _list_literal(value)
+    if literal is not None:
+        return [item if isinstance(item, str) else to_string(item) for item in literal]
+    # Polyaxon reads "None" as no value at all, and an empty string is no argument.
+    return [] if value.strip() in ("", "None") else [value]
 
-    Splitting happens before rendering, so a value (even `"; rm -rf ~"`) always stays inside its argument.
-    """
-    blocks: list[str] = []
 
-    def hide(match: re.Match[str]) -> str:
-        blocks.append(match.group(0))
-        return f"\x00{len(blocks) - 1}\x00"
-
-    hidden = _TEMPLATE_BLOCK.sub(hide, template)
-    tokens = shlex.split(hidden, posix=True)
-    return [re.sub(r"\x00(\d+)\x00", lambda m: blocks[int(m.group(1))], token) for token in tokens]
+def _list_literal(text: str) -> list[Any] | None:
+    stripped = text.strip()
+    if not stripped.startswith(("[", "(")):
+        return None
+    try:
+        value = ast.literal_eval(stripped)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return list(value) if isinstance(value, list | tuple) else None
 
 
 # What a template can raise while rendering: Jinja's errors (the budget's included), and what Python raises for
@@ -242,7 +293,7 @@ def build_context(
             as_arg = spec.as_arg()
         except _RENDER_ERRORS as exc:
             if problems is not None:
-                problems.append(Problem(_io_path(component, name), f"cannot render argFormat: {exc}"))
+                problems.append(Problem(_io_path(component, name, "argFormat"), f"cannot render argFormat: {exc}"))
             as_arg = ""
         context[name] = spec.display
         described[name] = {"value": spec.typed, "type": io.type if io else None}
@@ -296,12 +347,42 @@ def to_string(value: Any) -> Any:
     return value if value is None else str(value)
 
 
-def _io_path(component: V1Component, name: str) -> str:
+def _io_path(component: V1Component, name: str, key: str) -> str:
     for section, ios in (("inputs", component.inputs), ("outputs", component.outputs)):
         for index, io in enumerate(ios or []):
             if io.name == name:
-                return f"component.{section}[{index}].argFormat"
+                return f"component.{section}[{index}].{key}"
     return "component"
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _with_rendered_defaults(
+    component: V1Component, params: Mapping[str, Any], globals_: RunGlobals, problems: list[Problem]
+) -> Mapping[str, Any]:
+    """`params` with every default that is a template (`value: "{{ image }}:v1"`) rendered in the run's context.
+
+    A default still in use is one the run did not override: absent from `params`, or the same text (inputs'
+    defaults are filled in by `expand_runs` before rendering). The rendered text is then read as the input's type.
+    """
+    pending = [io for io in component.io if _is_template(io.value) and params.get(io.name, io.value) == io.value]
+    if not pending:
+        return params
+    context = build_context(component, params, globals_)
+    resolved = dict(params)
+    for io in pending:
+        path = _io_path(component, io.name, "value")
+        text = _render_one(str(io.value), path, context, problems)
+        if io.type is None:
+            resolved[io.name] = text
+            continue
+        try:
+            resolved[io.name] = parse_value(parse_type(io.type, is_list=bool(io.is_list)), text)
+        except (ValueParseError, TypeSyntaxError) as exc:
+            problems.append(Problem(path, f"the default renders to `{text}`: {exc}"))
+    return resolved
 
 
 def _io_env(component: V1Component, params: Mapping[str, Any]) -> dict[str, str]:
@@ -318,7 +399,7 @@ def _sample_params(component: V1Component) -> dict[str, Any]:
     samples = {"int": 1, "float": 1.0, "bool": True, "dict": {}, "list": []}
     params: dict[str, Any] = {}
     for io in component.inputs or []:
-        if io.value is not None:
+        if io.value is not None and not _is_template(io.value):
             params[io.name] = io.value
         elif io.is_list:
             params[io.name] = []

@@ -116,7 +116,7 @@ def test_an_operation_without_a_matrix_is_one_run_of_its_params() -> None:
 
 
 def test_an_empty_mapping_is_no_runs_as_in_polyaxon() -> None:
-    assert expand_runs(parse(operation([]))) == []
+    assert expand_runs(parse(operation([], params={"epochs": 3}))) == []
 
 
 def test_a_config_template_may_leave_out_kind_and_version() -> None:

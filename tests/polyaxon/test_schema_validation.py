@@ -139,7 +139,7 @@ def test_early_stopping_rules_parse_to_their_kinds() -> None:
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [
-        ({"kind": "failure_early_stopping", "percent": 101}, "matrix.earlyStopping[0].percent"),
+        ({"kind": "failure_early_stopping", "percent": -1}, "matrix.earlyStopping[0].percent"),
         (
             {"kind": "metric_early_stopping", "value": 1, "optimization": "maximize"},
             "matrix.earlyStopping[0].metric",

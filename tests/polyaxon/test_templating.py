@@ -8,7 +8,6 @@ import pytest
 
 from bridge.errors import PolyaxonfileError
 from bridge.polyaxon import RenderedRun, RunGlobals, V1Component, expand_runs, render_run, validate_templates
-from bridge.polyaxon.templating import split_template
 from tests.polyaxon.support import component, operation, parse, problems
 
 GLOBALS = RunGlobals(
@@ -40,33 +39,34 @@ def test_each_list_element_renders_to_exactly_one_argument() -> None:
     assert run.argv == ["python3", "-m", "job", f"--msg={HOSTILE}", HOSTILE, "--n", "3"]
 
 
-def test_a_single_string_is_split_before_rendering_so_values_never_split() -> None:
+def test_a_single_string_args_is_one_argument_as_in_polyaxon() -> None:
+    # Polyaxon's idiom: the shell gets the whole line (the bridge used to split it and run only `train`).
     run = render(
-        [{"name": "msg", "type": "str"}, {"name": "lr", "type": "float"}],
-        {"msg": f"hello world{HOSTILE} $(whoami) `id` 'q'", "lr": 0.01},
-        command="python3 train.py",
-        args='--lr {{ lr }} --msg={{ msg }} "--note=a b" {{ msg | upper }} \'{{ "x y" }}\'',
+        [{"name": "lr", "type": "float"}, {"name": "msg", "type": "str"}],
+        {"lr": 0.1, "msg": HOSTILE},
+        command=["/bin/sh", "-c"],
+        args="train --lr={{ lr }} && echo done",
     )
 
-    assert run.argv == [
-        "python3",
-        "train.py",
-        "--lr",
-        "0.01",
-        f"--msg=hello world{HOSTILE} $(whoami) `id` 'q'",
-        "--note=a b",
-        f"HELLO WORLD{HOSTILE.upper()} $(WHOAMI) `ID` 'Q'",
-        "x y",
-    ]
+    assert run.argv == ["/bin/sh", "-c", "train --lr=0.1 && echo done"]
 
 
-def test_split_template_keeps_template_blocks_whole() -> None:
-    assert split_template("a {{ x | default('p q') }} {% if y %}-y{% endif %} 'c d'") == [
-        "a",
-        "{{ x | default('p q') }}",
-        "{% if y %}-y{% endif %}",
-        "c d",
-    ]
+def test_a_single_string_command_is_one_program_name_as_in_polyaxon() -> None:
+    run = render([{"name": "lr", "type": "float"}], {"lr": 0.1}, command="python3 train.py --lr={{ lr }}")
+
+    assert run.argv == ["python3 train.py --lr=0.1"]
+
+
+def test_a_single_string_that_renders_to_a_list_is_its_items() -> None:
+    inputs: list[dict[str, Any]] = [{"name": "lr", "type": "float"}, {"name": "msg", "type": "str"}]
+
+    as_args = render(inputs, {"lr": 0.1, "msg": HOSTILE}, args="{{ params.as_args }}")
+    literal = render(inputs, {"lr": 0.1, "msg": "x"}, args="['{{ msg }}', {{ lr }}]")
+    unset = render([{"name": "seed", "type": "int", "isOptional": True}], {}, command=["echo"], args="{{ seed }}")
+
+    assert as_args.argv == ["echo", "--lr=0.1", f"--msg={HOSTILE}"]
+    assert literal.argv == ["echo", "x", "0.1"]
+    assert unset.argv == ["echo"]
 
 
 def test_as_arg_as_str_and_flags_follow_polyaxon() -> None:
@@ -150,9 +150,8 @@ def test_params_as_args_lists_every_non_empty_as_arg() -> None:
     [
         {"args": ["--first", "{{ params.as_args }}"]},
         {"args": ["--first", "{{params.as_args}}"]},
-        {"args": "--first {{ params.as_args }}"},
     ],
-    ids=["list-item", "no-spaces", "one-string"],
+    ids=["list-item", "no-spaces"],
 )
 def test_params_as_args_as_a_whole_item_is_one_argument_per_param(container: dict[str, Any]) -> None:
     inputs: list[dict[str, Any]] = [
