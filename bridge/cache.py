@@ -5,15 +5,14 @@ The key (`cache_key`) is a hash of everything that shapes the run: the component
 their fields (`type`, `value`, `isFlag`, `argFormat`, `toEnv`, ...), its `run` section (container with image,
 command, args, env, workingDir; init), and the run's params (only those named in `cache.io` when it is set). So
 the same configuration under another operation or study hits, and two components that differ in any of those
-never share a result. Keys carry a version prefix (`KEY_VERSION`): entries written under another key format are
-never read, and are pruned like any old entry.
+never share a result. The hash is `bridge.identity.digest` (of its canonical JSON). Keys carry a version prefix
+(`KEY_VERSION`): entries written under another key format are never read, and are pruned like any old entry.
 
 Entries are one small JSON file each under `root/<2 hex>/`; `prune_cache` keeps the folder bounded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -24,17 +23,13 @@ from typing import Any
 
 import structlog
 
+from bridge.identity import digest
 from bridge.polyaxon import V1Component
 
 log = structlog.get_logger(__name__)
 
 KEY_VERSION = "v2"
 """The key format: v1 hashed the run section and params alone (bare hex); v2 the whole run shape."""
-
-
-def canonical_json(value: Any) -> str:
-    """One spelling per value: sorted keys, no spaces; what every hash in the bridge is taken over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def run_shape(component: V1Component) -> dict[str, Any]:
@@ -45,8 +40,7 @@ def run_shape(component: V1Component) -> dict[str, Any]:
 def cache_key(shape: Mapping[str, Any], params: Mapping[str, Any], io: Sequence[str] | None) -> str:
     """The key of a run's result: its component's `run_shape` and its params (restricted to `io`)."""
     chosen = {k: v for k, v in params.items() if io is None or k in io}
-    payload = canonical_json({"version": KEY_VERSION, "component": shape, "params": chosen})
-    return f"{KEY_VERSION}-{hashlib.sha256(payload.encode()).hexdigest()}"
+    return f"{KEY_VERSION}-{digest({'version': KEY_VERSION, 'component': shape, 'params': chosen})}"
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,8 @@ class FileCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         payload = {"outputs": dict(outputs), "run_id": run_id, "created_at": self._clock()}
-        tmp.write_text(canonical_json(payload), encoding="utf-8")
+        # Escaped to ASCII: a run's outputs may hold a lone surrogate, which UTF-8 cannot write.
+        tmp.write_text(json.dumps(payload, separators=(",", ":"), default=str), encoding="utf-8")
         os.replace(tmp, path)
         log.debug("cache_put", key=key, run_id=run_id)
 

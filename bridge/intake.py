@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.config import BridgeSettings
 from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
+from bridge.identity import run_id_of
 from bridge.limits import LimitExceeded, check_value
 from bridge.messages import (
     SUGGESTION_SCHEMA,
@@ -23,32 +23,21 @@ from bridge.messages import (
     SuggestionMessage,
     parse_suggestion,
 )
-from bridge.plan import run_id_for
+from bridge.plan import PlannedRun
 from bridge.polyaxon import RenderBudget, UrlPolicy, V1Operation, budget_scope, expand_runs, parse_operation
 
 _SUGGESTION_PATH = re.compile(r"^suggestions\[(\d+)\]\.")
 
 
 @dataclass(frozen=True)
-class AcceptedRun:
-    """One suggestion, validated against its template, with the ids it keeps for good."""
-
-    run_id: str
-    suggestion_id: str
-    params: dict[str, Any]  # every input, typed, defaults filled
-    given: dict[str, Any]  # what the message gave (its op-level params under the suggestion's own), typed
-    iteration: int | None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Accepted:
-    """A valid suggestion message: its study, template and runs."""
+    """A valid suggestion message: its study, template and runs (each with its position in the message and the
+    ids it keeps for good)."""
 
     study: str
     template: str
     operation: V1Operation
-    runs: list[AcceptedRun]
+    runs: list[PlannedRun]
 
 
 class Templates:
@@ -84,11 +73,6 @@ class Templates:
     def names(self) -> list[str]:
         """Every registered template."""
         return sorted(self._ops)
-
-
-def run_id_of(study: str, template: str, suggestion_id: str) -> str:
-    """The run id of a suggestion: the same whichever replica, message copy or retry handles it."""
-    return run_id_for(f"study:{study}/template:{template}", suggestion_id)
 
 
 def _rewrite(problems: list[Problem], msg: SuggestionMessage) -> list[Problem]:
@@ -184,7 +168,8 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
     ids = msg.suggestion_ids()
     op_params = set(op.params or {})
     runs = [
-        AcceptedRun(
+        PlannedRun(
+            index=i,
             run_id=run_id_of(msg.study, msg.template, ids[i]),
             suggestion_id=ids[i],
             params=params,
@@ -199,7 +184,7 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
 
 def accept_ledger_record(
     record: LedgerRecord, templates: Templates, settings: BridgeSettings
-) -> tuple[V1Operation, AcceptedRun] | DeadLetterError:
+) -> tuple[V1Operation, PlannedRun] | DeadLetterError:
     """Validate an unfinished ledger record exactly as the suggestion it claims to be, before it runs again.
 
     The ledger is a topic: whoever can write to it could otherwise name any command. Its params are typed again

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import hashlib
 import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from pydantic import (
 )
 
 from bridge.errors import InvalidInput, NotSupported, PolyaxonfileError, Problem
+from bridge.identity import suggestion_id
 from bridge.limits import LimitExceeded, Limits, LimitType, check_value
 from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA, Frozen, ProgressEvent, RunResult
 from bridge.text import printable
@@ -89,29 +89,6 @@ def field_path(loc: Sequence[str | int]) -> str:
     return path
 
 
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: equal values give equal text, whatever their key order."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def suggestion_id(study: str, template: str, iteration: int | None, index: int, params: Mapping[str, Any]) -> str:
-    """The id of a suggestion that came without one: `s-` and 32 hex digits of a SHA-256.
-
-    The hash covers the canonical JSON of all five inputs, so a message sent again gets the same ids and is
-    recognised, while the same params at another index or iteration are another suggestion. `params` are
-    the params the run gets (the message's op-level params under the suggestion's own). Numbers hash as JSON
-    writes them: `5` and `5.0` differ.
-    """
-    key = {
-        "study": study,
-        "template": template,
-        "iteration": iteration,
-        "index": index,
-        "params": dict(params),
-    }
-    return "s-" + hashlib.sha256(canonical_json(key).encode("utf-8")).hexdigest()[:32]
-
-
 class _Message(Frozen):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -170,7 +147,7 @@ class SuggestionMessage(_Message):
         return {**self.params, **self.suggestions[index].params}
 
     def suggestion_ids(self) -> list[str]:
-        """Each suggestion's id: its own, or the deterministic one of `suggestion_id`."""
+        """Each suggestion's id: its own, or the deterministic one of `bridge.identity.suggestion_id`."""
         return [
             s.id or suggestion_id(self.study, self.template, self.iteration, i, self.run_params(i))
             for i, s in enumerate(self.suggestions)

@@ -27,6 +27,19 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
 
 
+class StopReason(StrEnum):
+    """Why a run was stopped or skipped from outside its own process: its result's `error.type`.
+
+    Only `INTERRUPTED` is not an answer: the bridge itself is going away (an interrupt of `bridge run`, a
+    shutdown of `serve` past its grace), so the run is not finished for the ledger and runs again on resume or
+    on the partition's next owner. The other two are final results like any other.
+    """
+
+    STOPPED = "stopped"  # someone asked: a control message, an operator
+    EARLY_STOPPED = "early_stopped"  # an early-stopping rule fired, for this run or the whole operation
+    INTERRUPTED = "interrupted"  # the bridge is going away: run it again, do not publish it
+
+
 class RunError(Frozen):
     """Why a run did not succeed: `type` is a stable word a program can branch on."""
 

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.cache import canonical_json
+from bridge.identity import operation_id_for, run_id_for
 from bridge.polyaxon import V1Operation, expand_runs
-
-_RUN_NAMESPACE = uuid.UUID("6f1b2c1e-5b0e-4a43-9a39-3c0c1f6f2b11")
 
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One configuration of the mapping, with the id it keeps across retries, resumes and replicas."""
+    """One configuration of the mapping, with the id it keeps across retries, resumes and replicas.
 
-    index: int
+    Intake makes one per suggestion (`index` its position in the message); a served operation batches runs of
+    several messages and gives each its position in the operation (`dataclasses.replace`).
+    """
+
+    index: int  # the run's position in the operation's mapping values: results carry it
     run_id: str
     params: dict[str, Any]  # every input, typed, defaults filled: what templates render
     given: dict[str, Any]  # the params the user or optimizer gave (op params + its mapping dict), typed
@@ -44,19 +44,6 @@ class OperationPlan:
     def name(self) -> str:
         """The operation's name, for people."""
         return self.operation.name or self.template or self.operation_id[:12]
-
-
-def run_id_for(operation_id: str, key: str) -> str:
-    """A run id that is the same every time the same run of the same operation is planned."""
-    return str(uuid.uuid5(_RUN_NAMESPACE, f"{operation_id}/{key}"))
-
-
-def operation_id_for(operation: V1Operation, values: Sequence[Mapping[str, Any]]) -> str:
-    """The id of a local operation: the same file with the same values resumes the same operation."""
-    body = operation.model_dump(mode="json", by_alias=True, exclude_none=True)
-    body.pop("matrix", None)
-    digest = hashlib.sha256(canonical_json({"operation": body, "values": list(values)}).encode())
-    return digest.hexdigest()[:32]
 
 
 def plan_local(operation: V1Operation, *, source: str, cwd: Path, concurrency: int | None = None) -> OperationPlan:

@@ -21,7 +21,7 @@ import structlog
 
 from bridge.cache import FileCache, cache_key, run_shape
 from bridge.early_stopping import EarlyStopping, StopOperation, StopRun
-from bridge.models import ProgressEvent, RunError, RunResult, RunStatus
+from bridge.models import ProgressEvent, RunError, RunResult, RunStatus, StopReason
 from bridge.plan import OperationPlan, PlannedRun
 from bridge.polyaxon import RunGlobals, render_run
 from bridge.ports import (
@@ -131,21 +131,27 @@ class OperationRunner:
 
     # ---- control from outside -------------------------------------------------------------------------
 
-    def stop(self, reason: str, *, interrupted: bool = False, kind: str = "stopped") -> None:
-        """Stop the whole operation: no new runs, running ones signalled, the rest skipped."""
+    def stop(self, reason: str, *, kind: StopReason = StopReason.STOPPED, interrupted: bool = False) -> None:
+        """Stop the whole operation: no new runs, running ones signalled, the rest skipped; `kind` is their
+        results' `error.type`. `StopReason.INTERRUPTED` leaves them unfinished in the ledger, to run again.
+
+        `interrupted=True` is the former spelling of `kind=StopReason.INTERRUPTED`, accepted until its last
+        callers move (bridge/cli.py, bridge/kafka/service.py); it says nothing `kind` does not.
+        """
         if self._stopping is not None:
             return
-        self._interrupted = interrupted
+        kind = StopReason.INTERRUPTED if interrupted else StopReason(kind)
+        self._interrupted = kind is StopReason.INTERRUPTED
         self._stopping = RunError(type=kind, message=reason)
         log.info("operation_stopping", operation_id=self.plan.operation_id, reason=reason)
         for run_id in list(self._handles):
             self._signal(run_id, self._stopping)
 
-    def stop_run(self, run_id: str, reason: str, *, kind: str = "stopped") -> bool:
+    def stop_run(self, run_id: str, reason: str, *, kind: StopReason = StopReason.STOPPED) -> bool:
         """Stop one run (running: signalled; not started yet: skipped). False if it is not this operation's."""
         if run_id not in self._runs_by_id:
             return False
-        error = RunError(type=kind, message=reason)
+        error = RunError(type=StopReason(kind), message=reason)
         self._stop_requests.setdefault(run_id, error)
         if run_id in self._handles:
             self._signal(run_id, error)
@@ -425,7 +431,7 @@ class OperationRunner:
     def _apply_verdicts(self, prune: list[StopRun], stop_op: StopOperation | None) -> None:
         for verdict in prune:
             log.info("run_early_stopped", run_id=verdict.run_id, reason=verdict.reason)
-            self.stop_run(verdict.run_id, verdict.reason, kind="early_stopped")
+            self.stop_run(verdict.run_id, verdict.reason, kind=StopReason.EARLY_STOPPED)
         if stop_op is not None and self._stopping is None:
             self._early_stop = stop_op
             log.info(
@@ -434,7 +440,7 @@ class OperationRunner:
                 kind=stop_op.kind,
                 reason=stop_op.reason,
             )
-            self.stop(stop_op.reason, kind="early_stopped")
+            self.stop(stop_op.reason, kind=StopReason.EARLY_STOPPED)
 
     # ---- results --------------------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ import json
 import re
 from typing import Any
 
-from bridge.messages import NAME_PATTERN, canonical_json, parse_suggestion, suggestion_id
+from bridge.identity import suggestion_id
+from bridge.messages import NAME_PATTERN, parse_suggestion
 
 MESSAGE: dict[str, Any] = {
     "study": "cnn-tpe",
@@ -54,7 +55,3 @@ def test_op_level_params_are_part_of_a_runs_params() -> None:
 
 def test_a_generated_id_is_itself_a_valid_id() -> None:
     assert re.fullmatch(NAME_PATTERN, suggestion_id("s", "t", None, 0, {}))
-
-
-def test_canonical_json_sorts_keys_and_drops_whitespace() -> None:
-    assert canonical_json({"b": [1, {"d": 1, "c": 2}], "a": "é"}) == '{"a":"é","b":[1,{"c":2,"d":1}]}'
