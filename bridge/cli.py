@@ -45,6 +45,8 @@ def _load(args: argparse.Namespace) -> Any:
 
     overrides = _params(args.param)
     loaded = load(file=args.file, url=args.url, params=overrides)
+    for warning in loaded.operation.warnings:  # keys Polyaxon accepts that do nothing here, odd values
+        print(f"warning: {loaded.source}: {warning}", file=sys.stderr)
     for line in param_warnings(loaded.operation, overrides):
         print(f"warning: {loaded.source}: {line}", file=sys.stderr)
     return loaded
@@ -57,8 +59,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     loaded = _load(args)
     op = loaded.operation
-    values = (op.matrix.values if op.matrix and op.matrix.values is not None else None) or [{}]
-    runs = expand_runs(op, [dict(v) for v in values], source=loaded.source)
+    # As `bridge run` and Polyaxon: a mapping's values are its runs (`values: []` is none); no mapping is one run.
+    values = [dict(v) for v in op.matrix.values or []] if op.matrix is not None else [{}]
+    runs = expand_runs(op, values, source=loaded.source)
     print_runs(runs)
     print(f"{loaded.source}: valid, {len(runs)} run(s)", file=sys.stderr)
     return EXIT_OK

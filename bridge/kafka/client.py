@@ -54,7 +54,11 @@ class BridgeClient:
         self._seen: dict[tuple[str, str], RunResult] = {}
 
     async def __aenter__(self) -> BridgeClient:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # a half-started client closes what it opened (no "Unclosed AIOKafkaProducer")
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:

@@ -77,7 +77,9 @@ cmd_jars() {
     # Copy into a scratch dir and swap it in whole, so an interrupted fetch never looks complete.
     local tmp="${JARS_DIR}.tmp.$$"
     rm -rf "${tmp}"
-    mvn -B -q -Dstyle.color=never -f "${KAFKA_HOME}/pom.xml" \
+    # -Dstyle.color=never turns colours off, but Maven's jansi still writes reset codes unless told through
+    # MAVEN_OPTS (a -D on the command line is read too late).
+    MAVEN_OPTS="${MAVEN_OPTS:+$MAVEN_OPTS }-Djansi.noreset=true" mvn -B -q -Dstyle.color=never -f "${KAFKA_HOME}/pom.xml" \
         org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="${tmp}" >&2 ||
         { rm -rf "${tmp}"; die "mvn could not fetch the Kafka jars (see its output above)"; }

@@ -32,7 +32,6 @@ def test_a_file_whose_mapping_has_no_values_is_refused(tmp_path: Path) -> None:
     assert "Field required" in caught.value.problems[0].message
 
 
-@pytest.mark.xfail(strict=True, reason="bridge/cli.py cmd_check turns `values: []` into one run (`or [{}]`)")
 def test_check_and_run_agree_an_empty_mapping_is_no_run(tmp_path: Path) -> None:
     doc = operation([], params={"epochs": 1})
     with_typed_component(tmp_path)
