@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"suggestion-bridge {__version__}")
     parser.add_argument(
-        "--log-level", default=None, metavar="LEVEL", help="debug, info, warning (default) or error, on stderr"
+        "--log-level", default=None, metavar="LEVEL", help="debug, info, warning or error, on stderr (default: info for serve, warning otherwise)"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -376,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bridge` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logs.configure(args.log_level)
+    # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong.
+    logs.configure(args.log_level or ("info" if args.command == "serve" else None))
     try:
         code: int = args.handler(args)
         return code

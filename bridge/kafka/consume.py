@@ -57,6 +57,7 @@ class ConsumeLoop:
         self._consumed: dict[TopicPartition, int] = {}  # next offset to handle, per partition (what we took)
         self._ends: dict[TopicPartition, int] = {}  # end offsets asked of the broker by the probe
         self._paused = False
+        self._announced = False  # `bridge_ready` is logged once, the first time the replica is ready
         self.broker_ok = True
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -147,7 +148,11 @@ class ConsumeLoop:
             parts = ", ".join(f"{p.topic}:{p.partition} ({why})" for p, why in sorted(unservable.items()))
             self._health.set_ready(False, f"cannot publish for {parts}")
         else:
-            self._health.set_ready(bool(self._consumer.assignment()), "no partition assigned")
+            assignment = self._consumer.assignment()
+            self._health.set_ready(bool(assignment), "no partition assigned")
+            if assignment and not self._announced:
+                self._announced = True
+                log.info("bridge_ready", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assignment))
 
     async def probe(self, kafka: KafkaSettings) -> None:
         """Ask the broker, every few seconds, whether it answers and where the assigned partitions end."""

@@ -61,6 +61,7 @@ async def test_sigterm_lets_running_runs_finish_publishes_and_commits(kafka_boot
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
+    assert "bridge_ready" in stderr  # a person starting `serve` is told when it serves (info is its default)
     results = await read_until(kafka_bootstrap, settings.topics.results, count_results(3), "bridge.result/v1")
     assert sorted(r["status"] for r in results) == ["succeeded"] * 3
     assert all(json.loads(f.read_text()).get("end") for f in record.glob("*.json"))  # they ran to their end
