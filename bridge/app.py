@@ -15,6 +15,7 @@ from bridge.errors import ConfigError
 from bridge.ports import Executor
 
 if TYPE_CHECKING:  # the Kafka side is imported only by the command that serves
+    from bridge.kafka.broker import Broker
     from bridge.kafka.service import BridgeService
 
 
@@ -33,8 +34,20 @@ def build_executor(
     raise ConfigError(f"executor.kind: `{settings.kind}` is not available in this version of the bridge; use `local`")
 
 
-def build_service(settings: BridgeSettings, *, connect_timeout_s: float = 30.0) -> BridgeService:
-    """`bridge serve`'s service, with the executor its settings name."""
+def build_service(
+    settings: BridgeSettings,
+    *,
+    connect_timeout_s: float = 30.0,
+    broker: Broker | None = None,
+    executor: Executor | None = None,
+) -> BridgeService:
+    """`bridge serve`'s service: on the Kafka brokers and with the executor its settings name, unless given others
+    (`bridge.kafka.memory.MemoryBroker` and a fake executor run it in one process, for the fast tests)."""
     from bridge.kafka.service import BridgeService
 
-    return BridgeService(settings, executor=build_executor(settings.executor), connect_timeout_s=connect_timeout_s)
+    return BridgeService(
+        settings,
+        executor=executor or build_executor(settings.executor),
+        broker=broker,
+        connect_timeout_s=connect_timeout_s,
+    )

@@ -50,7 +50,7 @@ def newer_version(raw: bytes | None) -> str | None:
     return None
 
 
-def _entry(offset: int, key: bytes | None, value: bytes | None) -> LedgerEntryIn | None:
+def index_entry(offset: int, key: bytes | None, value: bytes | None) -> LedgerEntryIn | None:
     """What the index keeps of one record: its state, attempt and fingerprint when readable. A record this
     version cannot read is kept as `received`, so reconciliation reports it (a dead letter) instead of losing it."""
     if key is None:
@@ -104,7 +104,7 @@ async def catch_up(
                 raise TimeoutError(f"ledger partition {partition} not read to its end ({end}) in {timeout_s:g} s")
             # A batch can be empty while the position still moves past transaction markers.
             batch = await consumer.getmany(tp, timeout_ms=500, max_records=page)
-            entries = [e for r in batch.get(tp, []) if (e := _entry(r.offset, r.key, r.value)) is not None]
+            entries = [e for r in batch.get(tp, []) if (e := index_entry(r.offset, r.key, r.value)) is not None]
             position = await consumer.position(tp)
             index.apply(partition, entries, position)
             read += len(entries)

@@ -1,21 +1,38 @@
-"""Publishing for every input partition this replica owns: one transactional publisher each (publisher.py), who
-may publish (only the owner), and what could not be published (readiness, and `serve`'s exit status)."""
+"""Publishing for every input partition this replica owns: one transactional publisher each (made by the broker:
+publisher.py's on Kafka, memory.py's in the fast tests), who may publish (only the owner), and what could not be
+published (readiness, and `serve`'s exit status)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
-from bridge.config import BridgeSettings
 from bridge.errors import Fenced
 from bridge.kafka.ownership import Ownership
-from bridge.kafka.publisher import Outgoing, PartitionPublisher
+from bridge.kafka.publisher import Outgoing
 from bridge.offsets import OffsetTracker, Partition
+from bridge.ports import TransactionalPublisher
 from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
+
+
+class NewPublisher(Protocol):
+    """Makes the (not yet started) transactional publisher of one input partition."""
+
+    def __call__(
+        self,
+        source: Partition,
+        tracker: OffsetTracker,
+        *,
+        on_commit: Callable[[int, float], None],
+        on_fenced: Callable[[Partition], None],
+        owns: Callable[[Partition], bool],
+        on_trouble: Callable[[Partition, str | None], None],
+    ) -> TransactionalPublisher: ...
 
 
 class Publishers:
@@ -23,29 +40,28 @@ class Publishers:
 
     def __init__(
         self,
-        settings: BridgeSettings,
+        new_publisher: NewPublisher,
         tracker: OffsetTracker,
         ownership: Ownership,
         telemetry: Telemetry,
         on_fenced: Callable[[Partition], None],
     ) -> None:
-        self._settings = settings
+        self._new_publisher = new_publisher
         self._tracker = tracker
         self._ownership = ownership
         self._telemetry = telemetry
         self._on_fenced = on_fenced
-        self._publishers: dict[Partition, PartitionPublisher] = {}
+        self._publishers: dict[Partition, TransactionalPublisher] = {}
         self.unservable: dict[Partition, str] = {}  # partitions whose records cannot be committed, and why
         self._failures: list[str] = []
 
-    async def get(self, part: Partition) -> PartitionPublisher:
+    async def get(self, part: Partition) -> TransactionalPublisher:
         """The publisher of `part`, started (which fences the partition's previous owner) if it was not."""
         publisher = self._publishers.get(part)
         if publisher is None:
             # Registered before it starts: a second caller (the rebalance listener runs beside the consume loop)
             # must share it, never start a second producer that would fence this one.
-            publisher = PartitionPublisher(
-                self._settings,
+            publisher = self._new_publisher(
                 part,
                 self._tracker,
                 on_commit=lambda n, s: self._telemetry.publish_transaction(s),
@@ -101,7 +117,7 @@ class Publishers:
         """What this replica could not publish; `serve` exits non-zero if anything."""
         return list(self._failures)
 
-    async def _closed(self, part: Partition, publisher: PartitionPublisher) -> None:
+    async def _closed(self, part: Partition, publisher: TransactionalPublisher) -> None:
         where = f"{part.topic}:{part.partition}"
         try:
             await publisher.close()

@@ -1,11 +1,12 @@
 """Reconciliation: what a newly assigned partition's ledger says is unfinished runs again, once, validated.
 
 On assignment (after its publisher fenced the previous owner) the partition's ledger is read into the on-disk
-index (`ledger.catch_up`); runs still running here (the partition came back) stay as they are. The unfinished
-ones are then taken a page at a time, as room allows, from the consume loop: each record is re-validated exactly
-like the suggestion it claims to be (`intake.accept_ledger_record`), what an earlier bridge left running of it is
-reaped, and it is batched to run again. A record the bridge would not have accepted is a dead letter and a
-tombstone, so no later reconciliation looks at it again.
+index (by the broker's `LedgerReader`, `ledger.catch_up` on Kafka); runs still running here (the partition
+came back) stay as they are. The unfinished ones are then taken a page at a time, as room allows, from the
+consume loop: each record is re-validated exactly like the suggestion it claims to be
+(`intake.accept_ledger_record`), what an earlier bridge left running of it is reaped, and it is batched to run
+again. A record the bridge would not have accepted is a dead letter and a tombstone, so no later reconciliation
+looks at it again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import structlog
 from bridge.config import BridgeSettings
 from bridge.intake import Templates, accept_ledger_record
 from bridge.kafka.dead_letters import DeadLetters
-from bridge.kafka.ledger import catch_up, newer_version, parse_record
+from bridge.kafka.ledger import newer_version, parse_record
 from bridge.kafka.ledger_index import IndexedRun, LedgerIndex
 from bridge.kafka.ownership import Ownership
 from bridge.kafka.publisher import Outgoing
@@ -29,7 +30,7 @@ from bridge.kafka.runs import RunItem
 from bridge.messages import DeadLetterError, MessageError
 from bridge.models import RunResult
 from bridge.offsets import Partition
-from bridge.ports import Executor
+from bridge.ports import Executor, LedgerReader
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,7 @@ class Reconciler:
         dead_letters: DeadLetters,
         ledger: KafkaRunLedger,
         executor: Executor,
+        read_ledger: LedgerReader,
         batch: Callable[[Partition, str, str, list[RunItem]], None],
         finish: Callable[[RunItem, RunResult], None],
         off_loop: OffLoop,
@@ -64,6 +66,7 @@ class Reconciler:
         self._dead_letters = dead_letters
         self._ledger = ledger
         self._executor = executor
+        self._read_ledger = read_ledger
         self._batch = batch
         self._finish = finish
         self._off_loop = off_loop
@@ -78,7 +81,7 @@ class Reconciler:
         await publisher.flush()  # what this replica queued itself is in the ledger before it is read
         # What this replica noted is tentative; the topic, read to its end, says what was committed.
         self._index.clear_local(part.partition)
-        await catch_up(self._settings, part.partition, self._index)
+        await self._read_ledger(part.partition, self._index)
         ours = [item.run.run_id for item in self._registry.of_partition(part)]
         self._index.note_many(part.partition, ours, "active")  # still running here: the partition came back
         log.info("ledger_reconciled", partition=part.partition, **self._index.counts(part.partition))

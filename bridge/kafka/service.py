@@ -18,13 +18,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer
 
 from bridge.cache import FileCache
 from bridge.config import BridgeSettings
 from bridge.http import Health, HttpServer
 from bridge.intake import Templates
-from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
+from bridge.kafka.broker import Broker, KafkaBroker
 from bridge.kafka.consume import ConsumeLoop
 from bridge.kafka.control import Control
 from bridge.kafka.dead_letters import DeadLetters
@@ -38,7 +37,7 @@ from bridge.kafka.records import Records
 from bridge.kafka.registry import RunRegistry
 from bridge.kafka.run_ledger import KafkaRunLedger
 from bridge.offsets import OffsetTracker
-from bridge.ports import Executor
+from bridge.ports import Executor, MessageConsumer
 from bridge.retention import CacheRetention, keep_pruning
 from bridge.scheduler import Runtime
 from bridge.telemetry import Telemetry
@@ -57,18 +56,20 @@ class BridgeService:
         settings: BridgeSettings,
         *,
         executor: Executor,
+        broker: Broker | None = None,
         telemetry: Telemetry | None = None,
         connect_timeout_s: float = 30.0,
     ) -> None:
         self.settings = settings
+        # The topics, consumer, publishers and ledger reader: Kafka's unless the composition root gives others.
+        self._broker: Broker = broker or KafkaBroker(settings, connect_timeout_s=connect_timeout_s)
         self.templates = Templates(settings)
         self.telemetry = telemetry or Telemetry(templates=self.templates.names())
         self.health = Health(stall_after_s=settings.http.stall_after_s)
         self.http_port: int | None = None
-        self._connect_timeout_s = connect_timeout_s
         self._stopping = asyncio.Event()
         self._rebalance: Rebalance | None = None
-        self.consumer: AIOKafkaConsumer | None = None  # once `run()` connected it
+        self.consumer: MessageConsumer | None = None  # once `run()` connected it
 
         self.registry = RunRegistry(settings.max_in_flight)
         self._ownership = Ownership()
@@ -76,7 +77,11 @@ class BridgeService:
         # What the ledger says of every run ever seen, on disk: replays, conflicts and reconciliation read it.
         self._index = LedgerIndex(settings.workdir / "ledger", settings.topics.ledger)
         self._publishers = Publishers(
-            settings, self._tracker, self._ownership, self.telemetry, on_fenced=lambda p: self._rebalancer().fenced(p)
+            self._broker.publisher,
+            self._tracker,
+            self._ownership,
+            self.telemetry,
+            on_fenced=lambda p: self._rebalancer().fenced(p),
         )
         self._dead_letters = DeadLetters(settings, self._publishers, self.telemetry)
         self._ledger = KafkaRunLedger(
@@ -112,6 +117,7 @@ class BridgeService:
             dead_letters=self._dead_letters,
             ledger=self._ledger,
             executor=executor,
+            read_ledger=self._broker.catch_up,
             batch=self._operations.add,
             finish=self._operations.finish_run,
             off_loop=self._off_loop,
@@ -165,27 +171,8 @@ class BridgeService:
         self.http_port = http.port
         background: list[asyncio.Task[None]] = []
         try:
-            await ensure_topics(
-                s.kafka,
-                s.topics,
-                partitions=s.kafka.topic_partitions,
-                give_up_after_s=self._connect_timeout_s,
-                compacted=[s.topics.ledger],
-            )
-            consumer = AIOKafkaConsumer(
-                **client_kwargs(s.kafka),
-                group_id=s.kafka.group_id,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                auto_offset_reset="earliest",
-                max_partition_fetch_bytes=max(s.max_message_bytes, 1024 * 1024),
-            )
-            await with_broker_retry(
-                "connect its consumer",
-                consumer.start,
-                give_up_after_s=self._connect_timeout_s,
-                servers=s.kafka.bootstrap_servers,
-            )
+            await self._broker.prepare()
+            consumer = await self._broker.connect()
             self.consumer = consumer
             loop = ConsumeLoop(
                 consumer,
@@ -208,7 +195,7 @@ class BridgeService:
                 telemetry=self.telemetry,
             )
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=self._rebalance)
-            background.append(asyncio.create_task(loop.probe(s.kafka)))
+            background.append(asyncio.create_task(self._broker.watch(loop)))
             background.append(asyncio.create_task(self._prune()))
             log.info("bridge_serving", topics=[s.topics.suggestions, s.topics.control], group=s.kafka.group_id)
             try:

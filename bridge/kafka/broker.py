@@ -1,0 +1,112 @@
+"""What `serve` needs of a message broker, in one object the composition root hands to the service.
+
+`KafkaBroker` is the real one (aiokafka's clients, built from the settings); `memory.MemoryBroker` keeps topics in
+the process so the service's logic can be driven in milliseconds. The service only ever sees the `Broker` shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer
+
+from bridge.config import BridgeSettings
+from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
+from bridge.kafka.consume import ConsumeLoop
+from bridge.kafka.ledger import catch_up
+from bridge.kafka.ledger_index import LedgerIndex
+from bridge.kafka.publisher import PartitionPublisher
+from bridge.offsets import OffsetTracker, Partition
+from bridge.ports import MessageConsumer, TransactionalPublisher
+
+
+class Broker(Protocol):
+    """The broker parts of one replica: its topics, its group consumer, its per-partition transactional
+    publishers, the reader of its ledger, and the watch on the broker's own health."""
+
+    async def prepare(self) -> None:
+        """Make sure the bridge's topics exist; raises `Retryable` when the broker cannot be reached."""
+
+    async def connect(self) -> MessageConsumer:
+        """A started consumer of the bridge's group (not yet subscribed)."""
+
+    def publisher(
+        self,
+        source: Partition,
+        tracker: OffsetTracker,
+        *,
+        on_commit: Callable[[int, float], None],
+        on_fenced: Callable[[Partition], None],
+        owns: Callable[[Partition], bool],
+        on_trouble: Callable[[Partition, str | None], None],
+    ) -> TransactionalPublisher:
+        """The (not yet started) transactional publisher of one input partition."""
+
+    async def catch_up(self, partition: int, index: LedgerIndex) -> None:
+        """Read one ledger partition, from where `index` stopped to its end, into `index`."""
+
+    async def watch(self, loop: ConsumeLoop) -> None:
+        """Keep `loop` told whether the broker answers and where the assigned partitions end, until cancelled."""
+
+
+class KafkaBroker:
+    """The real broker, through aiokafka."""
+
+    def __init__(self, settings: BridgeSettings, *, connect_timeout_s: float = 30.0) -> None:
+        self._settings = settings
+        self._connect_timeout_s = connect_timeout_s
+
+    async def prepare(self) -> None:
+        """Create the topics that are missing (the ledger compacted) and wait for their leaders."""
+        s = self._settings
+        await ensure_topics(
+            s.kafka,
+            s.topics,
+            partitions=s.kafka.topic_partitions,
+            give_up_after_s=self._connect_timeout_s,
+            compacted=[s.topics.ledger],
+        )
+
+    async def connect(self) -> MessageConsumer:
+        """A read_committed consumer of the group, committing only through the publishers' transactions."""
+        s = self._settings
+        consumer = AIOKafkaConsumer(
+            **client_kwargs(s.kafka),
+            group_id=s.kafka.group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=max(s.max_message_bytes, 1024 * 1024),
+        )
+        await with_broker_retry(
+            "connect its consumer",
+            consumer.start,
+            give_up_after_s=self._connect_timeout_s,
+            servers=s.kafka.bootstrap_servers,
+        )
+        consumer_port: MessageConsumer = consumer
+        return consumer_port
+
+    def publisher(
+        self,
+        source: Partition,
+        tracker: OffsetTracker,
+        *,
+        on_commit: Callable[[int, float], None],
+        on_fenced: Callable[[Partition], None],
+        owns: Callable[[Partition], bool],
+        on_trouble: Callable[[Partition, str | None], None],
+    ) -> TransactionalPublisher:
+        """A `PartitionPublisher`: one transactional producer per input partition."""
+        return PartitionPublisher(
+            self._settings, source, tracker, on_commit=on_commit, on_fenced=on_fenced, owns=owns, on_trouble=on_trouble
+        )
+
+    async def catch_up(self, partition: int, index: LedgerIndex) -> None:
+        """`ledger.catch_up` on the ledger topic."""
+        await catch_up(self._settings, partition, index)
+
+    async def watch(self, loop: ConsumeLoop) -> None:
+        """The consume loop's probe, through an admin client."""
+        await loop.probe(self._settings.kafka)
