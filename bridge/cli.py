@@ -276,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bridge", description=__doc__)
     parser.add_argument("--version", action="version", version=f"suggestion-bridge {__version__}")
     parser.add_argument(
-        "--log-level", default=None, metavar="LEVEL", help="debug, info, warning or error, on stderr (default: info for serve, warning otherwise)"
+        "--log-level",
+        default=None,
+        metavar="LEVEL",
+        help="debug, info, warning or error, on stderr (default: info for serve, warning otherwise)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
