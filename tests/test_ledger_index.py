@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from bridge.kafka.ledger_index import LedgerEntryIn, LedgerIndex
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[LedgerIndex]:
+    """An index on a fresh workdir, closed after the test (it holds the workdir's lock file open)."""
+    opened = LedgerIndex(tmp_path, "ledger")
+    yield opened
+    opened.close()
 
 
 def test_the_topic_state_survives_a_restart_and_reading_goes_on_where_it_stopped(tmp_path: Path) -> None:
@@ -19,10 +30,10 @@ def test_the_topic_state_survives_a_restart_and_reading_goes_on_where_it_stopped
     assert (row.state, row.fingerprint, row.finished_record) == ("finished", "f1", b'{"result": {}}')
     assert again.next_offset(0) == 2
     assert again.next_offset(1) == 0
+    again.close()
 
 
-def test_unfinished_runs_come_a_page_at_a_time_and_once_taken_not_again(tmp_path: Path) -> None:
-    index = LedgerIndex(tmp_path, "ledger")
+def test_unfinished_runs_come_a_page_at_a_time_and_once_taken_not_again(index: LedgerIndex) -> None:
     entries = [LedgerEntryIn(n, f"r{n}", "received", record=b"{}") for n in range(10)]
     entries.append(LedgerEntryIn(10, "r0", "finished", record=b"{}"))
     index.apply(3, entries, next_offset=11)
@@ -34,8 +45,7 @@ def test_unfinished_runs_come_a_page_at_a_time_and_once_taken_not_again(tmp_path
     assert index.unfinished(2, limit=100) == []
 
 
-def test_local_notes_are_tentative_until_the_topic_says_so(tmp_path: Path) -> None:
-    index = LedgerIndex(tmp_path, "ledger")
+def test_local_notes_are_tentative_until_the_topic_says_so(index: LedgerIndex) -> None:
     index.apply(0, [LedgerEntryIn(0, "r1", "received", record=b"{}")], next_offset=1)
     index.note(0, "r1", "finished", fingerprint="f1", record=b'{"result": {"x": 1}}')
     row = index.get("r1")
@@ -49,16 +59,14 @@ def test_local_notes_are_tentative_until_the_topic_says_so(tmp_path: Path) -> No
     assert row is not None and row.finished_record is None
 
 
-def test_a_run_known_only_locally_keeps_its_fingerprint_for_conflicts(tmp_path: Path) -> None:
-    index = LedgerIndex(tmp_path, "ledger")
+def test_a_run_known_only_locally_keeps_its_fingerprint_for_conflicts(index: LedgerIndex) -> None:
     index.note_many(1, [("r1", "f1")], "active")
     row = index.get("r1")
     assert row is not None
     assert (row.state, row.local, row.fingerprint) == (None, "active", "f1")
 
 
-def test_a_tombstone_removes_the_run(tmp_path: Path) -> None:
-    index = LedgerIndex(tmp_path, "ledger")
+def test_a_tombstone_removes_the_run(index: LedgerIndex) -> None:
     index.apply(0, [LedgerEntryIn(0, "forged", "received", record=b"x")], next_offset=1)
     index.note(0, "forged", "finished")
     index.clear_local(0)

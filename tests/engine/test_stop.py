@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bridge.models import RunStatus
+from bridge.models import RunStatus, StopReason
 from bridge.scheduler import OperationRunner
 from tests.engine_support import Engine
 from tests.polling import eventually
@@ -18,7 +18,7 @@ async def test_stop_signals_running_runs_and_skips_the_rest(engine: Engine) -> N
     runner = OperationRunner(engine.plan(op), engine.runtime(grace=5))
     task = asyncio.create_task(runner.run())
     await eventually(lambda: len(engine.executions()) == 2, timeout=20, interval=0.02)
-    runner.stop("operator asked", kind="stopped")
+    runner.stop("operator asked", kind=StopReason.STOPPED)
     outcome = await task
     statuses = [r.status for r in outcome.results]
     assert statuses.count(RunStatus.STOPPED) == 2

@@ -26,7 +26,8 @@ from tests.faults.harness import Replica
 from tests.kafka_broker import SecureKafkaBroker, read_topic
 from tests.security.deployment import SecureDeployment, kafka_settings
 
-pytestmark = pytest.mark.kafka
+# A second broker (TLS, SASL, ACLs) and a bridge start in this module's fixtures: longer than the default budget.
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
 STUDY = "secure-study"
 
