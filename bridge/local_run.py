@@ -91,7 +91,7 @@ def _on_interrupt(runner: OperationRunner, runtime: Runtime) -> None:
             print(f"\n{signame}: stopping runs (again to kill them now)...", file=sys.stderr)
         else:
             runtime.stop_grace_s = 0.0
-        runner.stop(f"interrupted by {signame}", interrupted=True, kind=StopReason.INTERRUPTED)
+        runner.stop(f"interrupted by {signame}", kind=StopReason.INTERRUPTED)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)

@@ -131,16 +131,12 @@ class OperationRunner:
 
     # ---- control from outside -------------------------------------------------------------------------
 
-    def stop(self, reason: str, *, kind: StopReason = StopReason.STOPPED, interrupted: bool = False) -> None:
+    def stop(self, reason: str, *, kind: StopReason = StopReason.STOPPED) -> None:
         """Stop the whole operation: no new runs, running ones signalled, the rest skipped; `kind` is their
-        results' `error.type`. `StopReason.INTERRUPTED` leaves them unfinished in the ledger, to run again.
-
-        `interrupted=True` is the former spelling of `kind=StopReason.INTERRUPTED`, accepted until its last
-        callers move (bridge/cli.py, bridge/kafka/service.py); it says nothing `kind` does not.
-        """
+        results' `error.type`. `StopReason.INTERRUPTED` leaves them unfinished in the ledger, to run again."""
         if self._stopping is not None:
             return
-        kind = StopReason.INTERRUPTED if interrupted else StopReason(kind)
+        kind = StopReason(kind)
         self._interrupted = kind is StopReason.INTERRUPTED
         self._stopping = RunError(type=kind, message=reason)
         log.info("operation_stopping", operation_id=self.plan.operation_id, reason=reason)

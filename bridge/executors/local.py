@@ -56,7 +56,7 @@ def _open_logs(attempt_dir: Path) -> list[IO[bytes]]:
 
 
 class LocalRun:
-    """One started attempt: its process (and process group), its log files and its metrics file.
+    """One started attempt: its process (and process group) and its metrics file (its logs are the child's).
 
     When its main process ends, however it ends, whatever it left running in its group is killed: the run is
     over, and nothing would ever reap those processes.
@@ -66,7 +66,6 @@ class LocalRun:
         self,
         request: RunRequest,
         proc: asyncio.subprocess.Process,
-        logs: list[IO[bytes]],
         tail: MetricsTail,
         *,
         on_metrics: MetricsCallback,
@@ -75,7 +74,6 @@ class LocalRun:
         self._request = request
         self._proc = proc
         self._group = GroupRecord.of(proc.pid)
-        self._logs = logs
         self._tail = tail
         self._on_metrics = on_metrics
         self._on_end = on_end
@@ -113,8 +111,6 @@ class LocalRun:
             except TimeoutError:
                 self._deliver()
         self._deliver(final=True)
-        for f in self._logs:
-            f.close()
         return RunExit(
             exit_code=code,
             outputs=self._tail.final_outputs(),
@@ -242,14 +238,13 @@ class LocalExecutor:
                 preexec_fn=preexec_fn,
             )
         except (OSError, ValueError) as exc:  # ValueError (UnicodeEncodeError too): what cannot_start missed
-            for f in logs:
-                f.close()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else printable(str(exc))
             return StartFailed(request, f"could not start `{program}`: {reason}")
+        finally:
+            for f in logs:
+                f.close()  # the child has its own copies: the bridge never writes to them
         log.debug("run_process_started", run_id=request.run_id, attempt=request.attempt, pid=proc.pid)
-        run = LocalRun(
-            request, proc, logs, MetricsTail(metrics_path), on_metrics=on_metrics, on_end=self._running.discard
-        )
+        run = LocalRun(request, proc, MetricsTail(metrics_path), on_metrics=on_metrics, on_end=self._running.discard)
         self._running.add(run)  # before its end can be seen: that is a callback of a later loop turn
         return run
 

@@ -6,10 +6,14 @@ the process so the service's logic can be driven in milliseconds. The service on
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Protocol
 
+import structlog
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bridge.config import BridgeSettings
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
@@ -19,6 +23,11 @@ from bridge.kafka.ledger_index import LedgerIndex
 from bridge.kafka.publisher import PartitionPublisher
 from bridge.offsets import OffsetTracker, Partition
 from bridge.ports import MessageConsumer, TransactionalPublisher
+
+log = structlog.get_logger(__name__)
+
+PROBE_EVERY_S = 5.0
+PROBE_TIMEOUT_MS = 5000
 
 
 class Broker(Protocol):
@@ -46,8 +55,8 @@ class Broker(Protocol):
     async def catch_up(self, partition: int, index: LedgerIndex) -> None:
         """Read one ledger partition, from where `index` stopped to its end, into `index`."""
 
-    async def watch(self, loop: ConsumeLoop) -> None:
-        """Keep `loop` told whether the broker answers and where the assigned partitions end, until cancelled."""
+    async def watch(self, loop: ConsumeLoop, stopping: asyncio.Event) -> None:
+        """Keep `loop` told whether the broker answers and where the assigned partitions end, until `stopping`."""
 
 
 class KafkaBroker:
@@ -107,6 +116,25 @@ class KafkaBroker:
         """`ledger.catch_up` on the ledger topic."""
         await catch_up(self._settings, partition, index)
 
-    async def watch(self, loop: ConsumeLoop) -> None:
-        """The consume loop's probe, through an admin client."""
-        await loop.probe(self._settings.kafka)
+    async def watch(self, loop: ConsumeLoop, stopping: asyncio.Event) -> None:
+        """Ask the broker every few seconds whether it answers (an admin client's metadata request, bounded by its
+        own request timeout), and tell `loop`, until `stopping` is set. Never cancelled mid-request: a
+        cancellation that lands while aiokafka opens a connection leaves that connection open for good."""
+        admin = AIOKafkaAdminClient(**client_kwargs(self._settings.kafka), request_timeout_ms=PROBE_TIMEOUT_MS)
+        started = False
+        try:
+            while not stopping.is_set():
+                try:
+                    if not started:
+                        await admin.start()
+                        started = True
+                    await admin.list_topics()
+                    await loop.refresh(broker_ok=True)
+                except Exception as exc:
+                    log.debug("broker_probe_failed", error=str(exc))
+                    await loop.refresh(broker_ok=False)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), PROBE_EVERY_S)  # the probe's period
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()

@@ -17,11 +17,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from bridge.config import KafkaSettings
 from bridge.http import Health
-from bridge.kafka.connection import client_kwargs
 from bridge.kafka.registry import RunRegistry
 from bridge.offsets import Partition
 from bridge.telemetry import Telemetry
@@ -154,30 +151,18 @@ class ConsumeLoop:
                 self._announced = True
                 log.info("bridge_ready", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assignment))
 
-    async def probe(self, kafka: KafkaSettings) -> None:
-        """Ask the broker, every few seconds, whether it answers and where the assigned partitions end."""
-        admin = AIOKafkaAdminClient(**client_kwargs(kafka), request_timeout_ms=5000)
-        started = False
-        while True:
-            try:
-                if not started:
-                    await admin.start()
-                    started = True
-                await asyncio.wait_for(admin.list_topics(), timeout=PROBE_EVERY_S)
-                self.broker_ok = True
-                assignment = list(self._consumer.assignment())
-                if assignment:
-                    # Ends from the broker itself: a hung fetcher's cached ones would hide the backlog.
-                    ends = await asyncio.wait_for(self._consumer.end_offsets(assignment), PROBE_EVERY_S)
-                    self._ends = dict(ends)
-                for tp in set(assignment) - self._consumed.keys():
-                    await self.assigned(tp)  # its start offset was not known at assignment (a broker hiccup)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await admin.close()
-                raise
-            except Exception as exc:
-                if self.broker_ok:
-                    log.warning("broker_unreachable", error=str(exc))
-                self.broker_ok = False
-            await asyncio.sleep(PROBE_EVERY_S)  # a probe's period, not a synchronisation
+    async def refresh(self, broker_ok: bool) -> None:
+        """What a broker probe learnt: whether it answers; if so, ask the broker itself where the assigned
+        partitions end (a hung fetcher's cached ends would hide a backlog) and where those whose start offset was
+        not known at assignment (a broker hiccup) start."""
+        if not broker_ok:
+            if self.broker_ok:
+                log.warning("broker_unreachable")
+            self.broker_ok = False
+            return
+        self.broker_ok = True
+        assignment = list(self._consumer.assignment())
+        if assignment:
+            self._ends = dict(await self._consumer.end_offsets(assignment))
+        for tp in set(assignment) - self._consumed.keys():
+            await self.assigned(tp)

@@ -181,9 +181,9 @@ class MemoryBroker:
         entries = [e for r in records[start:] if (e := index_entry(r.offset, r.key, r.value)) is not None]
         index.apply(partition, entries, len(records))
 
-    async def watch(self, loop: ConsumeLoop) -> None:
+    async def watch(self, loop: ConsumeLoop, stopping: asyncio.Event) -> None:
         """This broker is always there."""
-        loop.broker_ok = True
+        await loop.refresh(broker_ok=True)
 
 
 class MemoryConsumer:

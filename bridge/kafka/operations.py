@@ -114,7 +114,7 @@ class Operations:
             log.warning("drain_grace_expired", operations=len(pending))
             self._ownership.drop_all()
             for runner in self._registry.runners():
-                runner.stop("bridge shutting down", interrupted=True, kind=StopReason.INTERRUPTED)
+                runner.stop("bridge shutting down", kind=StopReason.INTERRUPTED)
             await asyncio.wait(pending, timeout=self.runtime.stop_grace_s + 5)
 
     # ---- one operation -------------------------------------------------------------------------------

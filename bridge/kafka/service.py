@@ -170,6 +170,8 @@ class BridgeService:
         await http.start()
         self.http_port = http.port
         background: list[asyncio.Task[None]] = []
+        stop_watching = asyncio.Event()  # the broker probe stops when set: it is never cancelled mid-request
+        watch: asyncio.Task[None] | None = None
         try:
             await self._broker.prepare()
             consumer = await self._broker.connect()
@@ -195,7 +197,7 @@ class BridgeService:
                 telemetry=self.telemetry,
             )
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=self._rebalance)
-            background.append(asyncio.create_task(self._broker.watch(loop)))
+            watch = asyncio.create_task(self._broker.watch(loop, stop_watching))
             background.append(asyncio.create_task(self._prune()))
             log.info("bridge_serving", topics=[s.topics.suggestions, s.topics.control], group=s.kafka.group_id)
             try:
@@ -206,6 +208,9 @@ class BridgeService:
                 await self._publishers.close_all()
                 await consumer.stop()
         finally:
+            stop_watching.set()
+            if watch is not None:
+                await asyncio.wait([watch], timeout=10)
             for task in background:
                 task.cancel()
             await http.stop()
