@@ -21,10 +21,10 @@ from bridge.messages import (
     LedgerRecord,
     MessageError,
     SuggestionMessage,
-    parse_suggestion,
 )
 from bridge.plan import PlannedRun
 from bridge.polyaxon import RenderBudget, UrlPolicy, V1Operation, budget_scope, expand_runs, parse_operation
+from bridge.wire import parse_suggestion
 
 _SUGGESTION_PATH = re.compile(r"^suggestions\[(\d+)\]\.")
 

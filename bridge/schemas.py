@@ -22,12 +22,12 @@ from bridge.messages import (
     CONTROL_SCHEMA,
     DEADLETTER_SCHEMA,
     LEDGER_SCHEMA,
-    MESSAGE_TYPES,
     NAME_PATTERN,
     OPERATION_SCHEMA,
     SUGGESTION_SCHEMA,
 )
 from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA
+from bridge.versions import MESSAGE_TYPES
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_FILE = "asyncapi.yaml"

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.identity import canonical_json, fingerprint, operation_id_of_runs, run_id_of
-from bridge.messages import parse_suggestion
 from bridge.plan import plan_local
 from bridge.polyaxon import parse_operation
+from bridge.wire import parse_suggestion
 
 MESSAGES: list[tuple[dict[str, Any], list[str]]] = [
     (

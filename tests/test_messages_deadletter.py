@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.errors import NotSupported, PolyaxonfileError, Problem
-from bridge.messages import DeadLetter, DeadLetterError, MessageError, parse_message, parse_suggestion
+from bridge.messages import DeadLetter, DeadLetterError, MessageError
+from bridge.wire import parse_message, parse_suggestion
 
 
 def test_the_original_key_and_value_come_back_exactly() -> None:

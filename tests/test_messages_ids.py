@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from bridge.identity import suggestion_id
-from bridge.messages import NAME_PATTERN, parse_suggestion
+from bridge.messages import NAME_PATTERN
+from bridge.wire import parse_suggestion
 
 MESSAGE: dict[str, Any] = {
     "study": "cnn-tpe",

@@ -14,10 +14,8 @@ from bridge.messages import (
     OperationFinished,
     SuggestionMessage,
     field_path,
-    parse_control,
-    parse_message,
-    parse_suggestion,
 )
+from bridge.wire import parse_control, parse_message, parse_suggestion
 
 
 def _suggestion(**fields: Any) -> bytes:

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.messages import MESSAGE_TYPES, SuggestionMessage, parse_message
+from bridge.messages import SuggestionMessage
 from bridge.models import RunResult
 from bridge.schemas import ASYNCAPI_FILE, asyncapi_document, schema_file_name, write_schemas
+from bridge.versions import MESSAGE_TYPES
+from bridge.wire import parse_message
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"

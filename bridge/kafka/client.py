@@ -22,7 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from bridge.config import KafkaSettings, TopicsSettings
 from bridge.kafka.connection import client_kwargs, with_broker_retry
 from bridge.messages import SuggestionMessage
-from bridge.models import RESULT_SCHEMA, RunResult
+from bridge.models import RunResult
+from bridge.versions import RESULT, current
 
 
 class ResultsTimeout(TimeoutError):
@@ -152,7 +153,7 @@ class BridgeClient:
                         data = json.loads(record.value)
                     except (TypeError, ValueError):
                         continue
-                    if isinstance(data, dict) and data.get("schema") == RESULT_SCHEMA:
+                    if isinstance(data, dict) and data.get("schema") == current(RESULT):
                         yield RunResult.model_validate(data)
 
     async def results(self, study: str, suggestion_ids: Sequence[str], *, timeout: float) -> dict[str, RunResult]:

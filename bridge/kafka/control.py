@@ -16,8 +16,9 @@ from bridge.config import ControlSettings
 from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.registry import RunRegistry
 from bridge.limits import Limits
-from bridge.messages import ControlMessage, DeadLetterError, MessageError, parse_control
+from bridge.messages import ControlMessage, DeadLetterError, MessageError
 from bridge.offsets import OffsetTracker, Partition
+from bridge.wire import parse_control
 
 log = structlog.get_logger(__name__)
 

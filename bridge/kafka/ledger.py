@@ -27,7 +27,9 @@ from bridge.identity import fingerprint
 from bridge.kafka.connection import client_kwargs
 from bridge.kafka.ledger_index import LedgerEntryIn, LedgerIndex
 from bridge.limits import Limits
-from bridge.messages import LEDGER_SCHEMA, LedgerRecord, parse_message
+from bridge.messages import LEDGER_SCHEMA, LedgerRecord
+from bridge.versions import LEDGER, is_newer
+from bridge.wire import parse_message
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +47,7 @@ def newer_version(raw: bytes | None) -> str | None:
         schema = json.loads(raw or b"").get("schema")
     except (ValueError, AttributeError, RecursionError):
         return None
-    if isinstance(schema, str) and schema.startswith("bridge.ledger/") and schema != LEDGER_SCHEMA:
-        return schema
-    return None
+    return schema if is_newer(schema) and schema.startswith(f"{LEDGER}/") else None
 
 
 def index_entry(offset: int, key: bytes | None, value: bytes | None) -> LedgerEntryIn | None:

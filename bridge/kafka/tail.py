@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bridge import versions
 from bridge.config import BridgeSettings
 from bridge.console import fmt_mapping
 from bridge.kafka.connection import client_kwargs, with_broker_retry
-from bridge.models import RESULT_SCHEMA
 
 MAX_ROWS = 40
-OPERATION_SCHEMA = "bridge.operation/v1"
+RESULT_SCHEMA = versions.current(versions.RESULT)
+OPERATION_SCHEMA = versions.current(versions.OPERATION)
 CATCH_UP_S = 10.0  # after --limit results, how long to read the operations topic up to where it was
 
 
