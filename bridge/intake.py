@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.config import BridgeSettings
+from bridge.deadletters import DeadLetterError
 from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
 from bridge.identity import run_id_of
 from bridge.limits import LimitExceeded, check_value
 from bridge.messages import (
     SUGGESTION_SCHEMA,
-    DeadLetterError,
     LedgerRecord,
     MessageError,
     SuggestionMessage,

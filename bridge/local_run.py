@@ -28,7 +28,8 @@ from bridge.ledger import FileLedger
 from bridge.models import StopReason
 from bridge.objective import Objective
 from bridge.plan import OperationPlan
-from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
+from bridge.runtime import Runtime
+from bridge.scheduler import OperationOutcome, OperationRunner
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 

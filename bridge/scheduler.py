@@ -5,56 +5,36 @@ for an identical run already in flight, or run it: under the operation's concurr
 cap, with `termination.timeout` per attempt and up to `termination.maxRetries` retries, while early stopping
 watches every metric and every result. Stopping (early stopping, an interrupt, a control message) signals
 running attempts (SIGTERM, then SIGKILL after a grace period) and skips runs not yet started.
+The request one attempt runs, the verdict of its exit and the run's result are built in `bridge.attempts`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
 
-from bridge.cache import FileCache, cache_key, run_shape
+from bridge.attempts import Verdict, judge_exit, prepare_request, run_result
+from bridge.cache import cache_key, run_shape
 from bridge.early_stopping import EarlyStopping, StopOperation, StopRun
 from bridge.models import ProgressEvent, RunError, RunResult, RunStatus, StopReason
 from bridge.plan import OperationPlan, PlannedRun
-from bridge.polyaxon import RunGlobals, render_run
 from bridge.ports import (
-    Executor,
     LedgerEntry,
     MetricRecord,
     OperationListener,
     RunExit,
     RunHandle,
-    RunLedger,
-    RunRequest,
 )
+from bridge.runtime import Runtime
 from bridge.text import printable
-from bridge.workspace import RunPaths, prepare_init
+from bridge.workspace import RunPaths
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class Runtime:
-    """What every operation of one bridge process shares: the executor and its global cap, the ledger, the
-    cache, the runs in flight (so identical params run once) and where runs keep their files."""
-
-    executor: Executor
-    ledger: RunLedger
-    workdir: Path
-    cache: FileCache | None = None
-    stop_grace_s: float = 10.0
-    slots: asyncio.Semaphore = field(init=False)
-    inflight: dict[str, asyncio.Future[RunResult]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.slots = asyncio.Semaphore(self.executor.max_parallel)
 
 
 @dataclass(frozen=True)
@@ -216,7 +196,9 @@ class OperationRunner:
                 log.info("run_waits_for_identical", run_id=run.run_id, operation_id=self.plan.operation_id)
                 first = await asyncio.shield(leader)
                 if first.status is RunStatus.SUCCEEDED:
-                    return self._result(run, RunStatus.SUCCEEDED, attempt=0, outputs=first.outputs, cached=True)
+                    return run_result(
+                        self.plan, run, RunStatus.SUCCEEDED, attempt=0, outputs=first.outputs, cached=True
+                    )
             future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
             self._rt.inflight[key] = future
             try:
@@ -236,7 +218,7 @@ class OperationRunner:
         if entry is None:
             return None
         log.info("run_cache_hit", run_id=run.run_id, from_run_id=entry.run_id)
-        return self._result(run, RunStatus.SUCCEEDED, attempt=0, outputs=entry.outputs, cached=True)
+        return run_result(self.plan, run, RunStatus.SUCCEEDED, attempt=0, outputs=entry.outputs, cached=True)
 
     async def _record(self, result: RunResult) -> None:
         interrupted = self._interrupted and result.status in (RunStatus.STOPPED, RunStatus.SKIPPED)
@@ -245,7 +227,7 @@ class OperationRunner:
 
     async def _execute(self, run: PlannedRun, first_attempt: int) -> RunResult:
         if (skip := self._skip_reason(run)) is not None:
-            return self._result(run, RunStatus.SKIPPED, attempt=first_attempt - 1, error=skip)
+            return run_result(self.plan, run, RunStatus.SKIPPED, attempt=first_attempt - 1, error=skip)
         async with self._op_slots, self._rt.slots:
             result = await self._attempts(run, first_attempt)
             # Durable before the slot frees: once the next run starts, a kill -9 never re-runs this one.
@@ -259,7 +241,7 @@ class OperationRunner:
         while True:
             if (skip := self._skip_reason(run)) is not None:
                 status = RunStatus.SKIPPED if attempt == first_attempt else RunStatus.STOPPED
-                return self._result(run, status, attempt=attempt - 1, error=skip, started_at=started_at)
+                return run_result(self.plan, run, status, attempt=attempt - 1, error=skip, started_at=started_at)
             status, outputs, error = await self._attempt(run, attempt, paths)
             retry = status is RunStatus.FAILED and attempt - first_attempt < self._max_retries
             if retry and self._stopping is None and run.run_id not in self._stop_requests:
@@ -272,19 +254,19 @@ class OperationRunner:
                 self._early.forget(run.run_id)
                 attempt += 1
                 continue
-            return self._result(run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at)
+            return run_result(
+                self.plan, run, status, attempt=attempt, outputs=outputs, error=error, started_at=started_at
+            )
 
     def _skip_reason(self, run: PlannedRun) -> RunError | None:
         return self._stopping or self._stop_requests.get(run.run_id)
 
-    async def _attempt(
-        self, run: PlannedRun, attempt: int, paths: RunPaths
-    ) -> tuple[RunStatus, Mapping[str, Any], RunError | None]:
+    async def _attempt(self, run: PlannedRun, attempt: int, paths: RunPaths) -> Verdict:
         """One attempt, total: whatever goes wrong ends it with a failed status and why, never an exception
         (one would leave the run without a result and its operation waiting for it forever)."""
         handle: RunHandle | None = None
         try:
-            prepared = await self._prepare(run, attempt, paths)
+            prepared = await prepare_request(self.plan, self._component, run, attempt, paths)
             if isinstance(prepared, RunError):
                 return RunStatus.FAILED, {}, prepared
             # Dispatched is durable before the process exists, so a kill -9 at any moment counts this attempt.
@@ -295,7 +277,13 @@ class OperationRunner:
                 log.warning("run_start_failed", run_id=run.run_id, attempt=attempt, error=printable(str(exc)))
                 return RunStatus.FAILED, {}, RunError(type="start_failed", message=printable(str(exc)))
             exit_, timed_out = await self._follow(run, attempt, handle)
-            return self._judge(run, exit_, timed_out)
+            return judge_exit(
+                exit_,
+                timed_out,
+                stop=self._stop_requests.get(run.run_id) or self._stopping,
+                timeout_s=self._timeout_s,
+                component=self._component,
+            )
         except Exception as exc:  # the last line of defence: still a result, and the process does not live on
             log.exception("run_internal_error", run_id=run.run_id, attempt=attempt)
             if handle is not None:
@@ -303,43 +291,6 @@ class OperationRunner:
                     await handle.stop(0.0)
             message = printable(f"{type(exc).__name__}: {exc}")
             return RunStatus.FAILED, {}, RunError(type="internal_error", message=message)
-
-    async def _prepare(self, run: PlannedRun, attempt: int, paths: RunPaths) -> RunRequest | RunError:
-        globals_ = RunGlobals(
-            run_uuid=run.run_id,
-            run_name=f"{self.plan.name}-{run.index}",
-            artifacts_path=str(paths.artifacts),
-            run_outputs_path=str(paths.outputs),
-            iteration=run.iteration,
-        )
-        try:
-            await prepare_init(self._component, paths)
-        except Exception as exc:  # git's own words (OSError), or a folder that cannot be made
-            return RunError(type="init_failed", message=printable(str(exc)))
-        try:
-            rendered = render_run(self._component, run.params, globals_)
-        except Exception as exc:  # validation renders every template, so this is a value no check foresaw
-            return RunError(type="render_failed", message=printable(str(exc)))
-        attempt_dir = paths.attempt(attempt)
-        env = {
-            **rendered.env,
-            "BRIDGE_RUN_ID": run.run_id,
-            "BRIDGE_OPERATION_ID": self.plan.operation_id,
-            "BRIDGE_ATTEMPT": str(attempt),
-            "BRIDGE_METRICS_FILE": str(attempt_dir / "metrics.jsonl"),
-            "BRIDGE_OUTPUTS_DIR": str(paths.outputs),
-        }
-        cwd = self.plan.cwd / rendered.working_dir if rendered.working_dir else self.plan.cwd
-        return RunRequest(
-            run_id=run.run_id,
-            attempt=attempt,
-            argv=rendered.argv,
-            env=env,
-            cwd=cwd,
-            attempt_dir=attempt_dir,
-            outputs_dir=paths.outputs,
-            resources=(self._component.run.container.resources if self._component.run.container else None),
-        )
 
     async def _follow(self, run: PlannedRun, attempt: int, handle: RunHandle) -> tuple[RunExit, bool]:
         """Record the started attempt, then wait for its end under the timeout: its exit, and if it timed out."""
@@ -360,44 +311,6 @@ class OperationRunner:
                 return await waiting, True
         finally:
             self._handles.pop(run.run_id, None)
-
-    def _judge(
-        self, run: PlannedRun, exit_: RunExit, timed_out: bool
-    ) -> tuple[RunStatus, Mapping[str, Any], RunError | None]:
-        outputs = dict(exit_.outputs)
-        stop = self._stop_requests.get(run.run_id) or self._stopping
-        if stop is not None and not timed_out:
-            return RunStatus.STOPPED, outputs, stop
-        if timed_out:
-            return (
-                RunStatus.FAILED,
-                outputs,
-                RunError(
-                    type="timeout",
-                    message=f"the run took longer than termination.timeout ({self._timeout_s:g} s)",
-                ),
-            )
-        if exit_.start_error is not None:
-            return RunStatus.FAILED, outputs, RunError(type="start_failed", message=exit_.start_error)
-        if exit_.exit_code != 0:
-            detail = f"; stderr: {exit_.stderr_tail[-500:]}" if exit_.stderr_tail else ""
-            return (
-                RunStatus.FAILED,
-                outputs,
-                RunError(type="exit_code", message=f"exited with {exit_.exit_code}{detail}"),
-            )
-        missing = [o.name for o in (self._component.outputs or []) if not o.is_optional and o.name not in outputs]
-        if missing:
-            # A run that ends well but reports nothing would leave the optimizer waiting for a number (katib#1795).
-            return (
-                RunStatus.FAILED,
-                outputs,
-                RunError(
-                    type="missing_outputs",
-                    message=f"the run exited 0 but never reported required outputs {missing}",
-                ),
-            )
-        return RunStatus.SUCCEEDED, outputs, None
 
     # ---- metrics and early stopping -------------------------------------------------------------------
 
@@ -437,37 +350,3 @@ class OperationRunner:
                 reason=stop_op.reason,
             )
             self.stop(stop_op.reason, kind=StopReason.EARLY_STOPPED)
-
-    # ---- results --------------------------------------------------------------------------------------
-
-    def _result(
-        self,
-        run: PlannedRun,
-        status: RunStatus,
-        *,
-        attempt: int,
-        outputs: Mapping[str, Any] | None = None,
-        error: RunError | None = None,
-        cached: bool = False,
-        started_at: datetime | None = None,
-    ) -> RunResult:
-        finished_at = _now()
-        return RunResult(
-            study=self.plan.study,
-            template=self.plan.template,
-            operation_id=self.plan.operation_id,
-            run_id=run.run_id,
-            suggestion_id=run.suggestion_id,
-            iteration=run.iteration,
-            index=run.index,
-            params=run.given,
-            status=status,
-            outputs=dict(outputs or {}),
-            attempt=max(attempt, 0),
-            cached=cached,
-            started_at=started_at,
-            finished_at=finished_at,
-            duration_s=round((finished_at - started_at).total_seconds(), 3) if started_at else None,
-            error=error,
-            metadata=dict(run.metadata),
-        )

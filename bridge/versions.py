@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
+from bridge.deadletters import DeadLetter
 from bridge.messages import (
     CONTROL_SCHEMA,
     DEADLETTER_SCHEMA,
@@ -18,7 +19,6 @@ from bridge.messages import (
     OPERATION_SCHEMA,
     SUGGESTION_SCHEMA,
     ControlMessage,
-    DeadLetter,
     LedgerRecord,
     OperationCreated,
     OperationEvent,

@@ -13,7 +13,8 @@ from bridge.executors.local import LocalExecutor
 from bridge.ledger import FileLedger
 from bridge.plan import OperationPlan, plan_local
 from bridge.polyaxon import V1Operation, parse_operation
-from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
+from bridge.runtime import Runtime
+from bridge.scheduler import OperationOutcome, OperationRunner
 
 JOB = Path(__file__).with_name("scripts_job.py").resolve()
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bridge.deadletters import DeadLetter, DeadLetterError
 from bridge.errors import NotSupported, PolyaxonfileError, Problem
-from bridge.messages import DeadLetter, DeadLetterError, MessageError
+from bridge.messages import MessageError
 from bridge.wire import parse_message, parse_suggestion
 
 

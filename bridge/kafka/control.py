@@ -12,11 +12,12 @@ import hmac
 import structlog
 from aiokafka import ConsumerRecord
 
-from bridge.config import ControlSettings
+from bridge.config_sections import ControlSettings
+from bridge.deadletters import DeadLetterError
 from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.registry import RunRegistry
 from bridge.limits import Limits
-from bridge.messages import ControlMessage, DeadLetterError, MessageError
+from bridge.messages import ControlMessage, MessageError
 from bridge.offsets import OffsetTracker, Partition
 from bridge.wire import parse_control
 

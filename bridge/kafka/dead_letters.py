@@ -6,10 +6,10 @@ import structlog
 from aiokafka import ConsumerRecord
 
 from bridge.config import BridgeSettings
+from bridge.deadletters import DeadLetter, DeadLetterError
 from bridge.kafka.ledger_index import IndexedRun
 from bridge.kafka.publisher import Outgoing
 from bridge.kafka.publishing import Publishers
-from bridge.messages import DeadLetter, DeadLetterError
 from bridge.offsets import Partition
 from bridge.telemetry import Telemetry
 

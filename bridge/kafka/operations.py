@@ -31,7 +31,8 @@ from bridge.messages import EarlyStop, LedgerRecord, OperationCounts, OperationC
 from bridge.models import ProgressEvent, RunResult, RunStatus, StopReason
 from bridge.offsets import Partition
 from bridge.plan import OperationPlan
-from bridge.scheduler import OperationOutcome, OperationRunner, Runtime
+from bridge.runtime import Runtime
+from bridge.scheduler import OperationOutcome, OperationRunner
 from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from bridge.config import BridgeSettings
+from bridge.deadletters import DeadLetterError
 from bridge.intake import Templates, accept_ledger_record
 from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.ledger import newer_version, parse_record
@@ -27,7 +28,7 @@ from bridge.kafka.records import OffLoop
 from bridge.kafka.registry import RunRegistry
 from bridge.kafka.run_ledger import KafkaRunLedger
 from bridge.kafka.runs import RunItem
-from bridge.messages import DeadLetterError, MessageError
+from bridge.messages import MessageError
 from bridge.models import RunResult
 from bridge.offsets import Partition
 from bridge.ports import Executor, LedgerReader

@@ -16,6 +16,7 @@ import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 
 from bridge.config import BridgeSettings
+from bridge.deadletters import DeadLetterError
 from bridge.intake import Templates, accept
 from bridge.kafka.admission import admit
 from bridge.kafka.control import Control
@@ -26,7 +27,6 @@ from bridge.kafka.publisher import Outgoing
 from bridge.kafka.publishing import Publishers
 from bridge.kafka.registry import RunRegistry
 from bridge.kafka.runs import RunItem, received_record
-from bridge.messages import DeadLetterError
 from bridge.offsets import OffsetTracker, Partition
 from bridge.plan import PlannedRun
 from bridge.telemetry import Telemetry

@@ -39,7 +39,7 @@ from bridge.kafka.run_ledger import KafkaRunLedger
 from bridge.offsets import OffsetTracker
 from bridge.ports import Executor, MessageConsumer
 from bridge.retention import CacheRetention, keep_pruning
-from bridge.scheduler import Runtime
+from bridge.runtime import Runtime
 from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)

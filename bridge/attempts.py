@@ -1,0 +1,144 @@
+"""One attempt of one run, the parts that need no scheduler: what it runs, how its exit is judged, its result.
+
+The scheduler (`bridge.scheduler`) dispatches, starts and waits; this module renders the run into the request the
+executor starts, turns the attempt's exit into a status and why, and writes the run's one final result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.models import RunError, RunResult, RunStatus
+from bridge.plan import OperationPlan, PlannedRun
+from bridge.polyaxon import RunGlobals, V1Component, render_run
+from bridge.ports import RunExit, RunRequest
+from bridge.text import printable
+from bridge.workspace import RunPaths, prepare_init
+
+Verdict = tuple[RunStatus, Mapping[str, Any], RunError | None]
+"""How an attempt ended: its status, its outputs and, unless it succeeded, why."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def prepare_request(
+    plan: OperationPlan, component: V1Component, run: PlannedRun, attempt: int, paths: RunPaths
+) -> RunRequest | RunError:
+    """What the executor starts for `attempt` of `run`: its init steps done, its templates rendered; or why not."""
+    globals_ = RunGlobals(
+        run_uuid=run.run_id,
+        run_name=f"{plan.name}-{run.index}",
+        artifacts_path=str(paths.artifacts),
+        run_outputs_path=str(paths.outputs),
+        iteration=run.iteration,
+    )
+    try:
+        await prepare_init(component, paths)
+    except Exception as exc:  # git's own words (OSError), or a folder that cannot be made
+        return RunError(type="init_failed", message=printable(str(exc)))
+    try:
+        rendered = render_run(component, run.params, globals_)
+    except Exception as exc:  # validation renders every template, so this is a value no check foresaw
+        return RunError(type="render_failed", message=printable(str(exc)))
+    attempt_dir = paths.attempt(attempt)
+    env = {
+        **rendered.env,
+        "BRIDGE_RUN_ID": run.run_id,
+        "BRIDGE_OPERATION_ID": plan.operation_id,
+        "BRIDGE_ATTEMPT": str(attempt),
+        "BRIDGE_METRICS_FILE": str(attempt_dir / "metrics.jsonl"),
+        "BRIDGE_OUTPUTS_DIR": str(paths.outputs),
+    }
+    cwd = plan.cwd / rendered.working_dir if rendered.working_dir else plan.cwd
+    return RunRequest(
+        run_id=run.run_id,
+        attempt=attempt,
+        argv=rendered.argv,
+        env=env,
+        cwd=cwd,
+        attempt_dir=attempt_dir,
+        outputs_dir=paths.outputs,
+        resources=(component.run.container.resources if component.run.container else None),
+    )
+
+
+def judge_exit(
+    exit_: RunExit,
+    timed_out: bool,
+    *,
+    stop: RunError | None,
+    timeout_s: float | None,
+    component: V1Component,
+) -> Verdict:
+    """The verdict of an attempt that ran: `stop` is the stop asked of it, if any; `timed_out` wins over it."""
+    outputs = dict(exit_.outputs)
+    if stop is not None and not timed_out:
+        return RunStatus.STOPPED, outputs, stop
+    if timed_out:
+        return (
+            RunStatus.FAILED,
+            outputs,
+            RunError(
+                type="timeout",
+                message=f"the run took longer than termination.timeout ({timeout_s:g} s)",
+            ),
+        )
+    if exit_.start_error is not None:
+        return RunStatus.FAILED, outputs, RunError(type="start_failed", message=exit_.start_error)
+    if exit_.exit_code != 0:
+        detail = f"; stderr: {exit_.stderr_tail[-500:]}" if exit_.stderr_tail else ""
+        return (
+            RunStatus.FAILED,
+            outputs,
+            RunError(type="exit_code", message=f"exited with {exit_.exit_code}{detail}"),
+        )
+    missing = [o.name for o in (component.outputs or []) if not o.is_optional and o.name not in outputs]
+    if missing:
+        # A run that ends well but reports nothing would leave the optimizer waiting for a number (katib#1795).
+        return (
+            RunStatus.FAILED,
+            outputs,
+            RunError(
+                type="missing_outputs",
+                message=f"the run exited 0 but never reported required outputs {missing}",
+            ),
+        )
+    return RunStatus.SUCCEEDED, outputs, None
+
+
+def run_result(
+    plan: OperationPlan,
+    run: PlannedRun,
+    status: RunStatus,
+    *,
+    attempt: int,
+    outputs: Mapping[str, Any] | None = None,
+    error: RunError | None = None,
+    cached: bool = False,
+    started_at: datetime | None = None,
+) -> RunResult:
+    """The run's one final result, finished now."""
+    finished_at = _now()
+    return RunResult(
+        study=plan.study,
+        template=plan.template,
+        operation_id=plan.operation_id,
+        run_id=run.run_id,
+        suggestion_id=run.suggestion_id,
+        iteration=run.iteration,
+        index=run.index,
+        params=run.given,
+        status=status,
+        outputs=dict(outputs or {}),
+        attempt=max(attempt, 0),
+        cached=cached,
+        started_at=started_at,
+        finished_at=finished_at,
+        duration_s=round((finished_at - started_at).total_seconds(), 3) if started_at else None,
+        error=error,
+        metadata=dict(run.metadata),
+    )

@@ -1,0 +1,28 @@
+"""What every operation of one bridge process shares, `bridge run` and `bridge serve` alike."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.cache import FileCache
+from bridge.models import RunResult
+from bridge.ports import Executor, RunLedger
+
+
+@dataclass
+class Runtime:
+    """What every operation of one bridge process shares: the executor and its global cap, the ledger, the
+    cache, the runs in flight (so identical params run once) and where runs keep their files."""
+
+    executor: Executor
+    ledger: RunLedger
+    workdir: Path
+    cache: FileCache | None = None
+    stop_grace_s: float = 10.0
+    slots: asyncio.Semaphore = field(init=False)
+    inflight: dict[str, asyncio.Future[RunResult]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.slots = asyncio.Semaphore(self.executor.max_parallel)
