@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bridge.config import BridgeSettings, ExecutorSettings
+from bridge.config import BridgeSettings
+from bridge.config_sections import ExecutorSettings
 from bridge.errors import ConfigError
 from bridge.ports import Executor
 

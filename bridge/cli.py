@@ -1,219 +1,32 @@
 """The `bridge` command: `run` and `check` a polyaxonfile, `serve` the Kafka bridge, and its companions."""
 
+# The docstring above is `bridge --help`'s description. This module holds the parser and `main`; the handlers are in
+# cli_local.py (check, run) and cli_serve.py (serve, submit, tail, schema).
+
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from bridge import __version__, logs
+from bridge.cli_local import cmd_check, cmd_run
+from bridge.cli_serve import cmd_schema, cmd_serve, cmd_submit, cmd_tail
 from bridge.errors import BridgeError, ComponentFetchError, InvalidInput, Retryable
+from bridge.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
 
 log = structlog.get_logger(__name__)
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _params(pairs: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise InvalidInput(f"-P takes name=value, got `{pair}`")
-        out[name.strip()] = value
-    return out
 
 
 def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-# ---- bridge check / run ----------------------------------------------------------------------------------
-
-
-def _load(args: argparse.Namespace) -> Any:
-    """The operation of `-f FILE`, `-f -` or `--url URL`, with its param warnings printed on stderr."""
-    from bridge.opsource import load
-    from bridge.param_hints import param_warnings
-
-    overrides = _params(args.param)
-    loaded = load(file=args.file, url=args.url, params=overrides)
-    for warning in loaded.operation.warnings:  # keys Polyaxon accepts that do nothing here, odd values
-        print(f"warning: {loaded.source}: {warning}", file=sys.stderr)
-    for line in param_warnings(loaded.operation, overrides):
-        print(f"warning: {loaded.source}: {line}", file=sys.stderr)
-    return loaded
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    """Validate a polyaxonfile and print the runs it expands to."""
-    from bridge.console import print_runs
-    from bridge.polyaxon import expand_runs
-
-    loaded = _load(args)
-    op = loaded.operation
-    # As `bridge run` and Polyaxon: a mapping's values are its runs (`values: []` is none); no mapping is one run.
-    values = [dict(v) for v in op.matrix.values or []] if op.matrix is not None else [{}]
-    runs = expand_runs(op, values, source=loaded.source)
-    print_runs(runs)
-    print(f"{loaded.source}: valid, {len(runs)} run(s)", file=sys.stderr)
-    return EXIT_OK
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """Run a polyaxonfile's operation on this machine."""
-    from bridge.local_run import RunOptions, run_plan
-    from bridge.objective import objective_of, undeclared_metric
-    from bridge.plan import plan_local
-
-    if args.concurrency is not None and args.concurrency < 1:
-        raise InvalidInput("--concurrency must be a positive integer")
-    loaded = _load(args)
-    objective = objective_of(loaded.operation, args.objective)
-    if objective is not None and (warning := undeclared_metric(objective, loaded.operation)):
-        print(f"warning: {warning}", file=sys.stderr)
-    plan = plan_local(loaded.operation, source=loaded.source, cwd=loaded.cwd, concurrency=args.concurrency)
-    options = RunOptions(
-        workdir=Path(args.workdir),
-        output=args.output,
-        no_cache=args.no_cache,
-        fresh=args.fresh,
-        objective=objective,
-    )
-    return asyncio.run(run_plan(plan, options))
-
-
-# ---- bridge serve / submit / tail / schema ---------------------------------------------------------------
-
-
-def _settings(args: argparse.Namespace) -> Any:
-    from bridge.config import load_settings
-
-    overrides = {
-        "kafka.bootstrap_servers": getattr(args, "bootstrap_servers", None),
-        "kafka.group_id": getattr(args, "group_id", None),
-        "http.port": getattr(args, "http_port", None),
-        "workdir": getattr(args, "workdir", None),
-    }
-    return load_settings(Path(args.config) if args.config else None, overrides)
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the Kafka bridge until SIGTERM/SIGINT, then drain."""
-    from bridge.app import build_service
-
-    service = build_service(_settings(args), connect_timeout_s=args.connect_timeout)
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, service.stop)
-        await service.run()
-
-    asyncio.run(serve())
-    if service.publish_failures:
-        for failure in service.publish_failures:
-            print(f"bridge: could not publish: {failure}", file=sys.stderr)
-        return EXIT_FAILED
-    print("bridge: drained, bye", file=sys.stderr)
-    return EXIT_OK
-
-
-def _read_suggestions(args: argparse.Namespace) -> dict[str, Any]:
-    import json
-
-    import yaml
-
-    text = sys.stdin.read() if args.file in (None, "-") else Path(args.file).read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{args.file or '-'}: not JSON or YAML: {exc}") from None
-    if isinstance(data, list):  # a bare list of suggestions, or of params dicts
-        data = {"suggestions": [s if isinstance(s, dict) and "params" in s else {"params": s} for s in data]}
-    if not isinstance(data, dict):
-        raise InvalidInput(f"{args.file or '-'}: expected a suggestion message or a list of suggestions")
-    message = {
-        **data,
-        "study": args.study or data.get("study"),
-        "template": args.template or data.get("template"),
-    }
-    if args.iteration is not None:
-        message["iteration"] = args.iteration
-    json.dumps(message)  # only JSON values go on the wire
-    return message
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    """Publish one suggestion message."""
-    from pydantic import ValidationError
-
-    from bridge.client import BridgeClient
-    from bridge.messages import SuggestionMessage
-
-    settings = _settings(args)
-    try:
-        message = SuggestionMessage.model_validate(_read_suggestions(args))
-    except ValidationError as exc:
-        from bridge.messages import field_path
-
-        first = exc.errors()[0]
-        raise InvalidInput(f"{field_path(first['loc'])}: {first['msg']}") from None
-
-    async def send() -> None:
-        client = BridgeClient(kafka=settings.kafka, topics=settings.topics, connect_timeout_s=args.connect_timeout)
-        # Not `async with`: a start that fails never reaches __aexit__, and its producer would be left unclosed.
-        try:
-            await client.start()
-            await client.send(message)
-        finally:
-            await client.stop()
-
-    asyncio.run(send())
-    for sid in message.suggestion_ids():
-        print(sid)
-    print(
-        f"submitted {len(message.suggestions)} suggestion(s) for {message.study}/{message.template}",
-        file=sys.stderr,
-    )
-    return EXIT_OK
-
-
-def cmd_tail(args: argparse.Namespace) -> int:
-    """Follow the results and operations topics."""
-    from bridge.kafka.tail import tail
-
-    settings = _settings(args)
-    try:
-        asyncio.run(
-            tail(
-                settings,
-                study=args.study,
-                output=args.output,
-                from_beginning=args.from_beginning,
-                limit=args.limit,
-                connect_timeout_s=args.connect_timeout,
-            )
-        )
-    except KeyboardInterrupt:
-        return EXIT_OK
-    return EXIT_OK
-
-
-def cmd_schema(args: argparse.Namespace) -> int:
-    """Write the JSON Schemas of every message, and the AsyncAPI document."""
-    from bridge.schemas import write_schemas
-
-    for path in write_schemas(Path(args.out)):
-        print(path)
-    return EXIT_OK
+# ---- flags shared by several commands -------------------------------------------------------------------
 
 
 def _kafka_flags(p: argparse.ArgumentParser, *, group: bool = False) -> None:

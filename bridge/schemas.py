@@ -17,7 +17,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from bridge import __version__
-from bridge.config import TopicsSettings
+from bridge.config_sections import TopicsSettings
 from bridge.messages import (
     CONTROL_SCHEMA,
     DEADLETTER_SCHEMA,

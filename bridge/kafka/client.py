@@ -19,7 +19,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bridge.config import KafkaSettings, TopicsSettings
+from bridge.config_sections import KafkaSettings, TopicsSettings
 from bridge.kafka.connection import client_kwargs, with_broker_retry
 from bridge.messages import SuggestionMessage
 from bridge.models import RunResult

@@ -24,22 +24,14 @@ from bridge.polyaxon.automation import (
     V1Termination,
     V1TruncationStoppingPolicy,
 )
+from bridge.polyaxon.context import RunGlobals
+from bridge.polyaxon.inputs import V1IO, V1Param, V1Validation
+from bridge.polyaxon.job import V1Container, V1EnvVar, V1GitInit, V1Init, V1Job
 from bridge.polyaxon.loader import ComponentFetchFailed, load_operation, parse_operation
 from bridge.polyaxon.params import expand_runs
 from bridge.polyaxon.sandbox import RenderBudget, RenderBudgetExceeded, budget_scope
-from bridge.polyaxon.schema import (
-    V1IO,
-    V1Component,
-    V1Container,
-    V1EnvVar,
-    V1GitInit,
-    V1Init,
-    V1Job,
-    V1Operation,
-    V1Param,
-    V1Validation,
-)
-from bridge.polyaxon.templating import RenderedRun, RunGlobals, render_run, validate_templates
+from bridge.polyaxon.schema import V1Component, V1Operation
+from bridge.polyaxon.templating import RenderedRun, render_run, validate_templates
 from bridge.polyaxon.urlfetch import UrlPolicy
 
 __all__ = [

@@ -20,11 +20,12 @@ import yaml
 from pydantic import ValidationError
 
 from bridge.errors import ComponentFetchError, NotSupported, PolyaxonfileError, Problem
+from bridge.polyaxon.inputs import V1Param
 from bridge.polyaxon.notices import operation_warnings
 from bridge.polyaxon.params import expand_runs
 from bridge.polyaxon.problems import Unsupported, problems_from, raise_problems
 from bridge.polyaxon.sandbox import RenderBudget, budget_scope
-from bridge.polyaxon.schema import V1Component, V1Operation, V1Param
+from bridge.polyaxon.schema import V1Component, V1Operation
 from bridge.polyaxon.templating import validate_templates
 from bridge.polyaxon.urlfetch import Connector, FetchRefused, Resolver, UrlPolicy, fetch
 

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.errors import PolyaxonfileError, Problem
+from bridge.polyaxon.inputs import RESERVED_IO_NAMES, V1IO
 from bridge.polyaxon.problems import raise_problems
-from bridge.polyaxon.schema import RESERVED_IO_NAMES, V1IO, V1Component, V1Operation
+from bridge.polyaxon.schema import V1Component, V1Operation
 from bridge.polyaxon.templating import template_problems
 from bridge.polyaxon.types import TypeSyntaxError, ValueParseError, parse_type, parse_value
 

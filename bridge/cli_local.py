@@ -1,0 +1,75 @@
+"""`bridge check` and `bridge run`: a polyaxonfile from a file, stdin or a URL, validated or run on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import InvalidInput
+from bridge.exit_codes import EXIT_OK
+
+
+def _params(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"-P takes name=value, got `{pair}`")
+        out[name.strip()] = value
+    return out
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The operation of `-f FILE`, `-f -` or `--url URL`, with its param warnings printed on stderr."""
+    from bridge.opsource import load
+    from bridge.param_hints import param_warnings
+
+    overrides = _params(args.param)
+    loaded = load(file=args.file, url=args.url, params=overrides)
+    for warning in loaded.operation.warnings:  # keys Polyaxon accepts that do nothing here, odd values
+        print(f"warning: {loaded.source}: {warning}", file=sys.stderr)
+    for line in param_warnings(loaded.operation, overrides):
+        print(f"warning: {loaded.source}: {line}", file=sys.stderr)
+    return loaded
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate a polyaxonfile and print the runs it expands to."""
+    from bridge.console import print_runs
+    from bridge.polyaxon import expand_runs
+
+    loaded = _load(args)
+    op = loaded.operation
+    # As `bridge run` and Polyaxon: a mapping's values are its runs (`values: []` is none); no mapping is one run.
+    values = [dict(v) for v in op.matrix.values or []] if op.matrix is not None else [{}]
+    runs = expand_runs(op, values, source=loaded.source)
+    print_runs(runs)
+    print(f"{loaded.source}: valid, {len(runs)} run(s)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a polyaxonfile's operation on this machine."""
+    from bridge.local_run import RunOptions, run_plan
+    from bridge.objective import objective_of, undeclared_metric
+    from bridge.plan import plan_local
+
+    if args.concurrency is not None and args.concurrency < 1:
+        raise InvalidInput("--concurrency must be a positive integer")
+    loaded = _load(args)
+    objective = objective_of(loaded.operation, args.objective)
+    if objective is not None and (warning := undeclared_metric(objective, loaded.operation)):
+        print(f"warning: {warning}", file=sys.stderr)
+    plan = plan_local(loaded.operation, source=loaded.source, cwd=loaded.cwd, concurrency=args.concurrency)
+    options = RunOptions(
+        workdir=Path(args.workdir),
+        output=args.output,
+        no_cache=args.no_cache,
+        fresh=args.fresh,
+        objective=objective,
+    )
+    return asyncio.run(run_plan(plan, options))
