@@ -1,6 +1,6 @@
 """The composition root: the one place that turns settings into concrete parts and wires them together.
 
-`bridge run` (bridge/local_run.py) and `bridge serve` (bridge/cli.py) both get their executor here, and `serve`
+`bridge run` (bridge/local_run.py) and `bridge serve` (bridge/cli_serve.py) both get their executor here, and `serve`
 its whole service; everything else receives its parts, so a new executor kind, broker client or sink is chosen
 here and nowhere else.
 """

@@ -24,14 +24,13 @@ from pathlib import Path
 from bridge.cache import CacheEntry, FileCache
 from bridge.console import ProgressListener, fmt_mapping, print_results
 from bridge.executors.local import LocalExecutor
+from bridge.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from bridge.ledger import FileLedger
 from bridge.models import StopReason
 from bridge.objective import Objective
 from bridge.plan import OperationPlan
 from bridge.runtime import Runtime
 from bridge.scheduler import OperationOutcome, OperationRunner
-
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
 
 class WriteOnlyCache(FileCache):

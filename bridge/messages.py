@@ -1,9 +1,10 @@
-"""The messages on the bridge's Kafka topics, and how the bytes of one record become one of them.
+"""The messages on the bridge's Kafka topics (models only: no parsing, no I/O).
 
-Every message is UTF-8 JSON whose `schema` field names its schema and version (CONTRACT.md section 3).
-Results and progress events live in `bridge.models`; this module adds what the optimizer, the dashboards and
-the operators exchange with the bridge, and `parse_message`, which either returns a model or raises a
-`MessageError` that carries what the dead-letter topic needs: a stable `type`, a message and the field path.
+Every message is UTF-8 JSON whose `schema` field names its schema and version (CONTRACT.md section 3), as
+registered in `bridge.versions`. Results and progress events live in `bridge.models`, dead letters in
+`bridge.deadletters`; this module holds what the optimizer, the dashboards and the operators exchange with the
+bridge, and `MessageError`, what `bridge.wire` raises for bytes that are not one of them: a stable `type`, a
+message and the field path.
 """
 
 from __future__ import annotations

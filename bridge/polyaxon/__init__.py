@@ -9,8 +9,9 @@ An operation from outside is bounded by a `UrlPolicy` (urlfetch.py: where its ur
 how long, how much) and a `RenderBudget` (sandbox.py: time and size to render one run; `budget_scope` applies
 one to every render inside it, `expand_runs` included).
 
-Models are in schema.py (operation, component, IO, job) and automation.py (mapping, early stopping, cache,
-termination); type parsing is in types.py. Every problem becomes one bridge.errors.PolyaxonfileError.
+Models are in schema.py (operation, component), inputs.py (IO, params), job.py (job, container) and
+automation.py (mapping, early stopping, cache, termination); the template context is in context.py; type parsing
+is in types.py. Every problem becomes one bridge.errors.PolyaxonfileError.
 """
 
 from bridge.polyaxon.automation import (
