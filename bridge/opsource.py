@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urljoin
 
-import yaml
-
-from bridge.errors import InvalidInput, PolyaxonfileError, Problem
+from bridge.errors import InvalidInput
 from bridge.polyaxon import UrlPolicy, V1Operation, load_operation, parse_operation
+from bridge.polyaxon.loader import parse_yaml
 from bridge.polyaxon.urlfetch import FetchRefused, fetch
 
 STDIN_NAME = "<stdin>"
@@ -47,7 +46,7 @@ def load(
         text = (stdin or sys.stdin).read()
         # A pathRef in a piped file can only mean a file beside the person typing the command.
         op = parse_operation(
-            _parse_yaml(text, STDIN_NAME),
+            parse_yaml(text, STDIN_NAME),
             source=STDIN_NAME,
             base_dir=Path.cwd(),
             params=params,
@@ -68,7 +67,7 @@ def _from_url(url: str, params: Mapping[str, str], policy: UrlPolicy) -> LoadedO
         raise InvalidInput(f"{url}: cannot fetch the polyaxonfile: {exc}") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{url}: cannot fetch the polyaxonfile: it is not UTF-8 text") from None
-    data = _parse_yaml(text, url)
+    data = parse_yaml(text, url)
     op = parse_operation(_relative_refs_to_urls(data, url), source=url, base_dir=None, params=params, url_policy=policy)
     # Nothing on this machine belongs to a fetched file: its runs work where the command was typed.
     return LoadedOperation(op, url, Path.cwd())
@@ -81,16 +80,3 @@ def _relative_refs_to_urls(data: Any, url: str) -> Any:
     out = {k: v for k, v in data.items() if k != "pathRef"}
     out["urlRef"] = urljoin(url, data["pathRef"])
     return out
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolyaxonfileError(source=source, problems=[Problem("", f"invalid YAML{where}: {problem}")]) from None
-    if data is None:
-        raise PolyaxonfileError(source=source, problems=[Problem("", "the file is empty")])
-    return data

@@ -201,11 +201,11 @@ def _resolve_component(op: V1Operation, source: str, base_dir: Path | None, poli
         except (OSError, UnicodeDecodeError) as exc:
             message = f"cannot read the component `{file}`: {getattr(exc, 'strerror', None) or exc}"
             raise ComponentFetchFailed(source=source, problems=[Problem("pathRef", message)]) from exc
-        return _parse_component(_parse_yaml(text, str(file)), str(file))
+        return _parse_component(parse_yaml(text, str(file)), str(file))
     if op.url_ref:
         text = fetch_url(op.url_ref, source=source, policy=policy)
         if policy.allow_internal:
-            return _parse_component(_parse_yaml(text, op.url_ref), op.url_ref)
+            return _parse_component(parse_yaml(text, op.url_ref), op.url_ref)
         return _parse_fetched_component(text, op.url_ref, source)
     message = "the operation has no component: give `component:`, `pathRef:` or `urlRef:`"
     raise PolyaxonfileError(source=source, problems=[Problem("component", message)])
@@ -228,7 +228,7 @@ def _parse_fetched_component(text: str, url: str, source: str) -> V1Component:
     """The component an untrusted policy fetched. Its problems are counted, not shown: a YAML error or an
     unknown key quotes the response, and the response may be an internal service's (allow-listed) secrets."""
     try:
-        return _parse_component(_parse_yaml(text, url), url)
+        return _parse_component(parse_yaml(text, url), url)
     except PolyaxonfileError as exc:
         if isinstance(exc, NotSupported):
             raise
@@ -267,10 +267,11 @@ def _read_yaml(path: Path, source: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise PolyaxonfileError(source=source, problems=[Problem("", f"cannot read the file: {reason}")]) from exc
-    return _parse_yaml(text, source)
+    return parse_yaml(text, source)
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text to data, or a `PolyaxonfileError` that says where it is not YAML (or that it is empty)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
