@@ -76,6 +76,7 @@ class PartitionPublisher:
         self._producer = self._new_producer()
         self._task: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._starting: asyncio.Future[None] | None = None
         self._in_transaction: asyncio.Future[None] | None = None  # done when the batch being committed is
         self.failed: BaseException | None = None
         self._pending: list[Outgoing] = []  # the batch of the transaction under way, less what the broker refused
@@ -95,9 +96,17 @@ class PartitionPublisher:
     async def start(self) -> None:
         """Connect; starting the producer fences any earlier owner of the same transactional id and aborts its
         open transaction, so what this replica reads next is final."""
+        # Shielded: aiokafka cancelled while it opens a connection loses that connection (it is in no table that
+        # stop() closes). A start cut short (the rebalance callback cancelled by the consumer's stop) lets it end,
+        # then stops the producer, so its connections close now, not whenever the garbage collector finds them.
+        starting = self._starting = asyncio.ensure_future(self._producer.start())
         try:
-            await self._producer.start()
+            await asyncio.shield(starting)
         except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                await starting
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
             self._started.set_exception(exc)
             self._started.exception()
             raise
@@ -154,6 +163,10 @@ class PartitionPublisher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._starting is not None:
+            # A start under way (a rebalance beside the shutdown) ends first: stopped mid-start, the producer
+            # would go on connecting after its stop.
+            await asyncio.wait([self._starting])
         if not self._next.done():
             self._next.set_exception(Fenced("publisher closed"))
             self._next.exception()  # retrieved: nobody may be waiting
@@ -181,15 +194,17 @@ class PartitionPublisher:
                 _fail((done, self._next), Fenced("publisher closed"))
                 raise
             except Exception as exc:
-                self._stop_for_good(exc, done)
+                await self._stop_for_good(exc, done)
                 return
             if not done.done():
                 done.set_result(None)
 
-    def _stop_for_good(self, exc: Exception, done: asyncio.Future[None]) -> None:
+    async def _stop_for_good(self, exc: Exception, done: asyncio.Future[None]) -> None:
         """Fenced, or refused for good: nothing more is published from here, and the service is told."""
         self.failed = exc
         _fail((done, self._next), Fenced(f"{self.transactional_id}: {exc}"))
+        with contextlib.suppress(Exception):
+            await self._producer.stop()  # its connections close now: nobody closes a publisher it dropped
         log.error("publisher_stopped", transactional_id=self.transactional_id, error=str(exc))
         if not isinstance(exc, Fenced) and self._on_trouble is not None:
             self._on_trouble(self._source, str(exc))  # refused for good: readiness names the partition

@@ -54,9 +54,12 @@ class Publishers:
         self._publishers: dict[Partition, TransactionalPublisher] = {}
         self.unservable: dict[Partition, str] = {}  # partitions whose records cannot be committed, and why
         self._failures: list[str] = []
+        self._closed = False  # after close_all, no publisher starts: it would be left running
 
     async def get(self, part: Partition) -> TransactionalPublisher:
         """The publisher of `part`, started (which fences the partition's previous owner) if it was not."""
+        if self._closed:
+            raise Fenced(f"{part}: this replica is shutting down")
         publisher = self._publishers.get(part)
         if publisher is None:
             # Registered before it starts: a second caller (the rebalance listener runs beside the consume loop)
@@ -107,9 +110,10 @@ class Publishers:
 
     async def close_all(self) -> None:
         """Commit what is queued everywhere and stop; what could not be published goes to `failures`."""
+        self._closed = True
         publishers, self._publishers = self._publishers, {}
         for part, publisher in publishers.items():
-            await self._closed(part, publisher)
+            await self._close_one(part, publisher)
         self._failures += [f"{p.topic}:{p.partition}: {why}" for p, why in self.unservable.items()]
 
     @property
@@ -117,7 +121,7 @@ class Publishers:
         """What this replica could not publish; `serve` exits non-zero if anything."""
         return list(self._failures)
 
-    async def _closed(self, part: Partition, publisher: TransactionalPublisher) -> None:
+    async def _close_one(self, part: Partition, publisher: TransactionalPublisher) -> None:
         where = f"{part.topic}:{part.partition}"
         try:
             await publisher.close()
