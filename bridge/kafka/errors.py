@@ -37,3 +37,14 @@ def worth_retrying(exc: BaseException) -> bool:
     if isinstance(exc, KafkaConnectionError | KafkaTimeoutError | TimeoutError | OSError):
         return True
     return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
+def publishing_may_go_on(exc: BaseException) -> bool:
+    """Whether a publisher tries its transaction again after `exc` (already mapped by `kafka_error`).
+
+    Only a fenced producer stops for good. A broker that is away is waited for, and so is one that refused a
+    request (`BrokerRefused`: after a broker restart aiokafka reports "Unexpected error during batch delivery"
+    as one): a record refused for good is left out of the batch before it is tried again, and a partition that
+    still cannot publish after the retry window is named by `/readyz`.
+    """
+    return isinstance(exc, Retryable | BrokerRefused)

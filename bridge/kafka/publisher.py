@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from bridge.config import BridgeSettings
 from bridge.errors import Fenced, PublishIncomplete, Retryable
 from bridge.kafka.connection import client_kwargs
-from bridge.kafka.errors import kafka_error, worth_retrying
+from bridge.kafka.errors import kafka_error, publishing_may_go_on
 from bridge.offsets import OffsetTracker, Partition
 
 log = structlog.get_logger(__name__)
@@ -237,7 +237,7 @@ class PartitionPublisher:
         began = time.monotonic()
         self._pending = self._fitting(batch)
         retrying = AsyncRetrying(
-            retry=retry_if_exception(worth_retrying),
+            retry=retry_if_exception(publishing_may_go_on),
             wait=wait_exponential(multiplier=0.2, max=5),
             before_sleep=lambda state: self._before_retry(state, began),
             reraise=True,
@@ -265,8 +265,8 @@ class PartitionPublisher:
                     )
                 if futures:
                     await asyncio.gather(*futures)
-        except KafkaError as exc:
-            refused = _refused(self._pending, futures, exc)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            refused = _refused(self._pending, futures, exc) if isinstance(exc, KafkaError) else []
             for r in refused:
                 self._drop(r, f"{type(exc).__name__}: {exc}")
             self._pending = [r for r in self._pending if r not in refused]
@@ -288,7 +288,7 @@ class PartitionPublisher:
         with contextlib.suppress(Exception):
             await self._producer.stop()
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception(worth_retrying), wait=wait_exponential(multiplier=0.2, max=5), reraise=True
+            retry=retry_if_exception(publishing_may_go_on), wait=wait_exponential(multiplier=0.2, max=5), reraise=True
         ):
             with attempt:
                 if self._owns is not None and not self._owns(self._source):
