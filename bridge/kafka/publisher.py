@@ -24,7 +24,7 @@ from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from bridge.config import BridgeSettings
-from bridge.errors import Fenced, PublishIncomplete, Retryable
+from bridge.errors import BrokerRefused, Fenced, PublishIncomplete, Retryable
 from bridge.kafka.connection import client_kwargs
 from bridge.kafka.errors import kafka_error, publishing_may_go_on
 from bridge.offsets import OffsetTracker, Partition
@@ -205,7 +205,7 @@ class PartitionPublisher:
         _fail((done, self._next), Fenced(f"{self.transactional_id}: {exc}"))
         with contextlib.suppress(Exception):
             await self._producer.stop()  # its connections close now: nobody closes a publisher it dropped
-        log.error("publisher_stopped", transactional_id=self.transactional_id, error=str(exc))
+        log.error("publisher_stopped", transactional_id=self.transactional_id, error=f"{type(exc).__name__}: {exc}")
         if not isinstance(exc, Fenced) and self._on_trouble is not None:
             self._on_trouble(self._source, str(exc))  # refused for good: readiness names the partition
         if self._on_fenced is not None:
@@ -265,14 +265,18 @@ class PartitionPublisher:
                     )
                 if futures:
                     await asyncio.gather(*futures)
-        except (KafkaError, TimeoutError, OSError) as exc:
+        except Exception as exc:
             refused = _refused(self._pending, futures, exc) if isinstance(exc, KafkaError) else []
             for r in refused:
                 self._drop(r, f"{type(exc).__name__}: {exc}")
             self._pending = [r for r in self._pending if r not in refused]
-            error = kafka_error(exc, f"commit a transaction of {self.transactional_id}")
-            # A refused record is left out: what remains is worth another try at once.
-            raise (Retryable(str(error)) if refused else error) from exc
+            doing = f"commit a transaction of {self.transactional_id}"
+            error = kafka_error(exc, doing)
+            if refused or not isinstance(error, Fenced | BrokerRefused | Retryable):
+                # A refused record is left out: what remains is worth another try. So is a transaction that failed
+                # in a way aiokafka does not type (its sender dies with a bare error after a broker restart).
+                error = Retryable(f"{doing}: {type(exc).__name__}: {exc}")
+            raise error from exc
 
     def _before_retry(self, state: RetryCallState, began: float) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
