@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
@@ -306,15 +314,26 @@ class PartitionPublisher:
                     raise kafka_error(exc, f"restart the producer of {self.transactional_id}") from exc
 
 
+RECORD_REFUSALS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+)
+"""What the broker says of one record it will never take. Only these leave a record out of its transaction: any
+other error (aiokafka's bare "Unexpected error during batch delivery" after a broker restart among them) says
+nothing about the record, and the whole batch is tried again."""
+
+
 def _refused(batch: list[Outgoing], futures: list[asyncio.Future[object]], exc: KafkaError) -> list[Outgoing]:
-    """The records the broker refused for good (a non-retriable error on their own send), if any is known."""
+    """The records the broker refused for good (a record-level refusal on their own send), if any is known."""
     out = []
     for record, future in zip(batch, futures, strict=False):
-        if future.done() and not future.cancelled():
-            error = future.exception()
-            if isinstance(error, KafkaError) and not error.retriable:
-                out.append(record)
-    if not out and not exc.retriable and len(futures) < len(batch):
+        if future.done() and not future.cancelled() and isinstance(future.exception(), RECORD_REFUSALS):
+            out.append(record)
+    if not out and isinstance(exc, RECORD_REFUSALS) and len(futures) < len(batch):
         out.append(batch[len(futures)])  # refused by send() itself, before a future existed
     return out
 

@@ -39,3 +39,19 @@ def test_a_publisher_outlasts_everything_but_a_fence() -> None:
     assert publishing_may_go_on(transient)
     assert publishing_may_go_on(kafka_error(KafkaConnectionError(), "commit"))
     assert not publishing_may_go_on(kafka_error(ProducerFenced(), "commit"))
+
+
+def test_only_a_record_level_refusal_leaves_a_record_out() -> None:
+    from bridge.kafka.publisher import Outgoing, _refused
+
+    loop = asyncio.new_event_loop()
+    try:
+        batch = [Outgoing("t", b"k", b"v1"), Outgoing("t", b"k", b"v2")]
+        bare, too_large = loop.create_future(), loop.create_future()
+        bare.set_exception(KafkaError("Unexpected error during batch delivery"))
+        too_large.set_exception(MessageSizeTooLargeError())
+        # A bare error says nothing about the record: the whole batch is tried again (dropping it lost a result).
+        assert _refused(batch, [bare, bare], KafkaError()) == []
+        assert _refused(batch, [bare, too_large], KafkaError()) == [batch[1]]
+    finally:
+        loop.close()
