@@ -26,6 +26,7 @@ class RunRegistry:
         self._owner: dict[str, OperationRunner] = {}  # by run id
         self._by_suggestion: dict[tuple[str, str], str] = {}  # (study, suggestion id) -> run id
         self._freed = asyncio.Event()
+        self.peak = 0  # the most runs in flight at once so far: what backpressure bounds
 
     # ---- the table -----------------------------------------------------------------------------------
 
@@ -45,6 +46,7 @@ class RunRegistry:
     def add(self, item: RunItem) -> None:
         """Take a run in."""
         self._items[item.run.run_id] = item
+        self.peak = max(self.peak, len(self._items))
 
     def pop(self, run_id: str) -> RunItem | None:
         """Let a run go (finished, handed over or refused); room is freed."""
