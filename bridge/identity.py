@@ -91,3 +91,9 @@ def fingerprint(given: Mapping[str, Any]) -> str:
     """A short hash of the params a suggestion gave: the same suggestion id with another one is a conflict."""
     # ascii: the spelling of the fingerprints already in ledger records and indexes.
     return digest(given, ascii=True)[:24]
+
+
+def conflict_run_id(run_id: str, given_fingerprint: str) -> str:
+    """The run id of the answer to a suggestion id sent again with other params: not `run_id` (whose one final
+    result is its first params'), but the same for every copy of that conflicting suggestion."""
+    return run_id_for(f"conflict:{run_id}", given_fingerprint)

@@ -45,6 +45,11 @@ class RunError(Frozen):
 
     type: str
     message: str
+    field: str | None = Field(
+        default=None,
+        description="For a refused suggestion (invalid_params, conflicting_suggestion, ...): the field path at fault,"
+        " e.g. suggestions[1].params.epochs.",
+    )
 
 
 class RunResult(Frozen):
@@ -53,7 +58,7 @@ class RunResult(Frozen):
     schema_: Literal["bridge.result/v1"] = Field(default=RESULT_SCHEMA, alias="schema")
     study: str | None = None
     template: str | None = None
-    operation_id: str
+    operation_id: str = Field(description="The operation that ran it; empty for a refused suggestion (nothing ran).")
     run_id: str
     suggestion_id: str | None = None
     iteration: int | None = None

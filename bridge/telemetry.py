@@ -14,7 +14,7 @@ from typing import Final, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-SuggestionOutcome = Literal["accepted", "dead_lettered", "duplicate", "replayed"]
+SuggestionOutcome = Literal["accepted", "dead_lettered", "duplicate", "replayed", "refused"]
 RunStatus = Literal["succeeded", "failed", "stopped", "skipped"]
 TransactionOutcome = Literal["committed", "aborted"]
 
@@ -76,7 +76,7 @@ class Telemetry:
         self._suggestions = Counter(
             "bridge_suggestions_received",
             "Suggested configs received, by template and what became of them "
-            "(accepted, dead_lettered, duplicate of one already seen).",
+            "(accepted, refused with a failed answer, dead_lettered, duplicate of one already seen).",
             ["template", "outcome"],
             registry=r,
         )
@@ -142,7 +142,7 @@ class Telemetry:
             self._transactions.labels(outcome=outcome)
 
     def suggestion_received(self, template: str, outcome: SuggestionOutcome, count: int = 1) -> None:
-        """Count `count` suggested configs for `template` that were accepted, dead-lettered or duplicates."""
+        """Count `count` suggested configs for `template` that were accepted, refused, dead-lettered or duplicates."""
         self._suggestions.labels(template=self._template_label(template), outcome=outcome).inc(count)
 
     def run_finished(self, status: RunStatus, *, cached: bool, duration_s: float | None = None) -> None:

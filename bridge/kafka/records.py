@@ -2,8 +2,9 @@
 
 The record waits for its partition's reconciliation, then: a control record goes to `Control`; a suggestions
 record is validated (`intake.accept`), sorted by what the ledger already knows (`admission.admit`: fresh,
-waiting, replay, conflict), sized, and its fresh runs are registered with a `received` ledger record that
-commits with the consumed offset. Whatever goes wrong with one record, it ends in a dead letter
+waiting, replay, refusal, conflict), sized, and its fresh runs are registered with a `received` ledger record
+that commits with the consumed offset; so do the failed answers to its refused suggestions, each with its
+`finished` ledger record, and its one dead letter. Whatever goes wrong with one record, it ends in a dead letter
 (`internal_error`, logged with its traceback), and the loop goes on.
 """
 
@@ -15,10 +16,11 @@ from typing import Any, TypeVar
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 
+from bridge.answers import refusal_record, refusal_result
 from bridge.config import BridgeSettings
 from bridge.deadletters import DeadLetterError
-from bridge.intake import Templates, accept
-from bridge.kafka.admission import admit
+from bridge.intake import Accepted, Refused, Templates, accept
+from bridge.kafka.admission import Admission, admit
 from bridge.kafka.control import Control
 from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.ledger_index import LedgerIndex
@@ -26,9 +28,9 @@ from bridge.kafka.ownership import Ownership
 from bridge.kafka.publisher import Outgoing
 from bridge.kafka.publishing import Publishers
 from bridge.kafka.registry import RunRegistry
-from bridge.kafka.runs import RunItem, received_record
+from bridge.kafka.runs import RunItem, fit_result, received_record
 from bridge.offsets import OffsetTracker, Partition
-from bridge.plan import PlannedRun
+from bridge.polyaxon import V1Operation
 from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
@@ -98,10 +100,41 @@ class Records:
             self._refuse(part, record, outcome)
             return
         admission = admit(outcome, self._registry, self._index)
+        prepared = (
+            [] if outcome.operation is None else self._prepare(part, record, outcome, outcome.operation, admission)
+        )
+        if prepared is None:
+            return
+        letter = admission.dead_letter
+        units = len(prepared) + len(admission.replays) + len(admission.answers) + (1 if letter is not None else 0)
+        self._tracker.add(part, record.offset, units)
+        if admission.waiting:
+            log.info("suggestions_already_known", study=outcome.study, count=admission.waiting, offset=record.offset)
+            self._telemetry.suggestion_received(outcome.template, "duplicate", admission.waiting)
+        results = self._settings.topics.results
+        for copy in admission.replays:
+            out = Outgoing(results, outcome.study.encode(), copy.to_json().encode(), completes=record.offset)
+            self._publishers.publish(part, out)
+        if admission.replays:
+            self._telemetry.suggestion_received(outcome.template, "replayed", len(admission.replays))
+        for refused, print_ in admission.answers:
+            self._answer(part, record, outcome, refused, print_)
+        if letter is not None:
+            self._dead_letters.of_record(part, record, letter)
+        if units == 0:
+            (await self._publishers.get(part)).complete()
+            return
+        if prepared:
+            self._register(part, record, outcome.study, outcome.template, prepared)
+
+    def _prepare(
+        self, part: Partition, record: ConsumerRecord, outcome: Accepted, operation: V1Operation, admission: Admission
+    ) -> list[tuple[RunItem, bytes]] | None:
+        """The fresh runs' items and `received` records, built and sized before anything is registered: a record
+        too large refuses the whole message (None), leaving no trace behind."""
         inline = None
-        if outcome.operation is not self._templates.get(outcome.template):
-            inline = outcome.operation.model_dump(mode="json", by_alias=True, exclude_none=True)
-        # Everything is built and sized before anything is registered: a refusal leaves no trace behind.
+        if operation is not self._templates.get(outcome.template):
+            inline = operation.model_dump(mode="json", by_alias=True, exclude_none=True)
         limit = self._settings.limits.max_record_bytes
         prepared: list[tuple[RunItem, bytes]] = []
         for run, print_ in admission.fresh:
@@ -113,34 +146,41 @@ class Records:
                     record,
                     DeadLetterError(
                         type="record_too_large",
-                        field=f"suggestions[{outcome.runs.index(run)}]",
+                        field=f"suggestions[{run.index}]",
                         message=f"its params and metadata make a ledger record of {len(value)} bytes,"
                         f" more than the {limit} the bridge writes",
                     ),
                 )
-                return
-            item = RunItem(
-                run=run, operation=outcome.operation, source=part, record=ledger_record, offset=record.offset
-            )
+                return None
+            item = RunItem(run=run, operation=operation, source=part, record=ledger_record, offset=record.offset)
             prepared.append((item, value))
-        units = len(prepared) + len(admission.replays) + (1 if admission.conflicts else 0)
-        self._tracker.add(part, record.offset, units)
-        if admission.waiting:
-            log.info("suggestions_already_known", study=outcome.study, count=admission.waiting, offset=record.offset)
-            self._telemetry.suggestion_received(outcome.template, "duplicate", admission.waiting)
-        results = self._settings.topics.results
-        for copy in admission.replays:
-            out = Outgoing(results, outcome.study.encode(), copy.to_json().encode(), completes=record.offset)
-            self._publishers.publish(part, out)
-        if admission.replays:
-            self._telemetry.suggestion_received(outcome.template, "replayed", len(admission.replays))
-        if admission.conflicts:
-            self._dead_letters.of_record(part, record, _conflict(admission.conflicts))
-        if units == 0:
-            (await self._publishers.get(part)).complete()
-            return
-        if prepared:
-            self._register(part, record, outcome.study, outcome.template, prepared)
+        return prepared
+
+    def _answer(
+        self, part: Partition, record: ConsumerRecord, accepted: Accepted, refused: Refused, print_: str
+    ) -> None:
+        """A refused suggestion's failed result and its `finished` ledger record, queued with no await between
+        them: they commit together, and with the offset of the record that caused them."""
+        result = fit_result(
+            refusal_result(refused, accepted.study, accepted.template), self._settings.limits.max_record_bytes
+        )
+        finished = refusal_record(refused, result, accepted.study, accepted.template, print_).to_bytes()
+        self._index.note(part.partition, refused.run_id, "finished", fingerprint=print_, record=finished)
+        log.info(
+            "suggestion_refused",
+            study=accepted.study,
+            run_id=refused.run_id,
+            type=refused.error.type,
+            field=(refused.error.field or "")[:200],
+        )
+        self._telemetry.suggestion_received(accepted.template, "refused")
+        topics = self._settings.topics
+        self._publishers.publish(
+            part, Outgoing(topics.results, accepted.study.encode(), result.to_json().encode(), completes=record.offset)
+        )
+        self._publishers.publish(
+            part, Outgoing(topics.ledger, refused.run_id.encode(), finished, partition=part.partition)
+        )
 
     def _register(
         self, part: Partition, record: ConsumerRecord, study: str, template: str, prepared: list[tuple[RunItem, bytes]]
@@ -160,14 +200,3 @@ class Records:
     def _refuse(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
         self._tracker.add(part, record.offset, 1)
         self._dead_letters.of_record(part, record, error)
-
-
-def _conflict(conflicts: list[tuple[int, PlannedRun]]) -> DeadLetterError:
-    position, run = conflicts[0]
-    more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
-    return DeadLetterError(
-        type="conflicting_suggestion",
-        field=f"suggestions[{position}].id",
-        message=f"suggestion `{run.suggestion_id}` (run {run.run_id}) was seen before with other params;"
-        f" a new configuration needs a new id{more}",
-    )

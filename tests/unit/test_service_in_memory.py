@@ -33,11 +33,13 @@ async def test_a_bad_record_is_one_dead_letter_and_the_next_one_is_answered(tmp_
         broker.send(topics.suggestions, b"{not json", key=b"s")
         broker.send(topics.suggestions, suggestion("s", [{"name": "b"}], template="nope"), key=b"s")
         broker.send(topics.suggestions, suggestion("s", [{"name": "after"}]), key=b"s")
-        results = await until(broker, topics.results, 1, RESULT)
+        results = await until(broker, topics.results, 2, RESULT)
         await eventually(lambda: committed(broker, topics.suggestions) == 3, timeout=5, interval=0.005)
     letters = messages(broker, topics.dead_letters)
     assert sorted(m["error"]["type"] for m in letters) == ["invalid_json", "unknown_template"]
-    assert [r["params"]["name"] for r in results] == ["after"]
+    # The unknown template's message is readable: its suggestion is answered, failed, besides its dead letter.
+    answered = sorted((r["params"]["name"], r["status"], (r["error"] or {}).get("type")) for r in results)
+    assert answered == [("after", "succeeded", None), ("b", "failed", "unknown_template")]
 
 
 async def test_messages_within_the_linger_share_an_operation_cut_at_max_configs(tmp_path: Path) -> None:
@@ -67,11 +69,18 @@ async def test_a_suggestion_sent_again_is_replayed_and_other_params_are_a_confli
         await until(broker, topics.results, 1, RESULT)
         broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["x"]), key=b"s")
         broker.send(topics.suggestions, suggestion("s", [{"name": "other"}], ids=["x"]), key=b"s")
-        results = await until(broker, topics.results, 2, RESULT)
+        results = await until(broker, topics.results, 3, RESULT)
         letters = await until(broker, topics.dead_letters, 1)
         await eventually(lambda: committed(broker, topics.suggestions) == 3, timeout=5, interval=0.005)
-    assert [r.get("replayed", False) for r in results] == [False, True]
+    assert [r.get("replayed", False) for r in results] == [False, True, False]
     assert results[0]["run_id"] == results[1]["run_id"]
+    # The conflict is answered under a run id of its own: the first params' run keeps its one final result.
+    assert (results[2]["suggestion_id"], results[2]["status"], results[2]["error"]["type"]) == (
+        "x",
+        "failed",
+        "conflicting_suggestion",
+    )
+    assert results[2]["run_id"] != results[0]["run_id"]
     assert [m["error"]["type"] for m in letters] == ["conflicting_suggestion"]
     assert executor.names == ["a"]  # run once
 

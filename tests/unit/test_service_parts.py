@@ -28,10 +28,12 @@ def _accepted(tmp_path: Path, params_list: list[dict[str, str]], ids: list[str])
 
 
 def _items(accepted: Accepted) -> list[RunItem]:
+    assert accepted.operation is not None
+    operation = accepted.operation
     return [
         RunItem(
             run=run,
-            operation=accepted.operation,
+            operation=operation,
             source=P0,
             record=received_record(run, "s", "job", None, fingerprint(run.given)),
             offset=0,
@@ -120,5 +122,9 @@ def test_admission_sorts_runs_into_fresh_waiting_and_conflicting(tmp_path: Path)
         index.close()
     assert [run.suggestion_id for run, _ in admission.fresh] == ["c"]
     assert admission.waiting == 1
-    assert [(position, run.suggestion_id) for position, run in admission.conflicts] == [(1, "b")]
+    assert [(c.index, c.suggestion_id, c.error.type) for c in admission.conflicts] == [
+        (1, "b", "conflicting_suggestion")
+    ]
+    assert [refused for refused, _ in admission.answers] == admission.conflicts  # answered under their own run id
+    assert admission.conflicts[0].run_id != again.runs[1].run_id
     assert admission.replays == []
