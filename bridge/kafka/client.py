@@ -4,8 +4,16 @@
         ids = await bridge.submit("cnn-tpe", "cnn", [{"id": "t-1", "params": {"learning_rate": 0.01}}])
         results = await bridge.results("cnn-tpe", ids, timeout=600)
 
-The client reads the results topic from where it ends when the client starts (read_committed), so it sees
-every result of what it submits afterwards, and nothing older.
+A refused suggestion (invalid params, a conflicting id, an unknown template) is answered too, with a failed
+result whose `error` says why. To know what became of each suggestion of one message, refusals of the whole
+message included, send it with `submit_message` and wait with `answers`:
+
+        sent = await bridge.submit_message(message)
+        for answer in (await bridge.answers(sent, timeout=5)).values():
+            print(answer.suggestion_id, answer.run_id, answer.state, answer.reason)
+
+The client reads the results and dead-letter topics from where they end when the client starts (read_committed),
+so it sees every answer to what it submits afterwards, and nothing older.
 """
 
 from __future__ import annotations
@@ -16,14 +24,17 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import ValidationError
 
 from bridge.config_sections import KafkaSettings, TopicsSettings
+from bridge.deadletters import DeadLetter
+from bridge.kafka.answer_book import Answer, AnswerBook, Submission
 from bridge.kafka.connection import client_kwargs, with_broker_retry
 from bridge.messages import SuggestionMessage
 from bridge.models import RunResult
-from bridge.versions import RESULT, current
+from bridge.versions import DEADLETTER, RESULT, current
 
 
 class ResultsTimeout(TimeoutError):
@@ -81,6 +92,9 @@ class BridgeClient:
         await self._consumer.start()
         partitions = await self._wait_partitions(self._topics.results)
         tps = [TopicPartition(self._topics.results, p) for p in sorted(partitions)]
+        # Dead letters tell of a submitted message refused as a whole; created with the results topic, by the bridge.
+        letters = await self._wait_partitions(self._topics.dead_letters)
+        tps += [TopicPartition(self._topics.dead_letters, p) for p in sorted(letters)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_end(*tps)
         for tp in tps:  # pin the positions now, before anything is submitted
@@ -137,24 +151,73 @@ class BridgeClient:
 
     async def send(self, message: SuggestionMessage) -> None:
         """Publish a suggestion message as it is, and wait until the broker has it."""
+        await self.submit_message(message)
+
+    async def submit_message(self, message: SuggestionMessage) -> Submission:
+        """Publish a suggestion message as it is, wait until the broker has it, and say where it landed (what
+        `answers` matches the bridge's answers to)."""
         assert self._producer is not None, "start() the client first"
-        await self._producer.send_and_wait(
+        sent = await self._producer.send_and_wait(
             self._topics.suggestions, message.to_json().encode(), key=message.study.encode()
         )
+        return Submission(
+            study=message.study,
+            template=message.template,
+            suggestion_ids=message.suggestion_ids(),
+            topic=sent.topic,
+            partition=sent.partition,
+            offset=sent.offset,
+        )
+
+    async def answers(self, submission: Submission, *, timeout: float) -> dict[str, Answer]:
+        """What became of each suggestion of `submission`, waiting up to `timeout` seconds for them all; those
+        without an answer by then are `pending`."""
+        # Only what is read from here on: an answer kept from before would be an earlier submission's.
+        book = AnswerBook(submission)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        results_end: dict[TopicPartition, int] | None = None
+        while not book.complete and loop.time() < deadline:
+            if results_end is not None and await self._read_up_to(results_end):
+                book.refuse_unanswered()  # what committed with the dead letter is read: the rest was refused
+                break
+            for record in await self._poll(max(0.0, min(0.5, deadline - loop.time()))):
+                if record.topic == self._topics.results:
+                    if (result := _result(record)) is not None:
+                        self._note(result)
+                        book.take_result(result)
+                elif (letter := _letter(record)) is not None and book.take_letter(letter):
+                    results_end = await self._results_end()
+        return book.answers()
+
+    async def _poll(self, timeout_s: float) -> list[ConsumerRecord[bytes, bytes]]:
+        assert self._consumer is not None, "start() the client first"
+        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
+        return [record for records in batches.values() for record in records]
+
+    async def _results_end(self) -> dict[TopicPartition, int]:
+        assert self._consumer is not None
+        tps = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.results]
+        # read_committed: the end is the last stable offset, past the transaction of the dead letter just read.
+        return dict(await self._consumer.end_offsets(tps))
+
+    async def _read_up_to(self, ends: Mapping[TopicPartition, int]) -> bool:
+        assert self._consumer is not None
+        for tp, end in ends.items():
+            if await self._consumer.position(tp) < end:
+                return False
+        return True
+
+    def _note(self, result: RunResult) -> None:
+        if result.study is not None and result.suggestion_id is not None:
+            self._seen[(result.study, result.suggestion_id)] = result
 
     async def stream(self) -> AsyncIterator[RunResult]:
-        """Every final result published from now on."""
-        assert self._consumer is not None, "start() the client first"
+        """Every final result published from now on (refusals included: failed, with their reason)."""
         while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    try:
-                        data = json.loads(record.value)
-                    except (TypeError, ValueError):
-                        continue
-                    if isinstance(data, dict) and data.get("schema") == current(RESULT):
-                        yield RunResult.model_validate(data)
+            for record in await self._poll(0.5):
+                if record.topic == self._topics.results and (result := _result(record)) is not None:
+                    yield result
 
     async def results(self, study: str, suggestion_ids: Sequence[str], *, timeout: float) -> dict[str, RunResult]:
         """Wait for the result of each suggestion id; raises `ResultsTimeout` after `timeout` seconds."""
@@ -169,9 +232,32 @@ class BridgeClient:
 
     async def _collect(self, study: str, wanted: set[str]) -> None:
         async for result in self.stream():
-            if result.study is not None and result.suggestion_id is not None:
-                self._seen[(result.study, result.suggestion_id)] = result
+            self._note(result)
             if result.study == study and result.suggestion_id in wanted:
                 wanted.discard(result.suggestion_id)
                 if not wanted:
                     return
+
+
+def _json(record: ConsumerRecord[bytes, bytes], schema: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(record.value)
+    except (TypeError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == current(schema) else None
+
+
+def _result(record: ConsumerRecord[bytes, bytes]) -> RunResult | None:
+    data = _json(record, RESULT)
+    try:
+        return None if data is None else RunResult.model_validate(data)
+    except ValidationError:
+        return None  # not one this client can read: a newer minor field, or not the bridge's
+
+
+def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter | None:
+    data = _json(record, DEADLETTER)
+    try:
+        return None if data is None else DeadLetter.model_validate(data)
+    except ValidationError:
+        return None
