@@ -1,14 +1,15 @@
 """The `bridge` command: `run` and `check` a polyaxonfile, `serve` the Kafka bridge, and its companions."""
 
 # The docstring above is `bridge --help`'s description. This module holds the parser and `main`; the handlers are in
-# cli_local.py (check, run) and cli_serve.py (serve, submit, tail, schema).
+# cli_local.py (check, run), cli_serve.py (serve, submit, tail, schema) and cli_ops.py (dlq, stop, logs; imported
+# when one of them runs).
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -75,6 +76,18 @@ def _source_flags(p: argparse.ArgumentParser) -> None:
 # ---- the parser ------------------------------------------------------------------------------------------
 
 
+def _ops(name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler of cli_ops.py (dlq, stop, logs), imported only when its command runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from bridge import cli_ops
+
+        code: int = getattr(cli_ops, name)(args)
+        return code
+
+    return handler
+
+
 def _command(sub: Any, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name,
@@ -82,6 +95,57 @@ def _command(sub: Any, name: str, summary: str, details: str = "") -> argparse.A
         description=f"{summary[0].upper()}{summary[1:]}.{' ' + details if details else ''}",
     )
     return parser
+
+
+def _ops_parsers(sub: Any) -> None:
+    """`dlq`, `stop` and `logs`: what an operator uses to see refusals and act on runs."""
+    dlq = _command(
+        sub,
+        "dlq",
+        "show the dead letters: records the bridge refused, with their reason and field",
+        "A table by default (reason, field path, source topic/partition@offset, study, message and a preview of the "
+        "original bytes), or the bridge.deadletter/v1 messages as JSON lines.",
+    )
+    _kafka_flags(dlq)
+    dlq.add_argument("--follow", action="store_true", help="keep showing new dead letters as they come")
+    dlq.add_argument(
+        "--output", choices=("table", "jsonl"), default="table", help="a table (default), or one JSON per line"
+    )
+    dlq.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N dead letters")
+    dlq.set_defaults(handler=_ops("cmd_dlq"))
+
+    stop = _command(
+        sub,
+        "stop",
+        "stop a run or an operation through the bridge.control topic",
+        "Then waits for the stopped run's final result (status stopped) and prints it. Exit 2 when the bridge "
+        "refuses the stop (wrong token, another study's run).",
+    )
+    _kafka_flags(stop)
+    stop.add_argument("run_id", nargs="?", default=None, metavar="RUN_ID", help="the run to stop")
+    stop.add_argument("--operation", default=None, metavar="ID", help="stop every run of this operation")
+    stop.add_argument("--suggestion", default=None, metavar="ID", help="stop the run of this suggestion id")
+    stop.add_argument("--study", default=None, help="the study of what is stopped (required)")
+    stop.add_argument("--token", default=None, help="the bridge's control.token (default: the config's)")
+    stop.add_argument("--reason", default=None, help="why, shown in the stopped run's result")
+    stop.add_argument(
+        "--wait", type=float, default=10.0, metavar="SECONDS", help="how long to wait for the final result (default 10)"
+    )
+    stop.set_defaults(handler=_ops("cmd_stop"))
+
+    logs_ = _command(
+        sub,
+        "logs",
+        "print a run's stdout and stderr (its last attempt)",
+        "From the work dir on this host: --workdir, or the bridge's (-c) for a served run, else .bridge as "
+        "`bridge run` uses. A served run's logs are on the host of the bridge that ran it.",
+    )
+    logs_.add_argument("run_id", metavar="RUN_ID", help="the run's id (in its result and in `bridge tail`)")
+    logs_.add_argument(
+        "-c", "--config", default=os.environ.get("BRIDGE_CONFIG"), metavar="FILE", help="the bridge's YAML config"
+    )
+    logs_.add_argument("--workdir", default=None, metavar="DIR", help="the work dir to look in")
+    logs_.set_defaults(handler=_ops("cmd_logs"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workdir", default=None, metavar="DIR", help="runs, cache and ledger index; overrides workdir")
     serve.set_defaults(handler=cmd_serve)
 
-    submit = _command(sub, "submit", "publish a suggestion message to the bridge")
+    submit = _command(
+        sub,
+        "submit",
+        "publish a suggestion message to the bridge, then report what became of each suggestion",
+        "Each suggestion's id, run id and state: accepted, answered (from cache, or replayed for one sent before), "
+        "or refused with its reason and field. With a config that has templates (-c), the message is checked "
+        "against them first, and nothing is sent when any suggestion is refused. Exit 2 when any was refused.",
+    )
     _kafka_flags(submit)
     submit.add_argument("--study", default=None, help="the study (the message key); overrides the file's")
     submit.add_argument("--template", default=None, help="a template registered in the bridge's config")
@@ -162,7 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "-f", "--file", default=None, help="JSON or YAML: a message, or a list of suggestions; - or none for stdin"
     )
+    waiting = submit.add_mutually_exclusive_group()
+    waiting.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for the bridge to take or refuse each suggestion (default 5)",
+    )
+    waiting.add_argument(
+        "--no-wait", dest="wait", action="store_const", const=0.0, help="print the suggestion ids once sent, no more"
+    )
     submit.set_defaults(handler=cmd_submit)
+
+    _ops_parsers(sub)
 
     tail = _command(
         sub, "tail", "follow the results and operations topics", "A live table on a terminal, JSON lines otherwise."

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import InvalidInput
-from bridge.exit_codes import EXIT_FAILED, EXIT_OK
+from bridge.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -72,9 +72,10 @@ def _read_suggestions(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    """Publish one suggestion message."""
+    """Publish one suggestion message, then report what became of each suggestion (exit 2 when any was refused)."""
     from pydantic import ValidationError
 
+    from bridge.cli_ops import print_answers, refused_locally
     from bridge.client import BridgeClient
     from bridge.messages import SuggestionMessage
 
@@ -86,24 +87,30 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
         first = exc.errors()[0]
         raise InvalidInput(f"{field_path(first['loc'])}: {first['msg']}") from None
+    if settings.templates and refused_locally(message, settings):
+        print("nothing sent: the config's templates refuse this message", file=sys.stderr)
+        return EXIT_INVALID
 
-    async def send() -> None:
+    async def send() -> Any:
         client = BridgeClient(kafka=settings.kafka, topics=settings.topics, connect_timeout_s=args.connect_timeout)
         # Not `async with`: a start that fails never reaches __aexit__, and its producer would be left unclosed.
         try:
             await client.start()
-            await client.send(message)
+            sent = await client.submit_message(message)
+            return None if args.wait <= 0 else await client.answers(sent, timeout=args.wait)
         finally:
             await client.stop()
 
-    asyncio.run(send())
-    for sid in message.suggestion_ids():
-        print(sid)
+    answers = asyncio.run(send())
     print(
         f"submitted {len(message.suggestions)} suggestion(s) for {message.study}/{message.template}",
         file=sys.stderr,
     )
-    return EXIT_OK
+    if answers is None:  # --no-wait: the ids only, as the bridge will know them
+        for sid in message.suggestion_ids():
+            print(sid)
+        return EXIT_OK
+    return print_answers(answers.values(), waited_s=args.wait)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:

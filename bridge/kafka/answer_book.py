@@ -7,7 +7,9 @@ Each suggestion id gets one `Answer`, the first that comes for it:
   gave, e.g. `invalid_params` or `conflicting_suggestion`, under a run id of its own for a conflict;
 - the dead letter of the submitted record itself (matched by topic, partition and offset), once the results
   committed with it are read: `refused` for each id still unanswered (the whole message was refused);
-- nothing yet: `pending` (the bridge took it, or has not read it yet).
+- the bridge committed the submitted record's offset (so what it caused is durable) and no answer came with it:
+  `accepted` (its run is on its way; its result comes later);
+- nothing known yet: `pending`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from bridge.deadletters import DeadLetter, DeadLetterError
 from bridge.identity import run_id_of
 from bridge.models import RunResult, RunStatus
 
-AnswerState = Literal["succeeded", "failed", "stopped", "skipped", "cached", "replayed", "refused", "pending"]
+AnswerState = Literal[
+    "succeeded", "failed", "stopped", "skipped", "cached", "replayed", "refused", "accepted", "pending"
+]
 
 
 @dataclass(frozen=True)
@@ -100,14 +104,16 @@ class AnswerBook:
         self.letter = letter
         return True
 
-    def refuse_unanswered(self) -> None:
-        """The submitted record was dead-lettered and what committed with it is read: each id still unanswered
-        was refused with the record."""
-        if self.letter is None:
-            return
+    def settle(self) -> None:
+        """The submitted record is handled and what committed with it is read: each id still unanswered was
+        refused with the record, when it was dead-lettered, else accepted."""
         for sid in self.submission.suggestion_ids:
             if sid not in self._answers:
-                self._answers[sid] = Answer(sid, self.submission.run_id(sid), "refused", reason=self.letter.error)
+                run_id = self.submission.run_id(sid)
+                if self.letter is not None:
+                    self._answers[sid] = Answer(sid, run_id, "refused", reason=self.letter.error)
+                else:
+                    self._answers[sid] = Answer(sid, run_id, "accepted")
 
     def answers(self) -> dict[str, Answer]:
         """Each suggestion id's answer, `pending` for those without one yet, in the submitted order."""

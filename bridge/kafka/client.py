@@ -26,6 +26,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from bridge.config_sections import KafkaSettings, TopicsSettings
@@ -170,36 +171,53 @@ class BridgeClient:
         )
 
     async def answers(self, submission: Submission, *, timeout: float) -> dict[str, Answer]:
-        """What became of each suggestion of `submission`, waiting up to `timeout` seconds for them all; those
-        without an answer by then are `pending`."""
+        """What became of each suggestion of `submission`, waiting up to `timeout` seconds: until each has its
+        answer, or the bridge has committed the message (what it caused is durable: the runs it took are
+        `accepted`, the rest answered). Those without an answer by then are `pending`."""
         # Only what is read from here on: an answer kept from before would be an earlier submission's.
         book = AnswerBook(submission)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        results_end: dict[TopicPartition, int] | None = None
-        while not book.complete and loop.time() < deadline:
-            if results_end is not None and await self._read_up_to(results_end):
-                book.refuse_unanswered()  # what committed with the dead letter is read: the rest was refused
-                break
-            for record in await self._poll(max(0.0, min(0.5, deadline - loop.time()))):
-                if record.topic == self._topics.results:
-                    if (result := _result(record)) is not None:
-                        self._note(result)
-                        book.take_result(result)
-                elif (letter := _letter(record)) is not None and book.take_letter(letter):
-                    results_end = await self._results_end()
+        ends: dict[TopicPartition, int] | None = None  # where the answers committed with the message end
+        admin = AIOKafkaAdminClient(**client_kwargs(self._kafka))
+        await admin.start()
+        try:
+            while not book.complete and loop.time() < deadline:
+                if ends is not None and await self._read_up_to(ends):
+                    book.settle()
+                    break
+                for record in await self._poll(max(0.0, min(0.5, deadline - loop.time()))):
+                    if record.topic == self._topics.results:
+                        if (result := _result(record)) is not None:
+                            self._note(result)
+                            book.take_result(result)
+                    elif (letter := _letter(record)) is not None and book.take_letter(letter):
+                        ends = ends or await self._ends()
+                if ends is None and await self._handled(admin, submission):
+                    ends = await self._ends()
+        finally:
+            await admin.close()
         return book.answers()
+
+    async def _handled(self, admin: AIOKafkaAdminClient, submission: Submission) -> bool:
+        """The bridge's group committed the message's offset: it commits only with what the message caused."""
+        tp = TopicPartition(submission.topic, submission.partition)
+        try:
+            committed = await admin.list_consumer_group_offsets(self._kafka.group_id, partitions=[tp])
+        except KafkaError:
+            return False  # not allowed to see the group (ACLs), or it is rebalancing: answers alone then
+        at = committed.get(tp)
+        return at is not None and at.offset > submission.offset
 
     async def _poll(self, timeout_s: float) -> list[ConsumerRecord[bytes, bytes]]:
         assert self._consumer is not None, "start() the client first"
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
         return [record for records in batches.values() for record in records]
 
-    async def _results_end(self) -> dict[TopicPartition, int]:
+    async def _ends(self) -> dict[TopicPartition, int]:
         assert self._consumer is not None
-        tps = [tp for tp in self._consumer.assignment() if tp.topic == self._topics.results]
-        # read_committed: the end is the last stable offset, past the transaction of the dead letter just read.
-        return dict(await self._consumer.end_offsets(tps))
+        # read_committed: the ends are the last stable offsets, past the transaction that committed the message.
+        return dict(await self._consumer.end_offsets(list(self._consumer.assignment())))
 
     async def _read_up_to(self, ends: Mapping[TopicPartition, int]) -> bool:
         assert self._consumer is not None

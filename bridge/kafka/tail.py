@@ -30,7 +30,8 @@ def outcome_cell(result: dict[str, Any]) -> str:
     error = result.get("error") or {}
     if result.get("status") == "succeeded" or not isinstance(error, dict) or not error:
         return outputs
-    why = f"{error.get('type', 'error')}: {error.get('message', '')}".rstrip(": ")
+    where = f" at {error['field']}" if error.get("field") else ""  # a refused suggestion names the field at fault
+    why = f"{error.get('type', 'error')}{where}: {error.get('message', '')}".rstrip(": ")
     return f"{why} (last: {outputs})" if outputs else why
 
 

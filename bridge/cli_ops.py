@@ -1,0 +1,282 @@
+"""`bridge dlq`, `stop` and `logs`, and what `submit` says of each suggestion it sent: the commands that show a
+person what the bridge refused, and act on runs.
+
+Heavy imports (the Kafka client, the config) happen inside the handlers: `bridge --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bridge.errors import InvalidInput
+from bridge.exit_codes import EXIT_INVALID, EXIT_OK
+
+if TYPE_CHECKING:
+    from bridge.config import BridgeSettings
+    from bridge.kafka.answer_book import Answer
+    from bridge.messages import SuggestionMessage
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_DETAIL = 300  # characters of a reason in a table line; the jsonl output of `tail` and `dlq` has all of it
+
+_STATE_WORDS = {
+    "cached": "answered from cache",
+    "replayed": "replayed",
+    "accepted": "accepted",
+    "pending": "no answer yet",
+}
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _lines(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """Rows aligned under their header (the last column unpadded: it is the long one)."""
+    rows = [list(header), *map(list, rows)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
+
+
+def _reason(kind: str, field: str | None, message: str) -> str:
+    where = f" at {field}" if field else ""
+    return _cut(f"{kind}{where}: {message}", _DETAIL)
+
+
+# ---- submit ------------------------------------------------------------------------------------------------
+
+
+def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> bool:
+    """Validate `message` against the config's templates as the bridge would; print and say whether any
+    suggestion is refused (nothing is sent then)."""
+    from bridge.deadletters import DeadLetterError
+    from bridge.intake import Templates, accept
+
+    outcome = accept(message.to_json().encode(), Templates(settings), settings)
+    if isinstance(outcome, DeadLetterError):
+        print(f"refused: {_reason(outcome.type, outcome.field, outcome.message)}")
+        return True
+    rows = [
+        (r.suggestion_id, r.run_id, "refused", _reason(r.error.type, r.error.field, r.error.message))
+        for r in outcome.refused
+    ]
+    if rows:
+        print("\n".join(_lines(("SUGGESTION", "RUN", "STATE", "DETAIL"), rows)))
+    return bool(rows)
+
+
+def _answer_detail(answer: Answer, waited_s: float) -> str:
+    from bridge.console import fmt_mapping
+
+    if answer.reason is not None:
+        return _reason(answer.reason.type, answer.reason.field, answer.reason.message)
+    result = answer.result
+    if result is not None:
+        if result.error is not None:
+            return _reason(result.error.type, result.error.field, result.error.message)
+        return _cut(fmt_mapping(result.outputs), _DETAIL)
+    if answer.state == "accepted":
+        return "its run is on its way: `bridge tail` shows its result"
+    return f"nothing within {waited_s:g} s: is `bridge serve` running? (`bridge tail` shows answers as they come)"
+
+
+def print_answers(answers: Iterable[Answer], *, waited_s: float) -> int:
+    """Print what became of each suggestion sent; the exit code: 2 when any was refused."""
+    answers = list(answers)
+    rows = []
+    for a in answers:
+        state = _STATE_WORDS.get(a.state, a.state)
+        if a.result is not None and a.state in ("cached", "replayed"):
+            state += f" ({a.result.status.value})"
+        rows.append((a.suggestion_id, a.run_id, state, _answer_detail(a, waited_s)))
+    print("\n".join(_lines(("SUGGESTION", "RUN", "STATE", "DETAIL"), rows)))
+    refused = sum(1 for a in answers if a.refused)
+    if refused:
+        print(f"{refused} suggestion(s) refused: nothing runs for them", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+# ---- dlq ---------------------------------------------------------------------------------------------------
+
+
+def _preview(letter: dict[str, Any], width: int = 60) -> str:
+    from bridge.text import printable
+
+    try:
+        raw = base64.b64decode(letter.get("value") or "")
+    except ValueError:
+        return ""
+    text = printable(raw[: width * 4].decode("utf-8", "replace")).replace("\n", " ")
+    return _cut(text, width) if len(raw) <= width * 4 else _cut(text, width - 3) + "..."
+
+
+def _study(letter: dict[str, Any]) -> str:
+    try:
+        return base64.b64decode(letter.get("key") or "").decode("utf-8", "replace")[:40]
+    except ValueError:
+        return ""
+
+
+def _letter_row(letter: dict[str, Any]) -> list[str]:
+    error = letter.get("error") or {}
+    where = f"{letter.get('topic')}:{letter.get('partition')}@{letter.get('offset')}"
+    return [
+        str(error.get("type", "")),
+        _cut(str(error.get("field") or "-"), 40),
+        where,
+        _study(letter) or "-",
+        f"{_cut(str(error.get('message', '')), 120)} | {_preview(letter)}",
+    ]
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """Show the dead letters: why each record was refused, where it came from, and a preview of its bytes."""
+    from bridge.cli_serve import _settings
+    from bridge.kafka.operator import dead_letters
+
+    settings = _settings(args)
+    header = ("TYPE", "FIELD", "SOURCE", "STUDY", "MESSAGE | ORIGINAL")
+
+    async def show() -> int:
+        count = 0
+        stream = dead_letters(settings, follow=args.follow, limit=args.limit, connect_timeout_s=args.connect_timeout)
+        if args.output == "jsonl":
+            async for letter in stream:
+                print(json.dumps(letter, separators=(",", ":")), flush=True)
+                count += 1
+            return count
+        if args.follow:  # rows as they come: no widths known in advance
+            print("  ".join(header), flush=True)
+            async for letter in stream:
+                print("  ".join(_letter_row(letter)), flush=True)
+                count += 1
+            return count
+        rows = [_letter_row(letter) async for letter in stream]
+        if rows:
+            print("\n".join(_lines(header, rows)))
+        return len(rows)
+
+    try:
+        count = asyncio.run(show())
+    except KeyboardInterrupt:
+        return EXIT_OK
+    print(f"{count} dead letter(s) on {settings.topics.dead_letters}", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- stop --------------------------------------------------------------------------------------------------
+
+
+def _control_message(args: argparse.Namespace, settings: BridgeSettings) -> Any:
+    from pydantic import ValidationError
+
+    from bridge.messages import ControlMessage
+
+    targets = [n for n in ("run_id", "operation", "suggestion") if getattr(args, n)]
+    if len(targets) != 1:
+        raise InvalidInput("name one thing to stop: RUN_ID, --operation ID, or --study S --suggestion ID")
+    if not args.study:
+        raise InvalidInput("--study is required: the bridge stops only what belongs to the study a stop names")
+    token = args.token
+    if token is None and settings.control.token is not None:
+        token = settings.control.token.get_secret_value()
+    body: dict[str, Any] = {
+        "action": "stop_operation" if args.operation else "stop_run",
+        "study": args.study,
+        "run_id": args.run_id,
+        "operation_id": args.operation,
+        "suggestion_id": args.suggestion,
+        "reason": args.reason or f"stopped by {os.environ.get('USER') or 'an operator'} with `bridge stop`",
+        "token": token,
+    }
+    try:
+        return ControlMessage.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInput(f"{'.'.join(map(str, first['loc'])) or 'stop'}: {first['msg']}") from None
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop a run or an operation through the control topic, and print its final result when it comes."""
+    from bridge.cli_serve import _settings
+    from bridge.kafka.operator import stop
+    from bridge.kafka.tail import outcome_cell
+
+    settings = _settings(args)
+    message = _control_message(args, settings)
+    stopped = asyncio.run(stop(settings, message, wait_s=args.wait, connect_timeout_s=args.connect_timeout))
+    where = f"{settings.topics.control}:{stopped.partition}@{stopped.offset}"
+    if stopped.refusal is not None:
+        r = stopped.refusal
+        print(f"refused by the bridge ({where}): {_reason(r.type, r.field, r.message)}", file=sys.stderr)
+        return EXIT_INVALID
+    rows = [
+        (str(d.get("suggestion_id") or "-"), str(d.get("run_id")), str(d.get("status")), outcome_cell(d))
+        for d in stopped.results
+    ]
+    if rows:
+        print("\n".join(_lines(("SUGGESTION", "RUN", "STATUS", "DETAIL"), rows)))
+    awaited = bool(rows) if message.action == "stop_run" else stopped.operation_finished
+    if not awaited:
+        print(
+            f"stop sent ({where}); no final result within {args.wait:g} s: it may have finished before, not be"
+            " running on any bridge, or still be stopping (`bridge tail` shows it when it ends)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+# ---- logs --------------------------------------------------------------------------------------------------
+
+
+def _workdirs(args: argparse.Namespace) -> list[Path]:
+    if args.workdir:
+        return [Path(args.workdir)]
+    dirs = [Path(os.environ.get("BRIDGE_WORKDIR", ".bridge"))]
+    if args.config:  # a served run: the bridge's work dir, from its config
+        from bridge.cli_serve import _settings
+
+        dirs.insert(0, Path(_settings(args).workdir))
+    return list(dict.fromkeys(dirs))
+
+
+def _last_attempt(run_dir: Path) -> Path | None:
+    attempts = [p for p in (run_dir / "attempts").glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(attempts, key=lambda p: int(p.name)) if attempts else None
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print the stdout (on stdout) and stderr (on stderr) of a run's last attempt, from the work dir of the
+    bridge that ran it on this host."""
+    from bridge.workspace import runs_dir
+
+    if not _RUN_ID.match(args.run_id):
+        raise InvalidInput(f"{args.run_id!r} is not a run id")
+    dirs = _workdirs(args)
+    for workdir in dirs:
+        attempt = _last_attempt(runs_dir(workdir) / args.run_id)
+        if attempt is None:
+            continue
+        print(f"run {args.run_id}, attempt {attempt.name}: {attempt}", file=sys.stderr)
+        for name, stream in (("stdout.log", sys.stdout), ("stderr.log", sys.stderr)):
+            path = attempt / name
+            if path.exists():
+                stream.write(path.read_text(encoding="utf-8", errors="replace"))
+                stream.flush()
+        return EXIT_OK
+    looked = ", ".join(str(runs_dir(d)) for d in dirs)
+    raise InvalidInput(
+        f"no logs of run {args.run_id} in {looked}. A served run's logs stay on the host of the bridge that ran it,"
+        " under that bridge's work dir (runs/RUN_ID/attempts/N/stdout.log): run `bridge logs -c CONFIG RUN_ID`"
+        " there, or pass --workdir"
+    )
