@@ -5,8 +5,8 @@ Each suggestion id gets one `Answer`, the first that comes for it:
   answer the bridge did not run for (a cache hit, a copy of a result published before);
 - a result with no operation (`bridge.answers`): `refused`, with the reason (type, message, field) the bridge
   gave, e.g. `invalid_params` or `conflicting_suggestion`, under a run id of its own for a conflict;
-- the dead letter of the submitted record itself (matched by topic, partition and offset), once the results
-  committed with it are read: `refused` for each id still unanswered (the whole message was refused);
+- the dead letter of the submitted record itself (matched by topic, partition and offset) that came with no
+  answer at all, once the results committed with it are read: `refused` for each id (the whole message was);
 - the bridge committed the submitted record's offset (so what it caused is durable) and no answer came with it:
   `accepted` (its run is on its way; its result comes later);
 - nothing known yet: `pending`.
@@ -106,11 +106,13 @@ class AnswerBook:
 
     def settle(self) -> None:
         """The submitted record is handled and what committed with it is read: each id still unanswered was
-        refused with the record, when it was dead-lettered, else accepted."""
+        accepted, unless the record was dead-lettered with no answer at all (refused as a whole, each id with
+        the record's reason). A readable message's dead letter comes with the answers of what it refused."""
+        whole = self.letter is not None and not self._answers
         for sid in self.submission.suggestion_ids:
             if sid not in self._answers:
                 run_id = self.submission.run_id(sid)
-                if self.letter is not None:
+                if whole and self.letter is not None:
                     self._answers[sid] = Answer(sid, run_id, "refused", reason=self.letter.error)
                 else:
                     self._answers[sid] = Answer(sid, run_id, "accepted")
