@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bridge.config import BridgeSettings
 from bridge.deadletters import DeadLetterError
+from bridge.errors import BridgeError
 from bridge.kafka.connection import client_kwargs, with_broker_retry
 from bridge.messages import ControlMessage
 from bridge.versions import DEADLETTER, OPERATION, RESULT, current
@@ -26,11 +28,22 @@ def _consumer(settings: BridgeSettings) -> AIOKafkaConsumer:
 
 async def _start(consumer: AIOKafkaConsumer, settings: BridgeSettings, doing: str, timeout_s: float) -> None:
     await with_broker_retry(doing, consumer.start, give_up_after_s=timeout_s, servers=settings.kafka.bootstrap_servers)
-    await consumer.topics()  # fills the metadata that partitions_for_topic reads
 
 
-def _partitions(consumer: AIOKafkaConsumer, *topics: str) -> list[TopicPartition]:
-    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+async def _partitions(settings: BridgeSettings, *topics: str) -> list[TopicPartition]:
+    """The partitions of `topics` that exist (a consumer's metadata covers only what it subscribed to)."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if d["error_code"] == 0
+        for p in sorted(d["partitions"], key=lambda p: p["partition"])
+    ]
 
 
 def _json(record: ConsumerRecord[Any, Any]) -> dict[str, Any] | None:
@@ -49,7 +62,7 @@ async def dead_letters(
     consumer = _consumer(settings)
     try:
         await _start(consumer, settings, "read dead letters", connect_timeout_s)
-        tps = _partitions(consumer, settings.topics.dead_letters)
+        tps = await _partitions(settings, settings.topics.dead_letters)
         if not tps:
             return  # no topic yet: the bridge never served with this config
         consumer.assign(tps)
@@ -105,7 +118,9 @@ async def stop(
     producer = AIOKafkaProducer(**client_kwargs(settings.kafka), acks="all", enable_idempotence=True)
     try:
         await _start(consumer, settings, "follow results", connect_timeout_s)
-        tps = _partitions(consumer, topics.results, topics.dead_letters, topics.operations)
+        tps = await _partitions(settings, topics.results, topics.dead_letters, topics.operations)
+        if not any(tp.topic == topics.results for tp in tps):
+            raise BridgeError(f"topic {topics.results} does not exist (is `bridge serve` running with this config?)")
         consumer.assign(tps)
         await consumer.seek_to_end(*tps)
         for tp in tps:  # pin the positions before sending: what the stop causes comes after them
