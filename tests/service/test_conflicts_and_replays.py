@@ -1,6 +1,7 @@
-"""Conflicts and replays are answered, not dropped: the same suggestion id with other params is a dead letter, and
-a message sent again after its runs finished is answered with copies marked `replayed` by whichever replica reads
-it, because the ledger topic (not a replica's memory or disk) knows what finished."""
+"""Conflicts and replays are answered, not dropped: the same suggestion id with other params is a failed
+`conflicting_suggestion` answer under a run id of its own, and a dead letter; a message sent again after its runs
+finished is answered with copies marked `replayed` by whichever replica reads it, because the ledger topic (not a
+replica's memory or disk) knows what finished."""
 
 from __future__ import annotations
 
@@ -39,12 +40,20 @@ async def test_the_same_id_with_other_params_while_it_runs_is_a_conflict(kafka_b
         gate.touch()
         # a message after them proves everything before was handled before we count
         await send_raw(kafka_bootstrap, settings.topics.suggestions, [suggestion("s", [{"name": "marker"}])], key=b"s")
-        results = await read_until(kafka_bootstrap, settings.topics.results, count_results(3), "bridge.result/v1")
+        results = await read_until(kafka_bootstrap, settings.topics.results, count_results(4), "bridge.result/v1")
         letters = await read_until(kafka_bootstrap, settings.topics.dead_letters, lambda ms: len(ms) >= 1)
 
-    answered = [(r["suggestion_id"], r["params"]["name"], r["replayed"]) for r in results]
-    assert sorted(a for a in answered if a[1] != "marker") == [("x", "a", False), ("y", "ok", False)]
-    assert len(results) == 3
+    answered = [(r["suggestion_id"], r["params"]["name"], r["status"], r["replayed"]) for r in results]
+    assert sorted(a for a in answered if a[1] != "marker") == [
+        ("x", "a", "succeeded", False),
+        ("x", "b", "failed", False),
+        ("y", "ok", "succeeded", False),
+    ]
+    assert len(results) == 4
+    by_run: dict[str, int] = {}
+    for r in results:
+        by_run[r["run_id"]] = by_run.get(r["run_id"], 0) + 1
+    assert set(by_run.values()) == {1}  # the conflict's answer is not a second final of `x`'s run
     assert record_names(tmp_path) == ["a", "marker", "ok"]  # `b` never ran
     assert len(letters) == 1
     letter = letters[0]
@@ -71,10 +80,13 @@ async def test_the_same_id_with_other_params_after_it_finished_is_a_conflict(
             "bridge.result/v1",
         )
 
-    assert sorted((r["suggestion_id"], r["params"]["name"]) for r in results if r["params"]["name"] != "marker") == [
-        ("x", "a"),
-        ("y", "ok"),
-    ]  # no copy of `a`'s result answers `c`
+    assert sorted(
+        (r["suggestion_id"], r["params"]["name"], r["status"]) for r in results if r["params"]["name"] != "marker"
+    ) == [
+        ("x", "a", "succeeded"),
+        ("x", "c", "failed"),
+        ("y", "ok", "succeeded"),
+    ]  # no copy of `a`'s result answers `c`: a failed conflicting_suggestion answer does
     assert record_names(tmp_path) == ["a", "marker", "ok"]
     letters = await read_until(kafka_bootstrap, settings.topics.dead_letters, lambda ms: len(ms) >= 1)
     assert [(m["error"]["type"], m["error"]["field"]) for m in letters] == [

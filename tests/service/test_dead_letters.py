@@ -37,7 +37,8 @@ async def test_one_dead_letter_per_bad_message_of_each_kind(kafka_bootstrap: str
     async with running(settings):
         await send_raw(kafka_bootstrap, settings.topics.suggestions, values, key=b"s")
         letters = await read_until(kafka_bootstrap, settings.topics.dead_letters, lambda ms: len(ms) >= len(bad))
-        results = await read_until(kafka_bootstrap, settings.topics.results, count_results(3), "bridge.result/v1")
+        # The three readable messages answer each suggestion too (CONTRACT.md section 3), and `ok` runs.
+        results = await read_until(kafka_bootstrap, settings.topics.results, count_results(7), "bridge.result/v1")
     assert sorted(m["error"]["type"] for m in letters) == sorted(bad)
     by_type = {m["error"]["type"]: m for m in letters}
     for kind, raw in bad.items():
@@ -49,8 +50,16 @@ async def test_one_dead_letter_per_bad_message_of_each_kind(kafka_bootstrap: str
     assert by_type["invalid_params"]["error"]["field"] == "suggestions[1].params.sleep"
     assert by_type["unknown_template"]["error"]["field"] == "template"
     assert by_type["unknown_schema"]["error"]["field"] == "schema"
-    assert sorted(r["params"]["name"] for r in results) == ["good-0", "good-1", "good-2"]
-    assert all(r["status"] == "succeeded" for r in results)
+    answered = sorted((r["params"]["name"], r["status"], (r["error"] or {}).get("type")) for r in results)
+    assert answered == [
+        ("bad", "failed", "invalid_params"),
+        ("good-0", "succeeded", None),
+        ("good-1", "succeeded", None),
+        ("good-2", "succeeded", None),
+        ("ok", "succeeded", None),
+        ("x", "failed", "inline_operation_refused"),
+        ("x", "failed", "unknown_template"),
+    ]
     # exactly one each: read again after everything settled
     again = await read_until(kafka_bootstrap, settings.topics.dead_letters, lambda ms: len(ms) >= len(bad))
     assert len(again) == len(bad)
