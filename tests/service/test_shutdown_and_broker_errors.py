@@ -158,6 +158,8 @@ async def test_submit_publishes_a_message_the_bridge_accepts(kafka_bootstrap: st
                 "job",
                 "-f",
                 str(shards),
+                # The service shares this blocked event loop: it cannot answer while submit waits; the ids only.
+                "--no-wait",
             ],
             capture_output=True,
             text=True,
