@@ -39,8 +39,17 @@ def conflict(run: PlannedRun | Refused, position: int, given_fingerprint: str) -
     )
 
 
-def refusal_result(refused: Refused, study: str, template: str) -> RunResult:
-    """The failed final result that answers a refused suggestion: `error` says why and names the field."""
+def refusal_result(refused: Refused, study: str, template: str, max_bytes: int) -> RunResult:
+    """The failed final result that answers a refused suggestion: `error` says why and names the field. It echoes
+    the params and metadata as sent, unless they would make it larger than half of `max_bytes` (its ledger record
+    carries it too): then neither, for the reason matters more (the dead letter keeps the original bytes)."""
+    result = _refusal_result(refused, study, template)
+    if len(result.to_json().encode()) > max_bytes // 2:
+        result = result.model_copy(update={"params": {}, "metadata": {}})
+    return result
+
+
+def _refusal_result(refused: Refused, study: str, template: str) -> RunResult:
     error = refused.error.bounded()
     return RunResult(
         study=study,

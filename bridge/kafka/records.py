@@ -161,9 +161,8 @@ class Records:
     ) -> None:
         """A refused suggestion's failed result and its `finished` ledger record, queued with no await between
         them: they commit together, and with the offset of the record that caused them."""
-        result = fit_result(
-            refusal_result(refused, accepted.study, accepted.template), self._settings.limits.max_record_bytes
-        )
+        limit = self._settings.limits.max_record_bytes
+        result = fit_result(refusal_result(refused, accepted.study, accepted.template, limit), limit)
         finished = refusal_record(refused, result, accepted.study, accepted.template, print_).to_bytes()
         self._index.note(part.partition, refused.run_id, "finished", fingerprint=print_, record=finished)
         log.info(

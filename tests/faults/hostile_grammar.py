@@ -18,6 +18,7 @@ import base64
 import hashlib
 import json
 import random
+import re
 import string
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -765,6 +766,11 @@ def parse_result(raw: bytes) -> Result | None:
         return None
     tag = (m.get("params") or {}).get("tag")
     token = tag.split(":", 1)[0] if isinstance(tag, str) and ":" in tag else None
+    sid = m.get("suggestion_id")
+    if token is None and isinstance(sid, str) and (by_id := re.fullmatch(r"([hv]\d+)-(\d+)", sid)):
+        # A refused suggestion's answer echoes its params as sent (or none, when too large), perhaps without a
+        # readable tag: its id `h<n>-<i>` names the same suggestion as the tag `h<n>.<i>`.
+        token = f"{by_id[1]}.{by_id[2]}"
     error = m.get("error") or {}
     return Result(
         token,

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bridge.intake import Accepted, Templates, accept
+from bridge.answers import refusal_result
+from bridge.deadletters import DeadLetterError
+from bridge.intake import Accepted, Refused, Templates, accept
 from bridge.kafka.memory import MemoryBroker
 from tests.polling import eventually
 from tests.service.service_support import suggestion
@@ -119,3 +121,19 @@ async def test_an_unknown_template_answers_every_suggestion_of_the_message(tmp_p
         ("q", "failed", "unknown_template", "template", False),
     ]
     assert [m["error"]["type"] for m in letters] == ["unknown_template"]
+
+
+def test_a_refusal_too_large_to_publish_keeps_its_reason_and_drops_what_was_sent() -> None:
+    error = DeadLetterError(type="invalid_params", message="n: not an int", field="suggestions[0].params.n")
+    refused = Refused(0, "run-1", "t-1", {"n": "abc", "items": ["x" * 1000] * 50}, error, metadata={"m": "y" * 9000})
+    small = refusal_result(refused, "s", "job", max_bytes=1_000_000)
+    assert small.params == refused.given and small.metadata == {"m": "y" * 9000}
+    cut = refusal_result(refused, "s", "job", max_bytes=20_000)
+    assert (cut.params, cut.metadata) == ({}, {})
+    assert cut.error is not None
+    assert (cut.status.value, cut.error.type, cut.error.field) == (
+        "failed",
+        "invalid_params",
+        "suggestions[0].params.n",
+    )
+    assert len(cut.to_json()) < 10_000
