@@ -1,5 +1,7 @@
 """Property: malformed messages interleaved with good ones on the suggestions topic. Each malformed one gets
 exactly one dead letter carrying its bytes, each good suggestion exactly one result, and the bridge keeps serving.
+A malformed message that is still readable (an unknown template, an inline operation, bad params) also answers each
+of its suggestions once (CONTRACT.md section 3): a failed result of its reason, and its valid ones run.
 
 One `bridge serve` for the whole property (a service per example would be too slow); each example uses study
 names of its own, so what it expects is told apart by the records' keys.
@@ -142,6 +144,44 @@ def render(recipe: Recipe, study: str, seq: int) -> tuple[bytes, list[str]]:
     return json.dumps(_malformed(recipe, study, seq)).encode(), []
 
 
+READABLE = {"unknown_template": "unknown_template", "inline_operation": "inline_operation_refused"}
+
+
+def answers_of(recipe: Recipe, study: str, seq: int) -> dict[str, str]:
+    """The answers a readable bad message gets besides its dead letter (CONTRACT.md section 3), by suggestion id:
+    each refused suggestion a failed result of this error type, a bad_params message's valid ones `succeeded`."""
+    if recipe.kind == "bad_params":
+        (_, index) = recipe.arg
+        return {f"{study}-m{seq}-{j}": "invalid_params" if j == index else "succeeded" for j in range(4)}
+    if recipe.kind in READABLE:
+        return {f"{study}-m{seq}-{j}": READABLE[recipe.kind] for j in range(2)}
+    return {}
+
+
+def _key(result: dict[str, Any]) -> str:
+    """The suggestion a result answers: its job name, or its id (a refused one may have been sent without name)."""
+    return str((result.get("params") or {}).get("name") or result.get("suggestion_id"))
+
+
+def _answer_problems(results: list[dict[str, Any]], wanted: dict[tuple[str, str], str]) -> list[str]:
+    """Exactly one answer per suggestion of a readable bad message, each the expected one."""
+    got = Counter((m["study"], _key(m)) for m in results)
+    wrong = []
+    for m in results:
+        want = wanted[(m["study"], _key(m))]
+        outcome = (m["status"], (m["error"] or {}).get("type"))
+        if outcome != (("succeeded", None) if want == "succeeded" else ("failed", want)):
+            wrong.append((m["study"], _key(m), *outcome))
+    problems = []
+    if set(got) != set(wanted):
+        problems.append(f"refused suggestions unanswered: {sorted(set(wanted) - set(got))[:5]}")
+    if any(n > 1 for n in got.values()):
+        problems.append(f"refused suggestions answered twice: {[k for k, n in got.items() if n > 1][:5]}")
+    if wrong:
+        problems.append(f"refused suggestions answered wrongly: {wrong[:5]}")
+    return problems
+
+
 def _malformed(recipe: Recipe, study: str, seq: int) -> Any:
     """A JSON document that is not a valid suggestion message for the registered templates."""
     kind, arg = recipe.kind, recipe.arg
@@ -217,6 +257,7 @@ def test_malformed_messages_get_one_dead_letter_each_and_good_ones_are_answered(
     tag = f"z{uuid.uuid4().hex[:6]}"
     sent_bad: Counter[tuple[bytes, bytes]] = Counter()
     sent_good: set[tuple[str, str]] = set()  # (study, job name) of every good suggestion
+    sent_answers: dict[tuple[str, str], str] = {}  # (study, suggestion id) of readable bad ones: their answer
     kinds: Counter[str] = Counter()
     examples = 0
 
@@ -237,6 +278,7 @@ def test_malformed_messages_get_one_dead_letter_each_and_good_ones_are_answered(
         records: list[tuple[bytes, bytes]] = []
         want_letters: Counter[tuple[bytes, bytes]] = Counter()
         want_results: set[tuple[str, str]] = set()
+        want_answers: dict[tuple[str, str], str] = {}
         for seq, recipe in enumerate(batch):
             study = names[recipe.study]
             value, good_names = render(recipe, study, seq)
@@ -246,24 +288,32 @@ def test_malformed_messages_get_one_dead_letter_each_and_good_ones_are_answered(
                 want_results |= {(study, n) for n in good_names}
             else:
                 want_letters[(study.encode(), value)] += 1
+                want_answers.update({(study, sid): a for sid, a in answers_of(recipe, study, seq).items()})
         sent_bad.update(want_letters)
         sent_good.update(want_results)
+        sent_answers.update(want_answers)
 
         def mine(letters: Counter[tuple[bytes, bytes]]) -> Counter[tuple[bytes, bytes]]:
             return Counter({k: n for k, n in letters.items() if k[0] in keys})
 
         def answered(results: list[dict[str, Any]]) -> set[tuple[str, str]]:
-            return {(m["study"], m["params"]["name"]) for m in results if m.get("study") in names}
+            return {(m["study"], _key(m)) for m in results if m.get("study") in names}
 
         async def round_trip() -> tuple[Counter[tuple[bytes, bytes]], list[dict[str, Any]]]:
             await _send(kafka_bootstrap, topics.suggestions, records)
             dlq = await _read_until(kafka_bootstrap, topics.dead_letters, lambda rs: mine(_letters(rs)) >= want_letters)
-            res = await _read_until(kafka_bootstrap, topics.results, lambda rs: answered(_results(rs)) >= want_results)
+            every = want_results | set(want_answers)
+            res = await _read_until(kafka_bootstrap, topics.results, lambda rs: answered(_results(rs)) >= every)
             return mine(_letters(dlq)), [m for m in _results(res) if m.get("study") in names]
 
-        letters, results = asyncio.run(round_trip())
+        letters, all_results = asyncio.run(round_trip())
         missing_letters = want_letters - letters
         extra_letters = letters - want_letters
+        results = [m for m in all_results if (m["study"], _key(m)) not in want_answers]
+        answer_problems = _answer_problems(
+            [m for m in all_results if (m["study"], _key(m)) in want_answers], want_answers
+        )
+        assert not answer_problems, answer_problems
         got = Counter((m["study"], m["params"]["name"]) for m in results)
         assert not missing_letters, f"bad messages without a dead letter: {list(missing_letters)[:3]}"
         assert not extra_letters, f"dead letters beyond one per bad message: {list(extra_letters)[:3]}"
@@ -290,7 +340,9 @@ def test_malformed_messages_get_one_dead_letter_each_and_good_ones_are_answered(
     problems += read_problems
     letters = _letters(letter_records)
     c = Counts(dead_letters=sum(letters.values()))
-    results = _results(result_records)
+    every = _results(result_records)
+    problems += _answer_problems([m for m in every if (m["study"], _key(m)) in sent_answers], sent_answers)
+    results = [m for m in every if (m["study"], _key(m)) not in sent_answers]
     for m in results:
         m["suggestion_id"] = m["params"]["name"]  # one key per suggestion, whether its id was given or derived
     problems += result_problems(results, sent_good, c)
