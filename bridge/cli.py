@@ -249,7 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     _ops_parsers(sub)
 
     tail = _command(
-        sub, "tail", "follow the results and operations topics", "A live table on a terminal, JSON lines otherwise."
+        sub,
+        "tail",
+        "follow the results and operations topics",
+        "A live table on a terminal, JSON lines otherwise. A refused suggestion shows as a failed result with its "
+        "reason and field (`bridge dlq` shows the refused records themselves).",
     )
     _kafka_flags(tail)
     tail.add_argument("--study", default=None, help="only this study's results and operations")
