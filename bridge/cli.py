@@ -6,20 +6,38 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
-
-from bridge import __version__, logs
-from bridge.cli_local import cmd_check, cmd_run
-from bridge.cli_serve import cmd_schema, cmd_serve, cmd_submit, cmd_tail
+from bridge import __version__
 from bridge.errors import BridgeError, ComponentFetchError, InvalidInput, Retryable
 from bridge.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
 
-log = structlog.get_logger(__name__)
+# Nothing heavy is imported here: `bridge --help` and `--version` answer from the parser alone (pydantic, jinja2,
+# structlog and aiokafka take most of a second to import), and a command's handler module is imported when it runs.
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _handler(module: str, name: str) -> Handler:
+    """The command handler `module.name`, imported only when the command runs."""
+
+    def handle(args: argparse.Namespace) -> int:
+        fn: Handler = getattr(importlib.import_module(module), name)
+        return fn(args)
+
+    handle.__name__ = handle.__qualname__ = name
+    return handle
+
+
+cmd_run = _handler("bridge.cli_local", "cmd_run")
+cmd_check = _handler("bridge.cli_local", "cmd_check")
+cmd_serve = _handler("bridge.cli_serve", "cmd_serve")
+cmd_submit = _handler("bridge.cli_serve", "cmd_submit")
+cmd_tail = _handler("bridge.cli_serve", "cmd_tail")
+cmd_schema = _handler("bridge.cli_serve", "cmd_schema")
 
 
 def _error(message: str) -> None:
@@ -192,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bridge` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from bridge import logs  # structlog: only once a command runs
+
     # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong.
     logs.configure(args.log_level or ("info" if args.command == "serve" else None))
     try:
