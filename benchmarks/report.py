@@ -82,13 +82,15 @@ def rows() -> list[str]:
                 continue
             rate = key[3:].replace("_per_s", "/s")
             lat = value["publish_to_run_start_ms"]
+            split = value["stages_ms"]
             goal = "p50 <= 5 ms, p99 <= 25 ms" if rate == "100/s" else "reported"
             out.append(
                 _row(
                     f"P2 publish -> run start at {rate}, linger 0",
-                    f"p50 {lat['p50']} ms, p99 {lat['p99']} ms",
+                    f"p50 {lat['p50']} ms, p99 {lat['p99']} ms (p50 to dispatch {split['to_dispatch']['p50']} ms"
+                    f" + dispatch to start {split['dispatch_to_start']['p50']} ms)",
                     "n/a (absolute)",
-                    "",
+                    f"{value.get('utilisation', '?')} of the throughput measured in the same run",
                     goal,
                     cmd,
                     when,

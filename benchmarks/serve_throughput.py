@@ -746,6 +746,9 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]
     # What the guarantees cost: the share of the unguarded throughput that exactly-once takes away.
     b["guarantees_cost"] = round(1 - b["ratio_vs_bridge_unguarded"], 3)
     rows["p2_latency"] = p2_report(linger0, args)
+    # How close each rate is to what the bridge sustained in this same run: near 1, the figure is queueing.
+    for rate in args.p2_rates:
+        rows["p2_latency"][f"at_{rate:g}_per_s"]["utilisation"] = round(rate / b["throughput_per_s"], 2)
     b["messages"] = raw["bridge"][0]["messages"]
     # One suggestion per study on a fresh service: each partition's first record starts its transactional producer.
     b["cold_first_results_s"] = round(statistics.median(s["warm_s"] for s in raw["bridge"]), 3)
