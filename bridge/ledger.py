@@ -99,6 +99,10 @@ class FileLedger:
         self._syncing.add_done_callback(self._synced)
 
     def _synced(self, done: asyncio.Future[None]) -> None:
+        """`done` ended: start the next fsync if lines were written meanwhile. Called by `done`'s callback and by
+        `close()`, whichever comes first; the second call finds `done` no longer current and does nothing."""
+        if self._syncing is not done:
+            return
         self._syncing = None
         if not done.cancelled() and done.exception() is not None:
             log.warning("ledger_fsync_failed", error=str(done.exception()))
@@ -107,8 +111,11 @@ class FileLedger:
 
     async def close(self) -> None:
         """Wait until every line written is on disk."""
-        while self._syncing is not None:
-            await asyncio.shield(self._syncing)
+        while (syncing := self._syncing) is not None:
+            await asyncio.wait([syncing])
+            # Its done callback may not have run yet (it is only scheduled): without this, a done future would be
+            # awaited again and again without the loop ever running that callback.
+            self._synced(syncing)
 
     async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
         self._append(operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
