@@ -42,9 +42,13 @@ format: install
 	$(BIN)/ruff format bridge tests examples benchmarks
 	$(BIN)/ruff check --fix bridge tests examples benchmarks
 
+## The figures of BENCHMARKS.md (issue 9's P1, P2, P3, P5 and the memory bound), each against its baseline in the
+## same run; benchmarks/report.py writes them into BENCHMARKS.md's table.
 bench: install kafka-jars
 	$(BIN)/python benchmarks/run_overhead.py && $(BIN)/python benchmarks/serve_throughput.py
+	$(BIN)/python benchmarks/optuna_study.py
 	$(BIN)/python benchmarks/memory_backlog.py
+	$(BIN)/python benchmarks/report.py
 
 kafka-jars:
 	bash deploy/kafka/kafka.sh jars

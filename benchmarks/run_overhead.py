@@ -2,10 +2,11 @@
 
 For each workload, the baseline starts the same argv lists itself (asyncio subprocesses, the same concurrency),
 then `bridge run -f` runs the polyaxonfile (cache off, a fresh work dir). Both are repeated; the medians give the
-overhead in seconds (total and per run) and the ratio bridge/baseline. Results go to stdout and
-benchmarks/results/overhead.json.
+overhead in seconds (total and per run) and the ratio bridge/baseline. The `cli_start` row times `bridge
+--version` and `bridge --help` (the console script, a new process each time) against `python -c pass`, the
+interpreter's own start. Results go to stdout and benchmarks/results/overhead.json.
 
-    python benchmarks/run_overhead.py [--repeat 3] [--runs 16] [--quick-start]
+    python benchmarks/run_overhead.py [--repeat 3] [--runs 100] [--concurrency 4] [--skip-quick-start]
 """
 
 from __future__ import annotations
@@ -127,14 +128,40 @@ def measure(
     }
 
 
+def _wall(argv: list[str], repeat: int) -> float:
+    """Median wall seconds of running `argv` to its end."""
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def cli_start(repeat: int) -> dict[str, Any]:
+    """`bridge --version` and `--help` against the interpreter starting and doing nothing."""
+    script = str(Path(sys.executable).parent / "bridge")
+    base = _wall([sys.executable, "-c", "pass"], repeat)
+    version = _wall([script, "--version"], repeat)
+    help_ = _wall([script, "--help"], repeat)
+    return {
+        "workload": "cli_start",
+        "repeat": repeat,
+        "python_pass_s": round(base, 3),
+        "version_s": round(version, 3),
+        "help_s": round(help_, 3),
+        "target_s": 0.15,
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--runs", type=int, default=16)
-    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--skip-quick-start", action="store_true")
     args = p.parse_args()
-    rows = []
+    rows = [cli_start(max(5, args.repeat))]
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         tiny, argvs = _tiny_workload(tmp, args.runs, args.concurrency)

@@ -453,7 +453,7 @@ async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
 # ---- the bridge --------------------------------------------------------------------------------------------
 
 
-def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> Any:
+def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int, linger_ms: int = LINGER_MS) -> Any:
     from bridge.config import load_settings
 
     prefix = f"s{uuid.uuid4().hex[:10]}"
@@ -469,7 +469,7 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> 
             name: f"{prefix}.{name}"
             for name in ("suggestions", "results", "operations", "dead_letters", "control", "ledger")
         },
-        "batching": {"linger_ms": LINGER_MS, "max_configs": 64},
+        "batching": {"linger_ms": linger_ms, "max_configs": 64},
         "executor": {"kind": "local", "max_parallel": parallel},
         "max_in_flight": MAX_IN_FLIGHT,
         "shutdown_grace_s": 10,
@@ -489,10 +489,15 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int) -> 
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Any) -> AsyncIterator[Any]:
-    from bridge.app import build_service
+async def serving(settings: Any, *, exactly_once: bool = True) -> AsyncIterator[Any]:
+    from bridge.app import build_executor
+    from bridge.kafka.service import BridgeService
 
-    service = build_service(settings, connect_timeout_s=30)
+    # `exactly_once=False` is a constructor argument no configuration reaches: the same service without ledger
+    # records, transactions or committed offsets, to measure what the guarantees cost.
+    service = BridgeService(
+        settings, executor=build_executor(settings.executor), connect_timeout_s=30, exactly_once=exactly_once
+    )
     task = asyncio.create_task(service.run())
     deadline = time.monotonic() + 60
     while not service.health.ready()[0]:
@@ -545,6 +550,52 @@ def _stages(
         ):
             out[key].append(value * 1000)
     return out
+
+
+async def bridge_unguarded(bootstrap: str, n: int, args: argparse.Namespace, tmp: Path, seed: int) -> dict[str, Any]:
+    """The same service and load as `bridge`, with the ledger, transactions and offsets switched off."""
+    root = Path(tempfile.mkdtemp(dir=tmp, prefix="unguarded-"))
+    settings = bridge_settings(bootstrap, root, root / "stamps", args.max_parallel)
+    topics = settings.topics
+    load = messages("t", n, (1, 8), random.Random(seed))
+    await create_topics(bootstrap, list(topics.model_dump().values()))
+    try:
+        async with serving(settings, exactly_once=False), driver(bootstrap, topics.results) as (producer, watcher):
+            measured = await warm_and_measure(producer, watcher, topics.suggestions, "t", load)
+    finally:
+        await delete_topics(bootstrap, list(topics.model_dump().values()))
+    return {"results": n, "seconds": measured.seconds, "cpu_s": measured.cpu_s}
+
+
+async def bridge_linger0(bootstrap: str, args: argparse.Namespace, tmp: Path, seed: int) -> dict[str, Any]:
+    """P2: `linger_ms: 0`, one-suggestion messages at each `--p2-rates` rate: publish -> run start (the run's own
+    stamp) per suggestion, by rate."""
+    root = Path(tempfile.mkdtemp(dir=tmp, prefix="linger0-"))
+    stamps = root / "stamps"
+    settings = bridge_settings(bootstrap, root, stamps, args.max_parallel, linger_ms=0)
+    topics = settings.topics
+    rng = random.Random(seed)
+    by_rate: dict[float, dict[str, float]] = {}
+    await create_topics(bootstrap, list(topics.model_dump().values()))
+    try:
+        async with serving(settings), driver(bootstrap, topics.results) as (producer, watcher):
+            warm = [Message(s, [f"w-{n}"], 0) for n, s in enumerate(studies())]
+            await publish(producer, topics.suggestions, warm)
+            await watcher.until(len(warm))
+            for rate in args.p2_rates:
+                load = messages(f"r{rate:g}", args.p2_messages, (1, 1), rng)
+                before = len(watcher.seen)
+                by_rate[rate] = await publish(producer, topics.suggestions, load, rate=rate)
+                await watcher.until(before + args.p2_messages)
+            seen = watcher.seen
+    finally:
+        await delete_topics(bootstrap, list(topics.model_dump().values()))
+    starts = _read_stamps(stamps)
+    return {
+        "results": 0,
+        "seconds": 1.0,
+        "by_rate": {rate: _stages(seen, sent, starts) for rate, sent in by_rate.items()},
+    }
 
 
 async def bridge(
@@ -613,6 +664,19 @@ def summarize(name: str, samples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def p2_report(samples: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """P2: publish -> run start at each rate with `linger_ms: 0`, pooled over the repeats, with its stages."""
+    out: dict[str, Any] = {"row": "p2_latency", "linger_ms": 0, "messages_per_rate": args.p2_messages}
+    for rate in args.p2_rates:
+        pooled = {k: [x for s in samples for x in s["by_rate"][rate][k]] for k in samples[0]["by_rate"][rate]}
+        out[f"at_{rate:g}_per_s"] = {
+            "publish_to_run_start_ms": {"p50": pct(pooled["to_start"], 50), "p99": pct(pooled["to_start"], 99)},
+            "stages_ms": {k: {"p50": pct(v, 50), "p99": pct(v, 99)} for k, v in pooled.items() if k != "to_start"},
+            "samples": len(pooled["to_start"]),
+        }
+    return out
+
+
 def latency_report(samples: list[dict[str, Any]], rate: float, throughput: float) -> dict[str, Any]:
     """p50/p99 in ms over every repeat's suggestions."""
 
@@ -638,7 +702,16 @@ def latency_report(samples: list[dict[str, Any]], rate: float, throughput: float
 
 async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     raw: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor", "bridge")
+        k: []
+        for k in (
+            "baseline_plain",
+            "baseline_txn",
+            "spawn_raw",
+            "spawn_executor",
+            "bridge",
+            "bridge_unguarded",
+            "bridge_linger0",
+        )
     }
     profile = cProfile.Profile() if args.profile else None
     load = [os.getloadavg()[0]]
@@ -656,16 +729,26 @@ async def bench(bootstrap: str, args: argparse.Namespace) -> list[dict[str, Any]
                 ("spawn_raw", partial(spawn_raw, args.messages, args.max_parallel, tmp)),
                 ("spawn_executor", partial(spawn_executor, args.messages, args.max_parallel, tmp)),
                 ("bridge", partial(bridge, bootstrap, args.messages, args, tmp, seed, profile if last else None)),
+                ("bridge_unguarded", partial(bridge_unguarded, bootstrap, args.messages, args, tmp, seed)),
+                ("bridge_linger0", partial(bridge_linger0, bootstrap, args, tmp, seed)),
             ]
             for name, phase in phases if r % 2 == 0 else reversed(phases):
                 sample = await phase()
                 raw[name].append(sample)
-                log(f"repeat {r + 1}/{args.repeat} {name}: {sample['results'] / sample['seconds']:.1f} results/s")
+                if sample["results"]:
+                    log(f"repeat {r + 1}/{args.repeat} {name}: {sample['results'] / sample['seconds']:.1f} results/s")
             load.append(os.getloadavg()[0])
+    linger0 = raw.pop("bridge_linger0")
     rows = {k: summarize(k, v) for k, v in raw.items()}
     b = rows["bridge"]
-    for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor"):
+    for k in ("baseline_plain", "baseline_txn", "spawn_raw", "spawn_executor", "bridge_unguarded"):
         b[f"ratio_vs_{k}"] = round(b["throughput_per_s"] / rows[k]["throughput_per_s"], 3)
+    # What the guarantees cost: the share of the unguarded throughput that exactly-once takes away.
+    b["guarantees_cost"] = round(1 - b["ratio_vs_bridge_unguarded"], 3)
+    rows["p2_latency"] = p2_report(linger0, args)
+    # How close each rate is to what the bridge sustained in this same run: near 1, the figure is queueing.
+    for rate in args.p2_rates:
+        rows["p2_latency"][f"at_{rate:g}_per_s"]["utilisation"] = round(rate / b["throughput_per_s"], 2)
     b["messages"] = raw["bridge"][0]["messages"]
     # One suggestion per study on a fresh service: each partition's first record starts its transactional producer.
     b["cold_first_results_s"] = round(statistics.median(s["warm_s"] for s in raw["bridge"]), 3)
@@ -700,6 +783,8 @@ def main() -> int:
     p.add_argument("--latency-rate", type=float, default=20.0, help="one-suggestion messages/s, latency phase")
     p.add_argument("--latency-messages", type=int, default=100)
     p.add_argument("--profile", action="store_true", help="cProfile the bridge's last throughput phase")
+    p.add_argument("--p2-rates", type=float, nargs="+", default=[100.0, 500.0], help="P2 rates, messages/s")
+    p.add_argument("--p2-messages", type=int, default=300, help="one-suggestion messages per P2 rate")
     args = p.parse_args()
     from bridge.logs import configure
 

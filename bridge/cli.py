@@ -7,20 +7,41 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
-
-from bridge import __version__, logs
-from bridge.cli_local import cmd_check, cmd_run
-from bridge.cli_serve import cmd_schema, cmd_serve, cmd_submit, cmd_tail
+from bridge import __version__
 from bridge.errors import BridgeError, ComponentFetchError, InvalidInput, Retryable
 from bridge.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
 
-log = structlog.get_logger(__name__)
+# Nothing heavy is imported here: `bridge --help` and `--version` answer from the parser alone (pydantic, jinja2,
+# structlog and aiokafka take most of a second to import), and a command's handler module is imported when it runs.
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _handler(module: str, name: str) -> Handler:
+    """The command handler `module.name`, imported only when the command runs."""
+
+    def handle(args: argparse.Namespace) -> int:
+        fn: Handler = getattr(importlib.import_module(module), name)
+        return fn(args)
+
+    handle.__name__ = handle.__qualname__ = name
+    return handle
+
+
+cmd_run = _handler("bridge.cli_local", "cmd_run")
+cmd_check = _handler("bridge.cli_local", "cmd_check")
+cmd_serve = _handler("bridge.cli_serve", "cmd_serve")
+cmd_submit = _handler("bridge.cli_serve", "cmd_submit")
+cmd_tail = _handler("bridge.cli_serve", "cmd_tail")
+cmd_schema = _handler("bridge.cli_serve", "cmd_schema")
+cmd_dlq = _handler("bridge.cli_ops", "cmd_dlq")
+cmd_stop = _handler("bridge.cli_ops", "cmd_stop")
+cmd_logs = _handler("bridge.cli_ops", "cmd_logs")
 
 
 def _error(message: str) -> None:
@@ -76,18 +97,6 @@ def _source_flags(p: argparse.ArgumentParser) -> None:
 # ---- the parser ------------------------------------------------------------------------------------------
 
 
-def _ops(name: str) -> Callable[[argparse.Namespace], int]:
-    """A handler of cli_ops.py (dlq, stop, logs), imported only when its command runs."""
-
-    def handler(args: argparse.Namespace) -> int:
-        from bridge import cli_ops
-
-        code: int = getattr(cli_ops, name)(args)
-        return code
-
-    return handler
-
-
 def _command(sub: Any, name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
         name,
@@ -112,7 +121,7 @@ def _ops_parsers(sub: Any) -> None:
         "--output", choices=("table", "jsonl"), default="table", help="a table (default), or one JSON per line"
     )
     dlq.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N dead letters")
-    dlq.set_defaults(handler=_ops("cmd_dlq"))
+    dlq.set_defaults(handler=cmd_dlq)
 
     stop = _command(
         sub,
@@ -131,7 +140,7 @@ def _ops_parsers(sub: Any) -> None:
     stop.add_argument(
         "--wait", type=float, default=10.0, metavar="SECONDS", help="how long to wait for the final result (default 10)"
     )
-    stop.set_defaults(handler=_ops("cmd_stop"))
+    stop.set_defaults(handler=cmd_stop)
 
     logs_ = _command(
         sub,
@@ -145,7 +154,7 @@ def _ops_parsers(sub: Any) -> None:
         "-c", "--config", default=os.environ.get("BRIDGE_CONFIG"), metavar="FILE", help="the bridge's YAML config"
     )
     logs_.add_argument("--workdir", default=None, metavar="DIR", help="the work dir to look in")
-    logs_.set_defaults(handler=_ops("cmd_logs"))
+    logs_.set_defaults(handler=cmd_logs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bridge` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from bridge import logs  # structlog: only once a command runs
+
     # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong.
     logs.configure(args.log_level or ("info" if args.command == "serve" else None))
     try:

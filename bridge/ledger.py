@@ -1,11 +1,16 @@
 """Run ledgers: the durable record that lets an interrupted operation resume without running finished runs again.
 
 `FileLedger` (used by `bridge run`) appends one JSON line per event to `<workdir>/operations/<id>/ledger.jsonl`,
-flushed and fsynced before the scheduler goes on, so a `kill -9` loses at most the event being written.
+written to the operating system before the scheduler goes on, so a `kill -9` of the bridge loses at most the
+event being written. Reaching the disk is batched: one fsync, off the event loop, covers every line written
+before it began, the next one starts when it ends, and `close()` waits for the last. A machine that loses power
+loses at most the lines of the fsync under way: those runs run again on resume, as after an interrupt. (An
+fsync per event took a quarter of `bridge run`'s time for 100 trivial runs, with the event loop blocked.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Mapping
@@ -43,6 +48,8 @@ class FileLedger:
 
     def __init__(self, root: Path) -> None:
         self._root = root
+        self._unsynced: set[Path] = set()  # ledgers with lines written since their last fsync began
+        self._syncing: asyncio.Future[None] | None = None
 
     def path(self, operation_id: str) -> Path:
         """Where the operation's ledger lives."""
@@ -80,8 +87,35 @@ class FileLedger:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        # Closed, so in the operating system: a kill -9 of this process cannot lose it. The disk comes next.
+        self._unsynced.add(path)
+        if self._syncing is None:
+            self._sync_next()
+
+    def _sync_next(self) -> None:
+        """Start one fsync, in a worker thread, of every ledger written since the last one began."""
+        paths, self._unsynced = list(self._unsynced), set()
+        self._syncing = asyncio.get_running_loop().run_in_executor(None, _fsync_all, paths)
+        self._syncing.add_done_callback(self._synced)
+
+    def _synced(self, done: asyncio.Future[None]) -> None:
+        """`done` ended: start the next fsync if lines were written meanwhile. Called by `done`'s callback and by
+        `close()`, whichever comes first; the second call finds `done` no longer current and does nothing."""
+        if self._syncing is not done:
+            return
+        self._syncing = None
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("ledger_fsync_failed", error=str(done.exception()))
+        if self._unsynced:
+            self._sync_next()
+
+    async def close(self) -> None:
+        """Wait until every line written is on disk."""
+        while (syncing := self._syncing) is not None:
+            await asyncio.wait([syncing])
+            # Its done callback may not have run yet (it is only scheduled): without this, a done future would be
+            # awaited again and again without the loop ever running that callback.
+            self._synced(syncing)
 
     async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
         self._append(operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
@@ -96,3 +130,13 @@ class FileLedger:
                 "result": result.model_dump(mode="json", by_alias=True),
             },
         )
+
+
+def _fsync_all(paths: list[Path]) -> None:
+    # fsync syncs the file, whichever descriptor asks: this one is opened only for it.
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

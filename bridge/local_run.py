@@ -76,6 +76,7 @@ async def run_plan(plan: OperationPlan, options: RunOptions) -> int:
             outcome = await runner.run()
         finally:
             await runtime.executor.close()  # nothing a run started outlives `bridge run`
+            await ledger.close()
     return _report(plan, outcome, options)
 
 

@@ -62,9 +62,10 @@ class Broker(Protocol):
 class KafkaBroker:
     """The real broker, through aiokafka."""
 
-    def __init__(self, settings: BridgeSettings, *, connect_timeout_s: float = 30.0) -> None:
+    def __init__(self, settings: BridgeSettings, *, connect_timeout_s: float = 30.0, exactly_once: bool = True) -> None:
         self._settings = settings
         self._connect_timeout_s = connect_timeout_s
+        self._exactly_once = exactly_once  # False: benchmarks only (see `BridgeService`)
 
     async def prepare(self) -> None:
         """Create the topics that are missing (the ledger compacted) and wait for their leaders."""
@@ -109,7 +110,14 @@ class KafkaBroker:
     ) -> TransactionalPublisher:
         """A `PartitionPublisher`: one transactional producer per input partition."""
         return PartitionPublisher(
-            self._settings, source, tracker, on_commit=on_commit, on_fenced=on_fenced, owns=owns, on_trouble=on_trouble
+            self._settings,
+            source,
+            tracker,
+            on_commit=on_commit,
+            on_fenced=on_fenced,
+            owns=owns,
+            on_trouble=on_trouble,
+            exactly_once=self._exactly_once,
         )
 
     async def catch_up(self, partition: int, index: LedgerIndex) -> None:

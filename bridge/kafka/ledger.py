@@ -4,7 +4,9 @@ caused the run, by that partition's transactional producer.
 Three states per run, each written before what depends on it is committed:
 - `received`: in the same transaction as the consumed offset of its suggestion record, with all it takes to
   run it again (so committing the offset loses nothing);
-- `dispatched`: committed before the run's process starts, with its attempt number;
+- `dispatched`: committed before the run's process starts, with its attempt number (then once more with its
+  process group, only queued: it commits in the next transaction, at the latest with the result, and only serves
+  to reap what a kill -9 left, PR_SET_PDEATHSIG having killed the run itself);
 - `finished`: in the same transaction as the run's one result message.
 
 A replica that is assigned a partition first fences the previous owner (its transactional producer with the

@@ -39,6 +39,12 @@ from bridge.offsets import OffsetTracker, Partition
 
 log = structlog.get_logger(__name__)
 
+COMMIT_GAP_S = 0.002
+"""The least time between a commit and the next transaction. The broker writes a transaction's markers just after
+answering its commit; a transaction begun before that is refused with ConcurrentTransactions, and aiokafka then
+waits 20 ms (measured on one local broker: a transaction takes ~1 ms, ~22 ms at p90 back to back, ~1 ms at p90
+with a 1 ms gap). Records that arrive meanwhile join the next transaction: a group commit every few ms."""
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -66,8 +72,12 @@ class PartitionPublisher:
         owns: Callable[[Partition], bool] | None = None,
         on_trouble: Callable[[Partition, str | None], None] | None = None,
         retry_for_s: float = 180.0,
+        exactly_once: bool = True,
     ) -> None:
         self._settings = settings
+        # False: no transaction, no ledger record, no offset (what the guarantees cost, measured by
+        # benchmarks/serve_throughput.py). Only a constructor argument, so no configuration can turn it off.
+        self._exactly_once = exactly_once
         self._source = source
         self._tracker = tracker
         self._queue: list[Outgoing] = []
@@ -88,15 +98,18 @@ class PartitionPublisher:
         self._in_transaction: asyncio.Future[None] | None = None  # done when the batch being committed is
         self.failed: BaseException | None = None
         self._pending: list[Outgoing] = []  # the batch of the transaction under way, less what the broker refused
+        self._committed_at = 0.0  # monotonic time of the last commit (COMMIT_GAP_S)
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
             **client_kwargs(self._settings.kafka),
-            transactional_id=self.transactional_id,
-            enable_idempotence=True,
+            transactional_id=self.transactional_id if self._exactly_once else None,
+            enable_idempotence=self._exactly_once,
             acks="all",
             max_request_size=max(self._settings.limits.max_record_bytes * 2, 1024 * 1024),
-            linger_ms=5,
+            # No linger: a transaction sends what it holds at once and waits for it, so a linger would only be
+            # added to every commit (and to the start of every run that waits for its `dispatched` record).
+            linger_ms=0,
             # aiokafka waits this long after ConcurrentTransactions, which follows every quick commit.
             retry_backoff_ms=20,
         )
@@ -186,6 +199,8 @@ class PartitionPublisher:
     async def _loop(self) -> None:
         while True:
             await self._wakeup.wait()
+            if (gap := self._committed_at + COMMIT_GAP_S - time.monotonic()) > 0:
+                await asyncio.sleep(gap)
             self._wakeup.clear()
             batch, self._queue = self._queue, []
             done, self._next = self._next, asyncio.get_running_loop().create_future()
@@ -197,6 +212,7 @@ class PartitionPublisher:
             try:
                 if batch or offset is not None:
                     await self._transaction(batch, offset)
+                    self._committed_at = time.monotonic()
             except asyncio.CancelledError:
                 # Closed: not a failure of the partition (close() says whether anything was left unpublished).
                 _fail((done, self._next), Fenced("publisher closed"))
@@ -261,6 +277,9 @@ class PartitionPublisher:
             self._on_commit(len(self._pending), time.monotonic() - began)
 
     async def _attempt(self, offset: int | None) -> None:
+        if not self._exactly_once:
+            await self._send_plainly()
+            return
         futures: list[asyncio.Future[object]] = []
         try:
             async with self._producer.transaction():
@@ -285,6 +304,17 @@ class PartitionPublisher:
                 # in a way aiokafka does not type (its sender dies with a bare error after a broker restart).
                 error = Retryable(f"{doing}: {type(exc).__name__}: {exc}")
             raise error from exc
+
+    async def _send_plainly(self) -> None:
+        """The benchmark's path without guarantees: what users see (results, events), acknowledged, and nothing
+        that makes it exactly once (no ledger record, no transaction, no committed offset)."""
+        ledger = self._settings.topics.ledger
+        futures = [
+            await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition)
+            for r in self._pending
+            if r.topic != ledger
+        ]
+        await asyncio.gather(*futures)
 
     def _before_retry(self, state: RetryCallState, began: float) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

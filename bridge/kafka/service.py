@@ -59,10 +59,16 @@ class BridgeService:
         broker: Broker | None = None,
         telemetry: Telemetry | None = None,
         connect_timeout_s: float = 30.0,
+        exactly_once: bool = True,
     ) -> None:
+        """`exactly_once=False` is for benchmarks/serve_throughput.py alone: the same path without ledger records,
+        transactions or committed offsets, to measure what the guarantees cost. It is no setting on purpose: no
+        configuration file or environment variable can reach it."""
         self.settings = settings
         # The topics, consumer, publishers and ledger reader: Kafka's unless the composition root gives others.
-        self._broker: Broker = broker or KafkaBroker(settings, connect_timeout_s=connect_timeout_s)
+        self._broker: Broker = broker or KafkaBroker(
+            settings, connect_timeout_s=connect_timeout_s, exactly_once=exactly_once
+        )
         self.templates = Templates(settings)
         self.telemetry = telemetry or Telemetry(templates=self.templates.names())
         self.health = Health(stall_after_s=settings.http.stall_after_s)
@@ -89,6 +95,8 @@ class BridgeService:
             settings.topics.ledger,
             self._publishers.publish_durably,
             lambda run_id: self._rebalancer().lost_run(run_id),
+            queue=self._publishers.publish,
+            exactly_once=exactly_once,
         )
         runtime = Runtime(
             executor=executor,

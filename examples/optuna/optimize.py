@@ -1,17 +1,20 @@
 """Tune the quick-start model with Optuna's TPE, through a running `bridge serve` (ask-and-tell over Kafka).
 
-Each iteration asks Optuna for a batch of trials, publishes them as ONE suggestion message (ids
-`trial-<number>`, so the bridge runs them as one mapping operation), waits for their results on
-`bridge.results`, and tells Optuna each trial's validation loss:
+By default (`--mode async`) it keeps `--batch` trials in flight: it asks that many, then one new trial as each
+result arrives (`bridge.kafka.study.Study`), so no run waits for the slowest of its batch, until
+`--iterations` x `--batch` trials were told. With `--mode batch`, each iteration asks Optuna for a batch of
+trials, publishes them as ONE suggestion message (so the bridge runs them as one mapping operation, where
+early stopping compares them), and waits for all their results. Either way the ids are `trial-<number>`, and
+Optuna is told each trial's validation loss:
 
     succeeded with a finite loss     -> COMPLETE with that value
     stopped (early stopping), skipped -> PRUNED
     failed, no loss, or no result in time -> FAIL
 
-    python examples/optuna/optimize.py --bootstrap-servers 127.0.0.1:9092 --iterations 5 --batch 4
+    python examples/optuna/optimize.py --bootstrap-servers 127.0.0.1:9092 --iterations 5 --batch 4 [--mode batch]
 
 It ends with the best params and loss, how many runs the bridge ran, served from its cache and stopped,
-and whether the best loss beats the first batch's best (the search converges). Exit status: 0 it does;
+and whether the best loss beats the best of the first `--batch` trials (the search converges). Exit status: 0 it does;
 1 nothing succeeded or the search did not improve on the first batch; 2 the bridge could not be reached.
 """
 
@@ -57,7 +60,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--template", default="quick-start", help="bridge template (default %(default)s)")
     parser.add_argument("--iterations", type=int, default=5, help="batches to run (default %(default)s)")
-    parser.add_argument("--batch", type=int, default=4, help="trials per batch (default %(default)s)")
+    parser.add_argument(
+        "--batch", type=int, default=4, help="trials per batch, or in flight in async mode (default %(default)s)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("async", "batch"),
+        default="async",
+        help="async: a new trial per result, --batch in flight; batch: a batch at a time (default %(default)s)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to await a batch's results (%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default %(default)s)")
     parser.add_argument(
@@ -106,7 +117,97 @@ def make_study(args: argparse.Namespace) -> Any:
     return optuna.create_study(study_name=args.study, direction="minimize", sampler=sampler)
 
 
+def tell(study: Any, trial: Any, result: Any, batch: Counter[str]) -> float | None:
+    """Tell Optuna what became of `trial` (its loss, pruned or failed) and count it; its loss, if any."""
+    from optuna.trial import TrialState
+
+    batch["cached" if result.cached else "ran" if result.attempt > 0 else "not run"] += 1
+    batch[result.status.value] += 1
+    trial.set_user_attr("run_id", result.run_id)
+    trial.set_user_attr("cached", result.cached)
+    loss = loss_of(result)
+    if loss is not None:
+        study.tell(trial, loss)
+    elif result.status.value in ("stopped", "skipped"):
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+    return loss
+
+
+def show(args: argparse.Namespace, sid: str, trial: Any, result: Any, loss: float | None) -> None:
+    if args.verbose:
+        why = f" ({result.error.type}: {result.error.message})" if result.error else ""
+        shown = f"loss={loss:.4f}" if loss is not None else result.status.value + why
+        cached = " [cached]" if result.cached else ""
+        print(f"    {sid}: {shown}{cached}  {fmt_params(trial.params)}", flush=True)
+
+
+async def optimize_async(args: argparse.Namespace) -> int:
+    """`--batch` trials in flight: ask that many, then one new trial per result (Optuna's ask-and-tell)."""
+    from optuna.trial import TrialState
+
+    from bridge.kafka.client import ResultsTimeout
+    from bridge.kafka.study import Study
+
+    study = make_study(args)
+    space = search_space()
+    total = args.iterations * args.batch
+    counts: Counter[str] = Counter()
+    first_batch_best = best = math.inf
+    started = t0 = time.monotonic()
+    print(
+        f"study {args.study}: {total} trial(s), {args.batch} in flight (a new one per result), template "
+        f"{args.template!r}, bridge at {args.bootstrap_servers}",
+        flush=True,
+    )
+    bridge = Study(
+        study=args.study,
+        template=args.template,
+        bootstrap_servers=args.bootstrap_servers,
+        params={"epochs": EPOCHS},
+        metadata={"optimizer": "optuna-tpe", "seed": args.seed},
+        connect_timeout_s=args.connect_timeout,
+    )
+    async with bridge:
+        asked: dict[str, Any] = {}
+
+        async def ask_one() -> None:
+            trial = study.ask(space)
+            asked[await bridge.ask(trial.params, suggestion_id=f"trial-{trial.number}")] = trial
+
+        for _ in range(min(args.batch, total)):
+            await ask_one()
+        told = 0
+        try:
+            async for result in bridge.results(timeout=args.timeout):
+                sid = str(result.suggestion_id)
+                trial = asked.pop(sid)
+                loss = tell(study, trial, result, counts)
+                show(args, sid, trial, result, loss)
+                told += 1
+                best = min(best, loss if loss is not None else math.inf)
+                if told == args.batch:
+                    first_batch_best = best
+                if told % args.batch == 0:
+                    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+                    so_far = f"{study.best_value:.4f} (trial-{study.best_trial.number})" if done else "none yet"
+                    print(f"trials {told}/{total}: best so far {so_far} ({time.monotonic() - t0:.1f}s)", flush=True)
+                    t0 = time.monotonic()
+                if told + len(asked) < total:
+                    await ask_one()
+        except ResultsTimeout as exc:
+            print(f"  warning: {exc}; telling Optuna those trials failed", file=sys.stderr, flush=True)
+            for trial in asked.values():
+                study.tell(trial, state=TrialState.FAIL)
+            counts["missing"] += len(asked)
+    if told < args.batch:
+        first_batch_best = best
+    return report(study, counts, first_batch_best, time.monotonic() - started)
+
+
 async def optimize(args: argparse.Namespace) -> int:
+    """`--mode batch`: a batch of trials per suggestion message, all of its results awaited before the next."""
     from optuna.trial import TrialState
 
     from bridge.client import BridgeClient, ResultsTimeout
@@ -154,23 +255,10 @@ async def optimize(args: argparse.Namespace) -> int:
                     batch["missing"] += 1
                     study.tell(trial, state=TrialState.FAIL)
                     continue
-                batch["cached" if result.cached else "ran" if result.attempt > 0 else "not run"] += 1
-                batch[result.status.value] += 1
-                trial.set_user_attr("run_id", result.run_id)
-                trial.set_user_attr("cached", result.cached)
-                loss = loss_of(result)
+                loss = tell(study, trial, result, batch)
                 if loss is not None:
-                    study.tell(trial, loss)
                     batch_best = min(batch_best, loss)
-                elif result.status.value in ("stopped", "skipped"):
-                    study.tell(trial, state=TrialState.PRUNED)
-                else:
-                    study.tell(trial, state=TrialState.FAIL)
-                if args.verbose:
-                    why = f" ({result.error.type}: {result.error.message})" if result.error else ""
-                    shown = f"loss={loss:.4f}" if loss is not None else result.status.value + why
-                    cached = " [cached]" if result.cached else ""
-                    print(f"    {sid}: {shown}{cached}  {fmt_params(trial.params)}", flush=True)
+                show(args, sid, trial, result, loss)
             counts.update(batch)
             if iteration == 1:
                 first_batch_best = batch_best
@@ -218,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.errors import Retryable
 
     try:
-        return asyncio.run(optimize(args))
+        return asyncio.run(optimize_async(args) if args.mode == "async" else optimize(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -125,3 +125,21 @@ async def test_runs_in_flight_stay_bounded_and_consumption_resumes_when_they_fin
     names = [r["params"]["name"] for r in messages(broker, topics.results, RESULT)]
     assert sorted(names) == sorted(f"m{m}-{r}" for m in range(3) for r in range(per_message))  # each once
     assert peak <= max_in_flight + per_message - 1
+
+
+async def test_a_runs_process_group_is_in_the_ledger_while_it_runs_and_before_its_result(tmp_path: Path) -> None:
+    # The record with the process group is queued, not waited for (issue 9): it must still commit while the run
+    # runs (a later owner reaps from it), and before the `finished` record that ends the run.
+    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
+    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
+    topics = settings.topics
+    async with serving(settings, broker, executor):
+        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
+        await eventually(
+            lambda: any(m.get("dispatch") for m in messages(broker, topics.ledger)), timeout=5, interval=0.005
+        )
+        assert messages(broker, topics.results, RESULT) == []  # still running
+        executor.release()
+        await until(broker, topics.results, 1, RESULT)
+    ledger = [(m["state"], bool(m.get("dispatch"))) for m in messages(broker, topics.ledger)]
+    assert ledger == [("received", False), ("dispatched", False), ("dispatched", True), ("finished", False)]

@@ -1,0 +1,168 @@
+"""Write the figures of the last `make bench` (benchmarks/results/*.json) into BENCHMARKS.md's table.
+
+Only the part between `<!-- figures:begin -->` and `<!-- figures:end -->` is rewritten; the rest of the file (what
+bounds each figure, how it was measured) is prose kept by hand. A benchmark that has not been run leaves its row
+saying so.
+
+    python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "BENCHMARKS.md"
+BEGIN, END = "<!-- figures:begin -->", "<!-- figures:end -->"
+PY = ".venv/bin/python benchmarks"
+
+
+def _load(name: str) -> list[dict[str, Any]]:
+    path = RESULTS / name
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return data if isinstance(data, list) else [data]
+
+
+def _when(name: str) -> str:
+    path = RESULTS / name
+    if not path.exists():
+        return "not run"
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _row(target: str, figure: str, baseline: str, ratio: str, goal: str, command: str, date: str) -> str:
+    return f"| {target} | {figure} | {baseline} | {ratio} | {goal} | `{command}` | {date} |"
+
+
+def rows() -> list[str]:
+    out = [
+        "| target | figure | baseline, same run | ratio | goal | reproduce | date |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    serve = {r["row"]: r for r in _load("serve.json")}
+    when = _when("serve.json")
+    cmd = f"{PY}/serve_throughput.py"
+    if "bridge" in serve:
+        b, raw = serve["bridge"], serve["spawn_raw"]
+        out.append(
+            _row(
+                "P1 throughput",
+                f"{b['throughput_per_s']} results/s",
+                f"spawn_raw {raw['throughput_per_s']}/s",
+                f"{b['ratio_vs_spawn_raw']}",
+                ">= 0.6",
+                cmd,
+                when,
+            )
+        )
+        if "bridge_unguarded" in serve:
+            u = serve["bridge_unguarded"]
+            out.append(
+                _row(
+                    "P1 cost of the guarantees",
+                    f"{b['throughput_per_s']} results/s",
+                    f"ledger + transactions off: {u['throughput_per_s']}/s",
+                    f"cost {100 * b['guarantees_cost']:.0f}%",
+                    "<= 20%",
+                    cmd,
+                    when,
+                )
+            )
+    p2 = serve.get("p2_latency")
+    if p2 is not None:
+        for key, value in p2.items():
+            if not key.startswith("at_"):
+                continue
+            rate = key[3:].replace("_per_s", "/s")
+            lat = value["publish_to_run_start_ms"]
+            split = value["stages_ms"]
+            goal = "p50 <= 5 ms, p99 <= 25 ms" if rate == "100/s" else "reported"
+            out.append(
+                _row(
+                    f"P2 publish -> run start at {rate}, linger 0",
+                    f"p50 {lat['p50']} ms, p99 {lat['p99']} ms (p50 to dispatch {split['to_dispatch']['p50']} ms"
+                    f" + dispatch to start {split['dispatch_to_start']['p50']} ms)",
+                    "n/a (absolute)",
+                    f"{value.get('utilisation', '?')} of the throughput measured in the same run",
+                    goal,
+                    cmd,
+                    when,
+                )
+            )
+    overhead = {r["workload"]: r for r in _load("overhead.json")}
+    when = _when("overhead.json")
+    if "tiny" in overhead:
+        t = overhead["tiny"]
+        out.append(
+            _row(
+                f"P3 bridge run, {t['runs']} trivial runs at {t['concurrency']}",
+                f"{t['bridge_s']} s",
+                f"bare asyncio loop {t['baseline_s']} s",
+                f"{t['ratio']}",
+                "<= 1.1",
+                f"{PY}/run_overhead.py --skip-quick-start",
+                when,
+            )
+        )
+    if "cli_start" in overhead:
+        c = overhead["cli_start"]
+        out.append(
+            _row(
+                "P3 bridge --version / --help",
+                f"{c['version_s']} s / {c['help_s']} s",
+                f"python -c pass {c['python_pass_s']} s",
+                "",
+                "<= 0.15 s",
+                f"{PY}/run_overhead.py",
+                when,
+            )
+        )
+    for o in _load("optuna.json"):
+        out.append(
+            _row(
+                f"P5 Optuna TPE, {o['trials']} trials, {o['in_flight']} in flight",
+                f"through Kafka + bridge serve {o['bridge_s']} s",
+                f"in-process n_jobs={o['in_flight']} {o['in_process_s']} s",
+                f"{o['ratio']}",
+                "<= 1.5",
+                f"{PY}/optuna_study.py",
+                _when("optuna.json"),
+            )
+        )
+    for m in _load("memory.json"):
+        peak = m.get("peak_rss_mb")
+        out.append(
+            _row(
+                "memory, 1,000,000 suggestions backlog",
+                f"peak RSS {peak:.1f} MB" if isinstance(peak, int | float) else str(peak),
+                "n/a (absolute)",
+                "",
+                "<= 200 MB",
+                f"{PY}/memory_backlog.py",
+                _when("memory.json"),
+            )
+        )
+    return out
+
+
+def main() -> int:
+    text = DOC.read_text()
+    if BEGIN not in text or END not in text:
+        print(f"report.py: {DOC} has no {BEGIN} ... {END} section", file=sys.stderr)
+        return 1
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOC.write_text(head + BEGIN + "\n" + "\n".join(rows()) + "\n" + END + tail)
+    print(f"report.py: figures written to {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
