@@ -110,9 +110,8 @@ class Engine:
         env_passthrough: tuple[str, ...] = (),
     ) -> Runtime:
         return Runtime(
-            executor=LocalExecutor(max_parallel=max_parallel, env_passthrough=env_passthrough),
+            executor=LocalExecutor(max_parallel=max_parallel, workdir=self.workdir, env_passthrough=env_passthrough),
             ledger=FileLedger(self.workdir / "ops"),
-            workdir=self.workdir,
             cache=cache or FileCache(self.workdir / "cache"),
             stop_grace_s=grace,
         )
