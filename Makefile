@@ -26,9 +26,10 @@ demo-local: install
 demo: install
 	bash deploy/demo.sh $(DEMO_ARGS)
 
-## Lint, type-check, then every test (the real Kafka broker is started by the test session itself).
+## Lint, type-check, then every test (the real Kafka broker and a three-node Ray cluster are started by the test
+## session itself, in a private network namespace with loopback only: tests/private_network.sh).
 test: install kafka-jars lint
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	bash tests/private_network.sh $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not kafka" $(PYTEST_ARGS)

@@ -1,0 +1,56 @@
+"""`bridge serve` on the Ray executor, a study over every partition, and a worker node's raylet killed with -9
+mid-study: every suggestion still gets exactly one final result (read_committed), none lost, none twice; the runs
+that were on the dead node run again (attempt + 1), and nothing else does."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import Checker, Cluster, Fault, Study, stop_all
+from tests.ray_cluster import RayCluster
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
+
+SEED = 20261129
+
+
+def _on_ray(cluster: Cluster, address: str) -> None:
+    """Point the cluster's config (read by every replica it starts) at the Ray executor."""
+    data = json.loads(cluster.config.read_text())
+    data["executor"] = {**data.get("executor", {}), "kind": "ray", "address": address}
+    cluster.config.write_text(json.dumps(data))
+
+
+async def test_a_node_killed_mid_study_loses_no_result_and_doubles_none(
+    kafka_bootstrap: str, ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    cluster = Cluster(kafka_bootstrap, tmp_path, max_parallel=3, concurrency=3)
+    _on_ray(cluster, ray_cluster.address)
+    replica = cluster.replica("a")
+    study = Study(
+        kafka_bootstrap, cluster.settings.topics.suggestions, seed=SEED, total=48, publish_over_s=5, sleep=(1.0, 2.0)
+    )
+    checker = Checker(cluster, study, "ray_node_loss")
+    faults: list[Fault] = []
+    try:
+        replica.start()
+        await replica.wait_ready(timeout=90)
+        study.start()
+        await checker.executions.wait_running(since=replica.started_at, timeout=90)
+        ray_cluster.kill_node(2)
+        # The node's runs were in flight on it, whichever replica followed them: any may run again.
+        faults.append(Fault(time.time(), "kill -9 of node 2's raylet"))
+        await study.finished()
+        missing = await checker.wait_for_results(timeout=180)
+        print(f"{len(missing)} suggestions without a result")
+        problems = await stop_all(cluster.replicas)
+    finally:
+        study.cancel()
+        cluster.kill_all()
+        ray_cluster.restart_node(2)
+    counts = await checker.check(faults, extra_problems=problems)
+    assert counts.reexecutions >= 1  # the dead node had runs in flight, and they ran again elsewhere
