@@ -26,7 +26,9 @@ import asyncio
 import contextlib
 import logging
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -285,8 +287,15 @@ class RayExecutor:
     def _connect(self) -> Any:
         if self._actor_class is None:
             if not ray.is_initialized():
+                handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
                 # Runs' own output stays on their nodes and comes back through the actor, never the driver's log.
                 ray.init(address=self._address, namespace=NAMESPACE, log_to_driver=False, logging_level=logging.WARNING)
+                if threading.current_thread() is threading.main_thread():
+                    # Ray's core worker installs its own crash handler for SIGTERM, which aborts the process: the
+                    # bridge's own handlers (a drain on SIGTERM, a clean stop on SIGINT) are put back.
+                    for sig, handler in handlers.items():
+                        if handler is not None:
+                            signal.signal(sig, handler)
             self._actor_class = ray.remote(_RunActor)
         return self._actor_class
 
