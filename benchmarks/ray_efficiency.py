@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -117,6 +118,8 @@ def main() -> int:
         script = ROOT / "tests" / "private_network.sh"
         os.execv("/bin/bash", ["bash", str(script), sys.executable, *sys.argv])
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # A SIGTERM (a timeout) still stops the cluster: the finally below runs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cluster = start_cluster(Path(tempfile.mkdtemp(prefix="bridge-ray-bench-", dir="/tmp")))
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -186,14 +186,16 @@ class _Slot:
         self._uncollected_since: float | None = None
         self._watchdog: asyncio.Task[None] | None = None
 
-    def ping(self) -> str:
-        """Its node id: answered once Ray has placed it and its worker runs."""
+    async def ping(self) -> str:
+        """Its node id: answered once Ray has placed it and its worker runs. From then on it watches whether it
+        is forgotten (no bridge may be left to give it anything, or to kill it)."""
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._exit_when_forgotten())
         return self._node_id
 
     async def place(self, run_id: str, attempt: int) -> tuple[str, str, str]:
         """Take `attempt` of `run_id`: its node id, the run's folder and outputs folder on that node."""
-        if self._watchdog is None:
-            self._watchdog = asyncio.get_running_loop().create_task(self._exit_when_forgotten())
+        await self.ping()
         paths = RunPaths.for_run(self._root, run_id)
         self._hosted[(run_id, attempt)] = _Hosted(paths, attempt, self._local)
         self._idle_since = None
@@ -368,6 +370,7 @@ class _Slots:
         self._creating: set[str] = set()
         self._reapers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unplaced: set[Any] = set()  # created, not yet placed by Ray: killed on close, or Ray places them later
 
     async def acquire(self, options: dict[str, Any]) -> tuple[Any, str]:
         """A slot of this resource shape: an idle one, or a new one once Ray has placed it."""
@@ -391,10 +394,13 @@ class _Slots:
         task.add_done_callback(self._tasks.discard)
 
     async def _new(self, shape: str, options: dict[str, Any]) -> None:
+        slot: Any = None
         try:
             slot, name = self._create(options)
+            self._unplaced.add(slot)
             await slot.ping.remote()  # returns once Ray has placed it and its worker runs
         except Exception as exc:  # infeasible resources, a cluster gone: the first waiter hears why
+            self._unplaced.discard(slot)
             self._creating.discard(shape)
             while self._waiters[shape]:
                 waiter = self._waiters[shape].popleft()
@@ -402,6 +408,7 @@ class _Slots:
                     waiter.set_exception(exc)
                     break
             return
+        self._unplaced.discard(slot)
         self._creating.discard(shape)
         self.give_back(shape, slot, name)
         self._grow(shape, options)  # more attempts wait: try for one more slot
@@ -434,6 +441,10 @@ class _Slots:
         self._idle.clear()
         for task in self._tasks:
             task.cancel()
+        for slot in self._unplaced:
+            with contextlib.suppress(Exception):
+                ray.kill(slot)
+        self._unplaced.clear()
 
 
 class RayExecutor:
