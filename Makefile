@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo demo-local test test-fast lint format bench kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: install demo demo-local test test-fast lint format bench bench-ray kafka-jars kafka-up kafka-down kafka-status clean
 
 install: $(STAMP)
 
@@ -46,6 +46,11 @@ format: install
 bench: install kafka-jars
 	$(BIN)/python benchmarks/run_overhead.py && $(BIN)/python benchmarks/serve_throughput.py
 	$(BIN)/python benchmarks/memory_backlog.py
+
+## Runs over a three-node Ray cluster on this machine against the ideal, and against Ray Tune on the same cluster.
+bench-ray: install
+	$(BIN)/uv pip install -q --python $(BIN)/python 'ray[tune]==2.60.0'
+	$(BIN)/python benchmarks/ray_efficiency.py
 
 kafka-jars:
 	bash deploy/kafka/kafka.sh jars

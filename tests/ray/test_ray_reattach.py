@@ -55,4 +55,4 @@ def test_a_restarted_bridge_reattaches_to_runs_still_going(tmp_path: Path, ray_c
     assert out.returncode == 0, out.stderr
     results = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(r["status"], r["attempt"]) for r in results] == [("succeeded", 1), ("succeeded", 1)]
-    assert sorted(e["name"] for e in _executions(record)) == ["r0", "r1"]  # re-attached, never run again
+    assert sorted(str(e["name"]) for e in _executions(record)) == ["r0", "r1"]  # re-attached, never run again

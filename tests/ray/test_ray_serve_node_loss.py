@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,15 +29,22 @@ def _on_ray(cluster: Cluster, address: str) -> None:
     cluster.config.write_text(json.dumps(data))
 
 
-def _running_on(record: Path, names: dict[str, str], node: str) -> list[str]:
-    """The suggestions whose execution is going on `node` now, from the job's own records."""
+def _records(record: Path) -> list[dict[str, Any]]:
+    """The job's own records of its executions."""
     out = []
     for path in record.glob("*.json"):
         with contextlib.suppress(OSError, ValueError):  # written atomically; a vanished file is skipped
-            data = json.loads(path.read_text())
-            if data.get("end") is None and names.get(data["env"].get("BRIDGE_NODE_ID", "")) == node:
-                out.append(data["name"])
+            out.append(json.loads(path.read_text()))
     return out
+
+
+def _running_on(record: Path, names: dict[str, str], node: str) -> list[str]:
+    """The suggestions whose execution is going on `node` now."""
+    return [
+        d["name"]
+        for d in _records(record)
+        if d.get("end") is None and names.get(d["env"].get("BRIDGE_NODE_ID", "")) == node
+    ]
 
 
 async def test_a_node_killed_mid_study_loses_no_result_and_doubles_none(
@@ -66,5 +75,7 @@ async def test_a_node_killed_mid_study_loses_no_result_and_doubles_none(
         study.cancel()
         cluster.kill_all()
         ray_cluster.restart_node(2)
+    spread = Counter(names.get(e["env"].get("BRIDGE_NODE_ID", ""), "?") for e in _records(cluster.record))
+    print(f"executions by node: {dict(sorted(spread.items()))}")  # the closing note quotes this line
     counts = await checker.check(faults, extra_problems=problems)
     assert counts.reexecutions >= 1  # the dead node had runs in flight, and they ran again elsewhere
