@@ -43,16 +43,27 @@ def _free_port() -> int:
 
 
 def _pids_with(marker: str) -> list[int]:
+    """Processes whose command line holds `marker`, or that hold a file under it open: Ray's agents rename
+    themselves (`ray::DashboardAgent`), so only their open log files still tell which cluster they are of."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if marker.encode() in (entry / "cmdline").read_bytes():
+            if marker.encode() in (entry / "cmdline").read_bytes() or any(
+                os.readlink(fd).startswith(marker) for fd in (entry / "fd").iterdir()
+            ):
                 pids.append(int(entry.name))
         except OSError:
             continue
     return pids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @dataclass
@@ -64,8 +75,8 @@ class RayCluster:
 
     def raylet_pid(self, node: int) -> int:
         """The raylet of node `node` (0 is the head), found by the custom resource only it has."""
-        marker = f"--static_resource_list=n{node},"
-        pids = [p for p in _pids_with(str(self.temp_dir)) if marker.encode() in Path(f"/proc/{p}/cmdline").read_bytes()]
+        marker = f"--static_resource_list=n{node},".encode()
+        pids = [p for p in _pids_with(str(self.temp_dir)) if marker in _cmdline(p)]
         assert len(pids) == 1, f"raylet of node {node}: {pids}"
         return pids[0]
 
@@ -75,7 +86,8 @@ class RayCluster:
 
     def restart_node(self, node: int) -> None:
         """Start node `node` again (after `kill_node`), with its one CPU and resource n<node>."""
-        for pid in _pids_with(f"--static_resource_list=n{node},"):
+        marker = f"--static_resource_list=n{node},".encode()
+        for pid in [p for p in _pids_with(str(self.temp_dir)) if marker in _cmdline(p)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)  # what the dead raylet left (its agents)
         _start_worker(self, node)
