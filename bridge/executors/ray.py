@@ -12,7 +12,7 @@ The only module that imports ray. The walk of one attempt:
    (`LocalExecutor.spawn`: environment allow-list, process group, metrics file, death with its parent).
 3. The bridge long-polls the slot (`_Slot.events`) for what happened since its cursor: metrics records and log
    lines as they come (no shared filesystem: the metrics file is read on the node), then the exit. Log lines are
-   also written to the bridge's `<workdir>/runs/<run_id>/attempts/<n>/` so `bridge logs` shows them.
+   also written to the bridge's `<workdir>/runs/<run_id>/attempts/<n>/`, where the local executor keeps them.
 4. Once the exit is read the slot forgets the attempt and goes back to the bridge's idle slots. Stop, timeout
    and early stopping ask the slot to stop the process (SIGTERM, then SIGKILL after the grace).
 

@@ -2,8 +2,8 @@
 three-node cluster (tests/ray_cluster.py; skipped outside a private network namespace).
 
 Through the real scheduler: a run's metrics come back while it runs and its outputs at its end; it gets
-BRIDGE_NODE_ID; its stderr explains a failure; stop, timeout and a median early stop end the process itself; a
-failed attempt is retried as attempt 2.
+BRIDGE_NODE_ID; its stderr explains a failure and is kept in the bridge's work dir; stop, timeout and a median
+early stop end the process itself; a failed attempt is retried as attempt 2.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bridge.executors.local import LocalExecutor
 from bridge.models import ProgressEvent, RunResult, RunStatus
 from bridge.ports import Executor
 from bridge.scheduler import OperationRunner
+from bridge.workspace import RunPaths
 from tests.engine_support import Engine
 from tests.polling import eventually
 
@@ -85,6 +86,13 @@ async def test_a_failed_run_says_why_from_its_stderr_and_is_retried(engine: Engi
     assert retried.status is RunStatus.SUCCEEDED and retried.attempt == 2
     assert failed.status is RunStatus.FAILED and failed.attempt == 2
     assert failed.error is not None and "exiting with 4 on purpose" in failed.error.message
+
+
+async def test_its_stdout_and_stderr_are_kept_in_the_bridges_work_dir(engine: Engine, executor: Executor) -> None:
+    op = engine.operation([{"exitcode": 4}])
+    (result,) = (await engine.run(op, runtime=engine.runtime(executor=executor))).results
+    attempt_dir = RunPaths.for_run(engine.workdir, result.run_id).attempt(1)
+    assert "exiting with 4 on purpose" in (attempt_dir / "stderr.log").read_text()
 
 
 async def test_stop_ends_the_process_itself(engine: Engine, executor: Executor) -> None:
