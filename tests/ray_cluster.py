@@ -72,6 +72,7 @@ class RayCluster:
 
     address: str
     temp_dir: Path
+    client_address: str = ""  # ray://127.0.0.1:PORT, the head's Ray Client server
 
     def raylet_pid(self, node: int) -> int:
         """The raylet of node `node` (0 is the head), found by the custom resource only it has."""
@@ -128,13 +129,13 @@ def _start_worker(cluster: RayCluster, node: int) -> None:
 
 def start_cluster(temp_dir: Path) -> RayCluster:
     """Start a head and two more nodes in `temp_dir`, each with one CPU and resource n<i>."""
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     common = ["--num-cpus=1", "--disable-usage-stats"]
     head = [
         str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false",
-        "--resources", json.dumps({"n0": 1}), *common,
+        f"--ray-client-server-port={client_port}", "--resources", json.dumps({"n0": 1}), *common,
     ]  # fmt: skip
-    cluster = RayCluster(address=f"127.0.0.1:{port}", temp_dir=temp_dir)
+    cluster = RayCluster(f"127.0.0.1:{port}", temp_dir, client_address=f"ray://127.0.0.1:{client_port}")
     try:
         subprocess.run(head, env=_env(), check=True, capture_output=True, timeout=START_TIMEOUT_S)
         for node in range(1, NODES):
