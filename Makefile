@@ -7,14 +7,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo demo-local test test-fast lint format bench kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: install demo demo-local test test-fast lint format bench bench-ray kafka-jars kafka-up kafka-down kafka-status clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,examples]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,examples,ray]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## The quick-start example end to end: a Polyaxon mapping of 4 configurations trained on this machine.
@@ -26,9 +26,13 @@ demo-local: install
 demo: install
 	bash deploy/demo.sh $(DEMO_ARGS)
 
-## Lint, type-check, then every test (the real Kafka broker is started by the test session itself).
+## Lint, type-check, then every test (the real Kafka broker and a three-node Ray cluster are started by the test
+## session itself, in a private network namespace with loopback only: tests/private_network.sh).
+## The AsyncAPI parser comes from npm when the test first runs: that test runs first, outside the namespace.
 test: install kafka-jars lint
-	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_schemas_asyncapi_parser.py
+	bash tests/private_network.sh $(BIN)/pytest -q -p no:cacheprovider \
+		--ignore=tests/test_schemas_asyncapi_parser.py $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not kafka" $(PYTEST_ARGS)
@@ -49,6 +53,11 @@ bench: install kafka-jars
 	$(BIN)/python benchmarks/optuna_study.py
 	$(BIN)/python benchmarks/memory_backlog.py
 	$(BIN)/python benchmarks/report.py
+
+## Runs over a three-node Ray cluster on this machine against the ideal, and against Ray Tune on the same cluster.
+bench-ray: install
+	$(BIN)/uv pip install -q --python $(BIN)/python 'ray[tune]==2.60.0'
+	$(BIN)/python benchmarks/ray_efficiency.py
 
 kafka-jars:
 	bash deploy/kafka/kafka.sh jars

@@ -425,8 +425,7 @@ async def spawn_raw(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
 
 async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
     """The run command started by the bridge's LocalExecutor (log files, metrics file, process group...)."""
-    from bridge.executors.local import LocalExecutor
-    from bridge.ports import RunRequest
+    from bridge.executors.local import LocalExecutor, ProcessRequest
 
     executor = LocalExecutor(max_parallel=parallel)
     argv = stamp_argv(tmp / "exec.stamps")
@@ -434,7 +433,7 @@ async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
 
     async def one(i: int) -> None:
         run_dir = root / f"r{i}"
-        request = RunRequest(
+        request = ProcessRequest(
             run_id=f"r{i}",
             attempt=1,
             argv=argv,
@@ -443,7 +442,7 @@ async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
             attempt_dir=run_dir / "attempts" / "1",
             outputs_dir=run_dir / "outputs",
         )
-        handle = await executor.start(request, lambda _record: None)
+        handle = await executor.spawn(request, lambda _record: None)
         if (await handle.wait()).exit_code != 0:
             raise RuntimeError(f"{argv} failed")
 

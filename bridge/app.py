@@ -7,7 +7,9 @@ here and nowhere else.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge.config import BridgeSettings
@@ -20,19 +22,37 @@ if TYPE_CHECKING:  # the Kafka side is imported only by the command that serves
     from bridge.kafka.service import BridgeService
 
 
+RAY_EXTRA = "pip install 'suggestion-bridge[ray]'"
+
+
 def build_executor(
-    settings: ExecutorSettings, *, max_parallel: int | None = None, env_passthrough: Sequence[str] | None = None
+    settings: ExecutorSettings,
+    *,
+    workdir: Path,
+    max_parallel: int | None = None,
+    env_passthrough: Sequence[str] | None = None,
 ) -> Executor:
-    """The executor `executor.kind` names; `max_parallel` and `env_passthrough` override the settings' own."""
+    """The executor `executor.kind` names, keeping what it must under `workdir` (the local executor its runs, Ray
+    the logs it streams back); `max_parallel` and `env_passthrough` override the settings' own."""
+    passthrough = settings.env_passthrough if env_passthrough is None else env_passthrough
+    parallel = max_parallel or settings.max_parallel
     if settings.kind == "local":
         from bridge.executors.local import LocalExecutor
 
-        return LocalExecutor(
-            max_parallel=max_parallel or settings.max_parallel,
-            env_passthrough=settings.env_passthrough if env_passthrough is None else env_passthrough,
-        )
-    # Accepting `ray` and running local processes instead would be a silent lie about where runs execute.
-    raise ConfigError(f"executor.kind: `{settings.kind}` is not available in this version of the bridge; use `local`")
+        return LocalExecutor(max_parallel=parallel, workdir=workdir, env_passthrough=passthrough)
+    if settings.kind == "ray":
+        try:
+            from bridge.executors.ray import RayExecutor
+        except ImportError as exc:
+            # Accepting `ray` and running local processes instead would be a silent lie about where runs execute.
+            raise ConfigError(f"executor.kind: ray needs Ray, which is not installed ({exc}): {RAY_EXTRA}") from None
+        address = settings.address or os.environ.get("RAY_ADDRESS")
+        if not address:
+            raise ConfigError(
+                "executor.kind: ray needs executor.address (host:port or ray://host:10001) or RAY_ADDRESS"
+            )
+        return RayExecutor(address, max_parallel=parallel, workdir=workdir, env_passthrough=passthrough)
+    raise ConfigError(f"executor.kind: `{settings.kind}` is not an executor of this bridge; use `local` or `ray`")
 
 
 def build_service(
@@ -48,7 +68,7 @@ def build_service(
 
     return BridgeService(
         settings,
-        executor=executor or build_executor(settings.executor),
+        executor=executor or build_executor(settings.executor, workdir=settings.workdir),
         broker=broker,
         connect_timeout_s=connect_timeout_s,
     )

@@ -1,21 +1,23 @@
 """One attempt of one run, the parts that need no scheduler: what it runs, how its exit is judged, its result.
 
-The scheduler (`bridge.scheduler`) dispatches, starts and waits; this module renders the run into the request the
-executor starts, turns the attempt's exit into a status and why, and writes the run's one final result.
+The scheduler (`bridge.scheduler`) dispatches, starts and waits; this module turns the run into the spec the
+executor starts (the executor renders it for the place it chooses), turns the attempt's exit into a status and
+why, and writes the run's one final result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from bridge.models import RunError, RunResult, RunStatus
 from bridge.plan import OperationPlan, PlannedRun
 from bridge.polyaxon import RunGlobals, V1Component, render_run
-from bridge.ports import RunExit, RunRequest
+from bridge.ports import RunCommand, RunExit, RunPlace, RunSpec
 from bridge.text import printable
-from bridge.workspace import RunPaths, prepare_init
+from bridge.workspace import git_init_steps
 
 Verdict = tuple[RunStatus, Mapping[str, Any], RunError | None]
 """How an attempt ended: its status, its outputs and, unless it succeeded, why."""
@@ -25,45 +27,44 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def prepare_request(
-    plan: OperationPlan, component: V1Component, run: PlannedRun, attempt: int, paths: RunPaths
-) -> RunRequest | RunError:
-    """What the executor starts for `attempt` of `run`: its init steps done, its templates rendered; or why not."""
+def prepare_spec(plan: OperationPlan, component: V1Component, run: PlannedRun, attempt: int) -> RunSpec | RunError:
+    """What the executor is asked to start for `attempt` of `run`, or why it cannot be.
+
+    The command is rendered once here, for a place that does not exist, only to find a value no check foresaw
+    before the attempt counts; the executor renders it again for the place it chooses (pure, so it then
+    succeeds)."""
+    render = partial(_render, plan, component, run, attempt)
+    try:
+        render(RunPlace(node_id="", artifacts_path="/", outputs_path="/"))
+    except Exception as exc:  # validation renders every template, so this is a value no check foresaw
+        return RunError(type="render_failed", message=printable(str(exc)))
+    return RunSpec(
+        run_id=run.run_id,
+        attempt=attempt,
+        operation_id=plan.operation_id,
+        render=render,
+        init=git_init_steps(component),
+        resources=(component.run.container.resources if component.run.container else None),
+        source_dir=str(plan.cwd),
+    )
+
+
+def _render(plan: OperationPlan, component: V1Component, run: PlannedRun, attempt: int, place: RunPlace) -> RunCommand:
     globals_ = RunGlobals(
         run_uuid=run.run_id,
         run_name=f"{plan.name}-{run.index}",
-        artifacts_path=str(paths.artifacts),
-        run_outputs_path=str(paths.outputs),
+        artifacts_path=place.artifacts_path,
+        run_outputs_path=place.outputs_path,
         iteration=run.iteration,
     )
-    try:
-        await prepare_init(component, paths)
-    except Exception as exc:  # git's own words (OSError), or a folder that cannot be made
-        return RunError(type="init_failed", message=printable(str(exc)))
-    try:
-        rendered = render_run(component, run.params, globals_)
-    except Exception as exc:  # validation renders every template, so this is a value no check foresaw
-        return RunError(type="render_failed", message=printable(str(exc)))
-    attempt_dir = paths.attempt(attempt)
+    rendered = render_run(component, run.params, globals_)
     env = {
         **rendered.env,
         "BRIDGE_RUN_ID": run.run_id,
         "BRIDGE_OPERATION_ID": plan.operation_id,
         "BRIDGE_ATTEMPT": str(attempt),
-        "BRIDGE_METRICS_FILE": str(attempt_dir / "metrics.jsonl"),
-        "BRIDGE_OUTPUTS_DIR": str(paths.outputs),
     }
-    cwd = plan.cwd / rendered.working_dir if rendered.working_dir else plan.cwd
-    return RunRequest(
-        run_id=run.run_id,
-        attempt=attempt,
-        argv=rendered.argv,
-        env=env,
-        cwd=cwd,
-        attempt_dir=attempt_dir,
-        outputs_dir=paths.outputs,
-        resources=(component.run.container.resources if component.run.container else None),
-    )
+    return RunCommand(argv=rendered.argv, env=env, working_dir=rendered.working_dir or None)
 
 
 def judge_exit(
@@ -87,8 +88,9 @@ def judge_exit(
                 message=f"the run took longer than termination.timeout ({timeout_s:g} s)",
             ),
         )
-    if exit_.start_error is not None:
-        return RunStatus.FAILED, outputs, RunError(type="start_failed", message=exit_.start_error)
+    if exit_.lost or exit_.start_error is not None:
+        kind = "node_lost" if exit_.lost else exit_.start_error_type
+        return RunStatus.FAILED, outputs, RunError(type=kind, message=exit_.start_error or "its node went away")
     if exit_.exit_code != 0:
         detail = f"; stderr: {exit_.stderr_tail[-500:]}" if exit_.stderr_tail else ""
         return (

@@ -187,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="where runs, the cache and the resume state live (default .bridge, or $BRIDGE_WORKDIR)",
     )
     run.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where runs run: processes of this machine (default), or Ray work on the cluster at --address",
+    )
+    run.add_argument(
+        "--address",
+        default=None,
+        metavar="HOST:PORT",
+        help="the Ray cluster of --executor ray: host:port or ray://host:10001 (default: $RAY_ADDRESS)",
+    )
+    run.add_argument(
         "--output",
         choices=("table", "jsonl"),
         default="table",

@@ -54,6 +54,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a polyaxonfile's operation on this machine."""
+    from bridge.config_sections import ExecutorSettings
     from bridge.local_run import RunOptions, run_plan
     from bridge.objective import objective_of, undeclared_metric
     from bridge.plan import plan_local
@@ -67,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan = plan_local(loaded.operation, source=loaded.source, cwd=loaded.cwd, concurrency=args.concurrency)
     options = RunOptions(
         workdir=Path(args.workdir),
+        executor=ExecutorSettings(kind=args.executor, address=args.address),
         output=args.output,
         no_cache=args.no_cache,
         fresh=args.fresh,

@@ -28,16 +28,24 @@ log = structlog.get_logger(__name__)
 def _apply(entries: dict[str, LedgerEntry], record: Mapping[str, Any]) -> None:
     run_id = str(record["run_id"])
     before = entries.get(run_id, LedgerEntry(run_id=run_id))
-    if record["event"] == "dispatched":
+    if record["event"] in ("starting", "dispatched"):  # `dispatched`: what ledgers of earlier versions wrote
         entries[run_id] = LedgerEntry(
-            run_id=run_id, attempt=int(record["attempt"]), dispatch_info=dict(record.get("info", {}))
+            run_id=run_id, attempt=int(record["attempt"]), reattach_info=dict(record.get("info", {}))
+        )
+    elif record["event"] == "started":
+        entries[run_id] = LedgerEntry(
+            run_id=run_id,
+            attempt=int(record["attempt"]),
+            node_id=str(record["node_id"]),
+            reattach_info=dict(record["info"]),
         )
     elif record["event"] == "finished":
         result = RunResult.model_validate(record["result"])
         entries[run_id] = LedgerEntry(
             run_id=run_id,
             attempt=max(before.attempt, result.attempt),
-            dispatch_info=before.dispatch_info,
+            node_id=before.node_id,
+            reattach_info=before.reattach_info,
             result=result,
             interrupted=bool(record.get("interrupted", False)),
         )
@@ -117,8 +125,14 @@ class FileLedger:
             # awaited again and again without the loop ever running that callback.
             self._synced(syncing)
 
-    async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
-        self._append(operation_id, {"event": "dispatched", "run_id": run_id, "attempt": attempt, "info": dict(info)})
+    async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
+        self._append(operation_id, {"event": "starting", "run_id": run_id, "attempt": attempt})
+
+    async def attempt_started(
+        self, operation_id: str, run_id: str, attempt: int, node_id: str, reattach: Mapping[str, Any]
+    ) -> None:
+        record = {"event": "started", "run_id": run_id, "attempt": attempt, "node_id": node_id, "info": dict(reattach)}
+        self._append(operation_id, record)
 
     async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
         self._append(

@@ -18,12 +18,13 @@ import asyncio
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.app import build_executor
 from bridge.cache import CacheEntry, FileCache
+from bridge.config_sections import ExecutorSettings
 from bridge.console import ProgressListener, fmt_mapping, print_results
-from bridge.executors.local import LocalExecutor
 from bridge.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from bridge.ledger import FileLedger
 from bridge.models import StopReason
@@ -46,6 +47,7 @@ class RunOptions:
     """How `bridge run` treats what earlier runs left, where it writes, and how it reports."""
 
     workdir: Path
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     output: str = "table"
     no_cache: bool = False
     fresh: bool = False  # implies no_cache
@@ -64,9 +66,8 @@ async def run_plan(plan: OperationPlan, options: RunOptions) -> int:
     runtime = Runtime(
         # The user's own file on the user's own machine: runs see the user's environment (CUDA_VISIBLE_DEVICES,
         # data paths, ...), all but the bridge's BRIDGE_* settings, which never reach a run.
-        executor=LocalExecutor(max_parallel=cap, env_passthrough=["*"]),
+        executor=build_executor(options.executor, workdir=workdir, max_parallel=cap, env_passthrough=["*"]),
         ledger=ledger,
-        workdir=workdir,
         cache=cache_type(workdir / "cache"),
     )
     with ProgressListener(total=len(plan.runs), name=plan.name) as listener:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from bridge.models import ProgressEvent, RunResult
@@ -25,17 +24,47 @@ class MetricRecord:
 
 
 @dataclass(frozen=True)
-class RunRequest:
-    """Everything an executor needs to start one attempt of one run."""
+class RunPlace:
+    """Where an executor put an attempt, as the run sees it on its node: what its templates are rendered with."""
+
+    node_id: str
+    artifacts_path: str  # `{{ globals.artifacts_path }}`: the run's folder on that node
+    outputs_path: str  # `{{ globals.run_outputs_path }}`, and the run's BRIDGE_OUTPUTS_DIR
+
+
+@dataclass(frozen=True)
+class RunCommand:
+    """A run's command rendered for one place: an argv list (never a shell), its variables, its workingDir."""
+
+    argv: list[str]
+    env: Mapping[str, str]
+    working_dir: str | None = None  # relative to the template's folder (`RunSpec.source_dir`) when not absolute
+
+
+@dataclass(frozen=True)
+class GitInit:
+    """One `init: [{git: ...}]` step of the component: cloned into the run's folder where the run runs."""
+
+    url: str
+    revision: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One attempt of one run, as the scheduler asks for it: what to run, never where or how.
+
+    The executor chooses the node and the folders, does the `init` steps there, then renders the command for that
+    place with `render` (pure: the scheduler has already rendered it once, so it does not fail for the values).
+    """
 
     run_id: str
     attempt: int
-    argv: list[str]
-    env: Mapping[str, str]
-    cwd: Path
-    attempt_dir: Path  # stdout/stderr and the metrics file of this attempt
-    outputs_dir: Path
-    resources: Mapping[str, Any] | None = None
+    operation_id: str
+    render: Callable[[RunPlace], RunCommand]
+    init: tuple[GitInit, ...] = ()
+    resources: Mapping[str, Any] | None = None  # the container's `resources` (Kubernetes form), placement hints
+    source_dir: str | None = None  # the template's folder on the bridge's host, for relative paths in the command
 
 
 @dataclass(frozen=True)
@@ -46,46 +75,64 @@ class RunExit:
     outputs: Mapping[str, Any]  # what the run logged with log_outputs, else the last value of each metric
     logged_outputs: bool  # True when the run called log_outputs (or reported any metric)
     start_error: str | None = None
+    start_error_type: str = "start_failed"  # or `init_failed`: its init steps failed where it was to run
     stderr_tail: str = ""
+    lost: bool = False  # the node it ran on went away: the attempt failed through no fault of the run
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """A line the run wrote to its stdout or stderr."""
+
+    stream: str  # "stdout" | "stderr"
+    line: str
+
+
+RunEvent = MetricRecord | LogLine
+"""What an attempt reports while it runs: its intermediate metrics (or final outputs), its log lines."""
+
+EventCallback = Callable[[RunEvent], None]
 
 
 class RunHandle(Protocol):
-    """A started attempt."""
+    """A started attempt, wherever it runs."""
 
     @property
     def run_id(self) -> str: ...
 
     @property
-    def pid(self) -> int | None: ...
+    def node_id(self) -> str:
+        """The node it runs on (its BRIDGE_NODE_ID)."""
 
     @property
-    def dispatch_info(self) -> Mapping[str, Any]:
-        """JSON-ready facts the ledger keeps of this attempt, so `Executor.reap_orphan` in a later bridge process
-        can find and stop what is left of it (the local executor: pid, process group, start time, boot id)."""
+    def reattach_info(self) -> Mapping[str, Any]:
+        """JSON-ready facts the ledger keeps of this attempt, so `Executor.reattach` in a later bridge process
+        can find it again (the local executor: its process group, to stop it; Ray: its actor's name)."""
 
     async def wait(self) -> RunExit:
-        """Wait until the attempt ends; metrics are delivered to the start() callback before this returns."""
+        """Wait until the attempt ends; its events are delivered to the start() callback before this returns."""
 
     async def stop(self, grace_s: float) -> None:
         """Ask the attempt to stop (SIGTERM), then force it (SIGKILL) after `grace_s` seconds."""
 
 
-MetricsCallback = Callable[[MetricRecord], None]
-
-
 class Executor(Protocol):
-    """Where runs execute: local processes, a Ray cluster, ..."""
+    """Where and how runs execute: local processes, a Ray cluster, ... The scheduler decides when."""
 
     @property
     def max_parallel(self) -> int:
         """How many attempts this executor runs at once, across every operation."""
 
-    async def start(self, request: RunRequest, on_metrics: MetricsCallback) -> RunHandle: ...
+    async def start(self, spec: RunSpec, on_event: EventCallback) -> RunHandle:
+        """Place and start one attempt, returning once it runs somewhere; an attempt that cannot start is a
+        handle whose exit says why (`RunExit.start_error`), not an exception."""
 
-    async def reap_orphan(self, run_id: str, info: Mapping[str, Any]) -> bool:
-        """Stop an attempt left running by an earlier bridge process (from its ledger info); True if one was."""
+    async def reattach(self, run_id: str, info: Mapping[str, Any], on_event: EventCallback) -> RunHandle | None:
+        """Follow an attempt an earlier bridge process started (from its ledger `info`), if it is still there to
+        follow, even as ended; None when it is not, after stopping whatever is left of it."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Let go of every attempt (the bridge is exiting): what cannot outlive the bridge is stopped."""
 
 
 @dataclass(frozen=True)
@@ -94,17 +141,25 @@ class LedgerEntry:
 
     run_id: str
     attempt: int = 0
-    dispatch_info: Mapping[str, Any] = field(default_factory=dict)
+    node_id: str | None = None  # where its last attempt started, once it had
+    reattach_info: Mapping[str, Any] = field(default_factory=dict)
     result: RunResult | None = None
     interrupted: bool = False
 
 
 class RunLedger(Protocol):
-    """The durable record of every run's state: dispatched, finished. Resume and reconciliation read it."""
+    """The durable record of every run's state: an attempt starting, started, the run finished. Resume and
+    reconciliation read it."""
 
     async def load(self, operation_id: str) -> dict[str, LedgerEntry]: ...
 
-    async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None: ...
+    async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
+        """Durable before the executor is asked, so a kill -9 at any moment counts this attempt."""
+
+    async def attempt_started(
+        self, operation_id: str, run_id: str, attempt: int, node_id: str, reattach: Mapping[str, Any]
+    ) -> None:
+        """Where the attempt runs and how a later bridge process finds it again (`Executor.reattach`)."""
 
     async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None: ...
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bridge.cache import FileCache
 from bridge.models import RunResult
@@ -14,11 +13,10 @@ from bridge.ports import Executor, RunLedger
 @dataclass
 class Runtime:
     """What every operation of one bridge process shares: the executor and its global cap, the ledger, the
-    cache, the runs in flight (so identical params run once) and where runs keep their files."""
+    cache and the runs in flight (so identical params run once)."""
 
     executor: Executor
     ledger: RunLedger
-    workdir: Path
     cache: FileCache | None = None
     stop_grace_s: float = 10.0
     slots: asyncio.Semaphore = field(init=False)

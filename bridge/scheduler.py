@@ -18,23 +18,26 @@ from typing import Any
 
 import structlog
 
-from bridge.attempts import Verdict, judge_exit, prepare_request, run_result
+from bridge.attempts import Verdict, judge_exit, prepare_spec, run_result
 from bridge.cache import cache_key, run_shape
 from bridge.early_stopping import EarlyStopping, StopOperation, StopRun
 from bridge.models import ProgressEvent, RunError, RunResult, RunStatus, StopReason
 from bridge.plan import OperationPlan, PlannedRun
 from bridge.ports import (
     LedgerEntry,
+    LogLine,
     MetricRecord,
     OperationListener,
+    RunEvent,
     RunExit,
     RunHandle,
 )
 from bridge.runtime import Runtime
 from bridge.text import printable
-from bridge.workspace import RunPaths
 
 log = structlog.get_logger(__name__)
+
+LOST_ATTEMPTS_RETRIED = 3  # a node dying is no fault of the run: retried beyond maxRetries, this many times
 
 
 @dataclass(frozen=True)
@@ -174,17 +177,26 @@ class OperationRunner:
             self._observe_result(result)
             await self._listener.run_finished(result)
             return result
-        if previous is not None and previous.result is None and previous.dispatch_info:
-            await self._rt.executor.reap_orphan(run.run_id, previous.dispatch_info)
-        first_attempt = (previous.attempt if previous is not None else 0) + 1
-        result = await self._resolve(run, first_attempt)
+        reattached: RunHandle | None = None
+        if previous is not None and previous.result is None and previous.reattach_info:
+            # An earlier bridge process started this attempt: follow it if it still runs (or has ended) where it
+            # was placed, instead of running it again; the executor stops whatever it cannot follow.
+            reattached = await self._rt.executor.reattach(
+                run.run_id, previous.reattach_info, lambda event: self._on_event(run, event)
+            )
+        if reattached is not None:
+            log.info("run_reattached", run_id=run.run_id, attempt=previous.attempt if previous else 0)
+            first_attempt = previous.attempt if previous is not None else 1
+        else:
+            first_attempt = (previous.attempt if previous is not None else 0) + 1
+        result = await self._resolve(run, first_attempt, reattached)
         if result.run_id not in self._recorded:
             await self._record(result)
         self._observe_result(result)
         await self._listener.run_finished(result)
         return result
 
-    async def _resolve(self, run: PlannedRun, first_attempt: int) -> RunResult:
+    async def _resolve(self, run: PlannedRun, first_attempt: int, reattached: RunHandle | None) -> RunResult:
         key = cache_key(self._run_shape, run.params, self._cache_io) if self._cache_on else None
         if key is not None:
             hit = self._cache_hit(run, key)
@@ -202,7 +214,7 @@ class OperationRunner:
             future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
             self._rt.inflight[key] = future
             try:
-                result = await self._execute(run, first_attempt)
+                result = await self._execute(run, first_attempt, reattached)
             finally:
                 if self._rt.inflight.get(key) is future:
                     del self._rt.inflight[key]
@@ -210,7 +222,7 @@ class OperationRunner:
             if result.status is RunStatus.SUCCEEDED and self._rt.cache is not None:
                 self._rt.cache.put(key, result.outputs, run.run_id)
             return result
-        return await self._execute(run, first_attempt)
+        return await self._execute(run, first_attempt, reattached)
 
     def _cache_hit(self, run: PlannedRun, key: str) -> RunResult | None:
         assert self._rt.cache is not None
@@ -225,25 +237,32 @@ class OperationRunner:
         await self._rt.ledger.finished(self.plan.operation_id, result, interrupted=interrupted)
         self._recorded.add(result.run_id)
 
-    async def _execute(self, run: PlannedRun, first_attempt: int) -> RunResult:
-        if (skip := self._skip_reason(run)) is not None:
+    async def _execute(self, run: PlannedRun, first_attempt: int, reattached: RunHandle | None) -> RunResult:
+        if (skip := self._skip_reason(run)) is not None and reattached is None:
             return run_result(self.plan, run, RunStatus.SKIPPED, attempt=first_attempt - 1, error=skip)
         async with self._op_slots, self._rt.slots:
-            result = await self._attempts(run, first_attempt)
+            result = await self._attempts(run, first_attempt, reattached)
             # Durable before the slot frees: once the next run starts, a kill -9 never re-runs this one.
             await self._record(result)
             return result
 
-    async def _attempts(self, run: PlannedRun, first_attempt: int) -> RunResult:
-        paths = RunPaths.for_run(self._rt.workdir, run.run_id)
+    async def _attempts(self, run: PlannedRun, first_attempt: int, reattached: RunHandle | None) -> RunResult:
         attempt = first_attempt
         started_at = _now()
+        lost = 0
         while True:
-            if (skip := self._skip_reason(run)) is not None:
+            if reattached is not None:
+                # Already running: followed (and stopped, if stops were asked meanwhile) like one just started.
+                status, outputs, error = await self._followed(run, attempt, reattached, record_start=False)
+                reattached = None
+            elif (skip := self._skip_reason(run)) is not None:
                 status = RunStatus.SKIPPED if attempt == first_attempt else RunStatus.STOPPED
                 return run_result(self.plan, run, status, attempt=attempt - 1, error=skip, started_at=started_at)
-            status, outputs, error = await self._attempt(run, attempt, paths)
-            retry = status is RunStatus.FAILED and attempt - first_attempt < self._max_retries
+            else:
+                status, outputs, error = await self._attempt(run, attempt)
+            was_lost = error is not None and error.type == "node_lost" and lost < LOST_ATTEMPTS_RETRIED
+            lost += was_lost
+            retry = status is RunStatus.FAILED and (was_lost or attempt - first_attempt - lost < self._max_retries)
             if retry and self._stopping is None and run.run_id not in self._stop_requests:
                 log.warning(
                     "run_retrying",
@@ -261,22 +280,33 @@ class OperationRunner:
     def _skip_reason(self, run: PlannedRun) -> RunError | None:
         return self._stopping or self._stop_requests.get(run.run_id)
 
-    async def _attempt(self, run: PlannedRun, attempt: int, paths: RunPaths) -> Verdict:
+    async def _attempt(self, run: PlannedRun, attempt: int) -> Verdict:
         """One attempt, total: whatever goes wrong ends it with a failed status and why, never an exception
         (one would leave the run without a result and its operation waiting for it forever)."""
-        handle: RunHandle | None = None
         try:
-            prepared = await prepare_request(self.plan, self._component, run, attempt, paths)
-            if isinstance(prepared, RunError):
-                return RunStatus.FAILED, {}, prepared
-            # Dispatched is durable before the process exists, so a kill -9 at any moment counts this attempt.
-            await self._rt.ledger.dispatched(self.plan.operation_id, run.run_id, attempt, {})
+            spec = prepare_spec(self.plan, self._component, run, attempt)
+            if isinstance(spec, RunError):
+                return RunStatus.FAILED, {}, spec
+            # Durable before the executor is asked, so a kill -9 at any moment counts this attempt.
+            await self._rt.ledger.attempt_starting(self.plan.operation_id, run.run_id, attempt)
             try:
-                handle = await self._rt.executor.start(prepared, lambda rec: self._on_metrics(run, rec))
+                handle = await self._rt.executor.start(spec, lambda event: self._on_event(run, event))
             except Exception as exc:  # an executor's own start error would otherwise escape as an internal one
                 log.warning("run_start_failed", run_id=run.run_id, attempt=attempt, error=printable(str(exc)))
                 return RunStatus.FAILED, {}, RunError(type="start_failed", message=printable(str(exc)))
-            exit_, timed_out = await self._follow(run, attempt, handle)
+        except Exception as exc:  # the last line of defence: still a result
+            log.exception("run_internal_error", run_id=run.run_id, attempt=attempt)
+            return (
+                RunStatus.FAILED,
+                {},
+                RunError(type="internal_error", message=printable(f"{type(exc).__name__}: {exc}")),
+            )
+        return await self._followed(run, attempt, handle, record_start=True)
+
+    async def _followed(self, run: PlannedRun, attempt: int, handle: RunHandle, *, record_start: bool) -> Verdict:
+        """Follow a started attempt to its verdict, total like `_attempt`; the process does not live on."""
+        try:
+            exit_, timed_out = await self._follow(run, attempt, handle, record_start=record_start)
             return judge_exit(
                 exit_,
                 timed_out,
@@ -286,19 +316,23 @@ class OperationRunner:
             )
         except Exception as exc:  # the last line of defence: still a result, and the process does not live on
             log.exception("run_internal_error", run_id=run.run_id, attempt=attempt)
-            if handle is not None:
-                with contextlib.suppress(Exception):
-                    await handle.stop(0.0)
+            with contextlib.suppress(Exception):
+                await handle.stop(0.0)
             message = printable(f"{type(exc).__name__}: {exc}")
             return RunStatus.FAILED, {}, RunError(type="internal_error", message=message)
 
-    async def _follow(self, run: PlannedRun, attempt: int, handle: RunHandle) -> tuple[RunExit, bool]:
+    async def _follow(
+        self, run: PlannedRun, attempt: int, handle: RunHandle, *, record_start: bool
+    ) -> tuple[RunExit, bool]:
         """Record the started attempt, then wait for its end under the timeout: its exit, and if it timed out."""
         self._handles[run.run_id] = handle
         self._steps.pop(run.run_id, None)
         try:
-            # Its process group is in the ledger for reap_orphan, should this bridge be killed while it runs.
-            await self._rt.ledger.dispatched(self.plan.operation_id, run.run_id, attempt, handle.dispatch_info)
+            if record_start:
+                # Where it runs and how to find it again, should this bridge be killed while it runs.
+                await self._rt.ledger.attempt_started(
+                    self.plan.operation_id, run.run_id, attempt, handle.node_id, handle.reattach_info
+                )
             await self._listener.run_started(run.run_id, run.index, attempt)
             if run.run_id in self._stop_requests or self._stopping is not None:
                 self._spawn(handle.stop(self._rt.stop_grace_s))
@@ -313,6 +347,11 @@ class OperationRunner:
             self._handles.pop(run.run_id, None)
 
     # ---- metrics and early stopping -------------------------------------------------------------------
+
+    def _on_event(self, run: PlannedRun, event: RunEvent) -> None:
+        if isinstance(event, LogLine):
+            return  # kept by the executor where `bridge logs` reads them; nothing here decides on a log line
+        self._on_metrics(run, event)
 
     def _on_metrics(self, run: PlannedRun, record: MetricRecord) -> None:
         if not record.metrics:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
 from bridge.polyaxon import V1Component
+from bridge.ports import GitInit
 
 log = structlog.get_logger(__name__)
 
@@ -61,28 +63,35 @@ async def _git(*args: str, cwd: Path | None = None) -> None:
         raise OSError(f"git {' '.join(args)} failed: {err.decode(errors='replace').strip()[-500:]}")
 
 
-def _clone_dest(paths: RunPaths, url: str, path: str | None) -> Path:
-    dest = (paths.artifacts / (path or _repo_dir_name(url))).resolve()
+def _clone_dest(artifacts: Path, url: str, path: str | None) -> Path:
+    dest = (artifacts / (path or _repo_dir_name(url))).resolve()
     # `path` comes with the operation: an absolute or `..` one would clone over any folder the bridge can write.
-    if dest == paths.artifacts or not dest.is_relative_to(paths.artifacts):
+    if dest == artifacts or not dest.is_relative_to(artifacts):
         raise OSError(f"init path {path!r} is not a folder inside the run's artifacts path")
     return dest
 
 
-async def prepare_init(component: V1Component, paths: RunPaths) -> None:
-    """Run the component's `init` steps once per run: each `git` one is cloned into the artifacts path
-    (under `path`, or the repository's name), at `revision` when given. Raises OSError with git's words, or
-    for a `path` outside the artifacts path or a url or revision git would read as an option.
+def git_init_steps(component: V1Component) -> tuple[GitInit, ...]:
+    """The component's `init: [{git: ...}]` steps, for the executor to do where the run runs."""
+    return tuple(
+        GitInit(url=step.git.url, revision=step.git.revision, path=step.path)
+        for step in component.run.init or []
+        if step.git is not None and step.git.url
+    )
+
+
+async def prepare_init(steps: Sequence[GitInit], artifacts: Path) -> None:
+    """Do a run's `init` steps once per run, on the node it runs on: each is cloned into the run's `artifacts`
+    folder, an absolute path (under `path`, or the repository's name), at `revision` when given. Raises OSError
+    with git's words, or for a `path` outside the artifacts path or a url or revision git would read as an option.
     Without such steps it touches no file (it runs on the event loop before every attempt)."""
-    for step in component.run.init or []:
-        if step.git is None or not step.git.url:
-            continue
-        url, revision = step.git.url, step.git.revision
+    for step in steps:
+        url, revision = step.url, step.revision
         # A url such as `--upload-pack=<command>` would have git run that command.
         for name, value in (("url", url), ("revision", revision or "")):
             if value.startswith("-"):
                 raise OSError(f"init git {name} {value!r} starts with '-' (git would read it as an option)")
-        dest = _clone_dest(paths, url, step.path)
+        dest = _clone_dest(artifacts, url, step.path)
         if (dest / ".git").exists():
             continue  # cloned by an earlier attempt of this run
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.engine_support import Engine
 
-pytest_plugins = ["tests.kafka_broker"]
+pytest_plugins = ["tests.kafka_broker", "tests.ray_cluster"]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from bridge.executors.local import LocalExecutor
 from bridge.ledger import FileLedger
 from bridge.plan import OperationPlan, plan_local
 from bridge.polyaxon import V1Operation, parse_operation
+from bridge.ports import Executor
 from bridge.runtime import Runtime
 from bridge.scheduler import OperationOutcome, OperationRunner
 
@@ -108,11 +109,12 @@ class Engine:
         cache: FileCache | None = None,
         grace: float = 5.0,
         env_passthrough: tuple[str, ...] = (),
+        executor: Executor | None = None,
     ) -> Runtime:
         return Runtime(
-            executor=LocalExecutor(max_parallel=max_parallel, env_passthrough=env_passthrough),
+            executor=executor
+            or LocalExecutor(max_parallel=max_parallel, workdir=self.workdir, env_passthrough=env_passthrough),
             ledger=FileLedger(self.workdir / "ops"),
-            workdir=self.workdir,
             cache=cache or FileCache(self.workdir / "cache"),
             stop_grace_s=grace,
         )

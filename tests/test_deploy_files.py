@@ -306,7 +306,12 @@ def test_compose_bridge_environment_is_real_settings_that_load(
 
 def test_compose_starts_each_service_once_the_one_before_is_healthy(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert services["bridge"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
+    assert services["bridge"]["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "ray-head": {"condition": "service_healthy"},
+    }
+    assert services["ray-worker"]["depends_on"] == {"ray-head": {"condition": "service_healthy"}}
+    assert "healthcheck" in services["ray-head"]
     assert services["optimizer"]["depends_on"] == {"bridge": {"condition": "service_healthy"}}
     assert "healthcheck" in services["kafka"]
     bridge_check = services["bridge"].get("healthcheck", {})
@@ -365,7 +370,7 @@ def test_dockerfile_installs_the_examples_extra_on_python_311_slim(dockerfile: D
     assert len(froms) >= 2, "a build stage and a runtime stage"
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, flags=re.MULTILINE)
     assert all(image.startswith(("${PYTHON_IMAGE}", "python:3.11-slim")) for image in froms)
-    assert re.search(r"pip install [^\n]*\.\[examples\]", text)
+    assert re.search(r"pip install [^\n]*\.\[examples,ray\]", text)
     assert dockerfile.examples_dir() == PurePosixPath("/app/examples")
 
 
@@ -539,3 +544,71 @@ def test_kustomization_applies_every_manifest_but_the_examples() -> None:
     assert any(fnmatch.fnmatch(p.name, EXAMPLE_MANIFESTS) for p in K8S.glob("*.yaml")), "the SASL example"
     image = _manifests()["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
     assert [i["name"] for i in kustomization.get("images", [])] == [image.split(":")[0]]
+
+
+# ---- runs over Ray nodes, replicas over partitions --------------------------------------------------------------
+
+
+def _ray_pin() -> str:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r'^ray = \["ray(?:\[[a-z,]+\])?==([0-9.]+)"\]', pyproject, flags=re.MULTILINE)
+    assert match, "pyproject.toml pins Ray in its `ray` extra"
+    return match.group(1)
+
+
+def test_compose_bridge_runs_on_the_compose_ray_cluster_from_the_same_image(
+    compose: dict[str, Any], dockerfile: Dockerfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose["services"]
+    bridge = services["bridge"]
+    settings = _load_with(monkeypatch, _in_repo(bridge["command"][2], dockerfile), _environment(bridge))
+    assert settings.executor.kind == "ray"
+    host, _, port = (settings.executor.address or "").partition(":")
+    head = services[host]
+    assert head["image"] == bridge["image"] and head["build"] == bridge["build"]  # the nodes have the bridge
+    assert head["entrypoint"][:3] == ["ray", "start", "--head"] and f"--port={port}" in head["entrypoint"]
+    worker = services["ray-worker"]
+    assert worker["image"] == bridge["image"]
+    assert f"--address={host}:{port}" in worker["entrypoint"]
+
+
+def test_raycluster_runs_the_pinned_ray_on_the_bridges_image(k8s: dict[str, dict[str, Any]]) -> None:
+    cluster = k8s["RayCluster"]
+    assert cluster["spec"]["rayVersion"] == _ray_pin()
+    image = k8s["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    groups = [cluster["spec"]["headGroupSpec"], *cluster["spec"]["workerGroupSpecs"]]
+    for group in groups:
+        (container,) = group["template"]["spec"]["containers"]
+        assert container["image"] == image, "every node runs the bridge's image (the run actor imports bridge)"
+        assert group["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_raycluster_custom_resources_are_what_a_run_can_ask_for(k8s: dict[str, dict[str, Any]]) -> None:
+    pytest.importorskip("ray")
+    from bridge.executors.ray import ray_options
+
+    for group in k8s["RayCluster"]["spec"]["workerGroupSpecs"]:
+        declared = group["rayStartParams"].get("resources")
+        if declared is None:
+            continue
+        custom = json.loads(json.loads(declared))  # rayStartParams holds the flag's value, quoted
+        for name, amount in custom.items():
+            asked = ray_options({"requests": {f"ray.io/{name}": amount}})
+            assert asked["resources"] == {name: float(amount)}
+
+
+def test_keda_scales_the_deployment_on_the_lag_of_the_configmaps_topic_and_group(
+    k8s: dict[str, dict[str, Any]], configmap_file: Path
+) -> None:
+    settings = load_settings(configmap_file)
+    scaled = k8s["ScaledObject"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == k8s["Deployment"]["metadata"]["name"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "kafka"
+    meta = trigger["metadata"]
+    assert meta["topic"] == settings.topics.suggestions
+    assert meta["consumerGroup"] == settings.kafka.group_id
+    assert meta["bootstrapServers"] == settings.kafka.bootstrap_servers
+    # Past one replica per partition a replica has nothing to consume and is never ready.
+    assert scaled["spec"]["maxReplicaCount"] <= settings.kafka.topic_partitions
+    assert meta["allowIdleConsumers"] == "false"

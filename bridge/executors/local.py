@@ -1,4 +1,8 @@
-"""The local executor: each attempt is a subprocess of this machine, started from an argv list, never a shell."""
+"""The local executor: each attempt is a subprocess of this machine, started from an argv list, never a shell.
+
+`LocalExecutor.start` is the executor seam (`bridge.ports.Executor`): it places the run under the work dir, does
+its `init` steps, renders its command for that place and spawns it (`spawn`, the process-level part that the Ray
+executor's actor reuses on its node)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,8 +24,9 @@ from bridge.executors.environment import run_environment
 from bridge.executors.metrics_file import MetricsTail
 from bridge.executors.process_group import GroupRecord, kill_leftovers, kill_orphan_group
 from bridge.executors.startable import cannot_start
-from bridge.ports import MetricsCallback, RunExit, RunRequest
+from bridge.ports import EventCallback, MetricRecord, RunExit, RunPlace, RunSpec
 from bridge.text import printable
+from bridge.workspace import RunPaths, prepare_init
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +34,44 @@ _PR_SET_PDEATHSIG = 1
 POLL_INTERVAL_S = 0.1
 CLOSE_WAIT_S = 10.0  # how long close() waits for killed runs to be reaped (SIGKILL is not refused)
 SETPRIV = "setpriv"
+
+MetricsCallback = Callable[[MetricRecord], None]
+
+
+@dataclass(frozen=True)
+class ProcessRequest:
+    """One attempt as a process of this machine: what `LocalExecutor.spawn` starts."""
+
+    run_id: str
+    attempt: int
+    argv: list[str]
+    env: Mapping[str, str]
+    cwd: Path
+    attempt_dir: Path  # stdout/stderr and the metrics file of this attempt
+    outputs_dir: Path
+
+
+def process_request(spec: RunSpec, paths: RunPaths, node_id: str) -> ProcessRequest:
+    """`spec` rendered for its folders `paths` on the node `node_id`, as a process to spawn there."""
+    place = RunPlace(node_id=node_id, artifacts_path=str(paths.artifacts), outputs_path=str(paths.outputs))
+    command = spec.render(place)
+    attempt_dir = paths.attempt(spec.attempt)
+    source = Path(spec.source_dir) if spec.source_dir else paths.artifacts
+    cwd = source / command.working_dir if command.working_dir else source
+    env = {
+        **command.env,
+        "BRIDGE_METRICS_FILE": str(attempt_dir / "metrics.jsonl"),
+        "BRIDGE_OUTPUTS_DIR": str(paths.outputs),
+    }
+    return ProcessRequest(
+        run_id=spec.run_id,
+        attempt=spec.attempt,
+        argv=command.argv,
+        env=env,
+        cwd=cwd,
+        attempt_dir=attempt_dir,
+        outputs_dir=paths.outputs,
+    )
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -64,14 +109,16 @@ class LocalRun:
 
     def __init__(
         self,
-        request: RunRequest,
+        request: ProcessRequest,
         proc: asyncio.subprocess.Process,
         tail: MetricsTail,
         *,
         on_metrics: MetricsCallback,
         on_end: Callable[[LocalRun], None],
+        node_id: str = "",
     ) -> None:
         self._request = request
+        self._node_id = node_id
         self._proc = proc
         self._group = GroupRecord.of(proc.pid)
         self._tail = tail
@@ -89,8 +136,12 @@ class LocalRun:
         return self._proc.pid
 
     @property
-    def dispatch_info(self) -> Mapping[str, Any]:
-        """Its process group's record (`GroupRecord`), for `LocalExecutor.reap_orphan` of a later bridge."""
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def reattach_info(self) -> Mapping[str, Any]:
+        """Its process group's record (`GroupRecord`), for `LocalExecutor.reattach` of a later bridge to stop."""
         return self._group.to_info()
 
     def _ended(self, _exit: asyncio.Future[int]) -> None:
@@ -145,25 +196,37 @@ class LocalRun:
 class StartFailed:
     """An attempt whose process could not be started (no such program, a NUL byte in an argument, ...)."""
 
-    def __init__(self, request: RunRequest, error: str) -> None:
-        self._request = request
+    def __init__(self, run_id: str, error: str, node_id: str = "", *, error_type: str = "start_failed") -> None:
+        self._run_id = run_id
         self._error = error
+        self._node_id = node_id
+        self._error_type = error_type
 
     @property
     def run_id(self) -> str:
-        return self._request.run_id
+        return self._run_id
 
     @property
     def pid(self) -> int | None:
         return None
 
     @property
-    def dispatch_info(self) -> Mapping[str, Any]:
-        """Nothing to reap: no process was started."""
+    def node_id(self) -> str:
+        return self._node_id
+
+    @property
+    def reattach_info(self) -> Mapping[str, Any]:
+        """Nothing to find again: no process was started."""
         return {}
 
     async def wait(self) -> RunExit:
-        return RunExit(exit_code=None, outputs={}, logged_outputs=False, start_error=self._error)
+        return RunExit(
+            exit_code=None,
+            outputs={},
+            logged_outputs=False,
+            start_error=self._error,
+            start_error_type=self._error_type,
+        )
 
     async def stop(self, grace_s: float) -> None:
         return None
@@ -187,10 +250,14 @@ class LocalExecutor:
         self,
         max_parallel: int | None = None,
         *,
+        workdir: Path | None = None,
         env_passthrough: Iterable[str] = (),
         which: Callable[[str], str | None] = shutil.which,
+        node_id: str | None = None,
     ) -> None:
         self._max_parallel = max_parallel or os.cpu_count() or 1
+        self._workdir = workdir if workdir is not None else Path.cwd() / ".bridge"
+        self._node_id = node_id or socket.gethostname()
         self._passthrough = tuple(env_passthrough)
         self._setpriv = which(SETPRIV)
         self._running: set[LocalRun] = set()
@@ -204,12 +271,22 @@ class LocalExecutor:
         """The setpriv that starts each run, or None when runs are started with a `preexec_fn`."""
         return self._setpriv
 
-    async def start(self, request: RunRequest, on_metrics: MetricsCallback) -> LocalRun | StartFailed:
-        """Start one attempt; whatever keeps it from starting is a `StartFailed` with the reason, never raised."""
+    async def start(self, spec: RunSpec, on_event: EventCallback) -> LocalRun | StartFailed:
+        """Start one attempt under `<workdir>/runs/<run_id>/`, its `init` steps done there first."""
+        paths = RunPaths.for_run(self._workdir, spec.run_id)
+        try:
+            await prepare_init(spec.init, paths.artifacts)
+        except Exception as exc:  # git's own words (OSError), or a folder that cannot be made
+            return StartFailed(spec.run_id, printable(str(exc)), self._node_id, error_type="init_failed")
+        return await self.spawn(process_request(spec, paths, self._node_id), on_event)
+
+    async def spawn(self, request: ProcessRequest, on_metrics: MetricsCallback) -> LocalRun | StartFailed:
+        """Start one attempt's process; whatever keeps it from starting is a `StartFailed` with the reason, never
+        raised."""
         program = printable(request.argv[0]) if request.argv else "<empty command>"
-        env = run_environment(request.env, passthrough=self._passthrough)
+        env = run_environment(request.env, passthrough=self._passthrough, node_id=self._node_id)
         if (problem := cannot_start(request.argv, env, request.cwd)) is not None:
-            return StartFailed(request, f"could not start `{program}`: {problem}")
+            return StartFailed(request.run_id, f"could not start `{program}`: {problem}")
         # The event loop waits for all of this at every start: no metrics file is made in advance (MetricsTail
         # waits for the run's first report to create it), but one an earlier bridge process left in this same
         # attempt folder would be read as this run's, so it goes, as the logs are truncated.
@@ -220,7 +297,7 @@ class LocalExecutor:
             metrics_path.unlink(missing_ok=True)
             logs = _open_logs(request.attempt_dir)
         except OSError as exc:
-            return StartFailed(request, f"could not prepare the run's folders: {exc}")
+            return StartFailed(request.run_id, f"could not prepare the run's folders: {exc}")
         argv = request.argv
         preexec_fn: Callable[[], None] | None = _die_with_parent
         if self._setpriv is not None:
@@ -239,17 +316,29 @@ class LocalExecutor:
             )
         except (OSError, ValueError) as exc:  # ValueError (UnicodeEncodeError too): what cannot_start missed
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else printable(str(exc))
-            return StartFailed(request, f"could not start `{program}`: {reason}")
+            return StartFailed(request.run_id, f"could not start `{program}`: {reason}")
         finally:
             for f in logs:
                 f.close()  # the child has its own copies: the bridge never writes to them
         log.debug("run_process_started", run_id=request.run_id, attempt=request.attempt, pid=proc.pid)
-        run = LocalRun(request, proc, MetricsTail(metrics_path), on_metrics=on_metrics, on_end=self._running.discard)
+        run = LocalRun(
+            request,
+            proc,
+            MetricsTail(metrics_path),
+            on_metrics=on_metrics,
+            on_end=self._running.discard,
+            node_id=self._node_id,
+        )
         self._running.add(run)  # before its end can be seen: that is a callback of a later loop turn
         return run
 
+    async def reattach(self, run_id: str, info: Mapping[str, Any], on_event: EventCallback) -> None:
+        """Never: a local run dies with the bridge that started it (PR_SET_PDEATHSIG), so there is nothing to
+        follow; what it started is killed here (`reap_orphan`) before the run goes again."""
+        await self.reap_orphan(run_id, info)
+
     async def reap_orphan(self, run_id: str, info: Mapping[str, Any]) -> bool:
-        """Kill what an earlier bridge left running of this run, from the `dispatch_info` it recorded: its
+        """Kill what an earlier bridge left running of this run, from the `reattach_info` it recorded: its
         process group, even once the main process died, proven to be the run's (`process_group`)."""
         record = GroupRecord.from_info(info)
         if record is None:

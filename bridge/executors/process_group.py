@@ -78,7 +78,7 @@ class GroupRecord:
         return cls(pid=pid, pgid=pid, start_time=stat.start_time if stat else None, boot_id=boot_id())
 
     def to_info(self) -> dict[str, Any]:
-        """As JSON-ready dispatch info (`LedgerEntry.dispatch_info`)."""
+        """As JSON-ready reattach info (`LedgerEntry.reattach_info`)."""
         return {"pid": self.pid, "pgid": self.pgid, "start_time": self.start_time, "boot_id": self.boot_id}
 
     @classmethod

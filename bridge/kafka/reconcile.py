@@ -31,7 +31,7 @@ from bridge.kafka.runs import RunItem
 from bridge.messages import MessageError
 from bridge.models import RunResult
 from bridge.offsets import Partition
-from bridge.ports import Executor, LedgerReader
+from bridge.ports import LedgerEntry, LedgerReader
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +52,6 @@ class Reconciler:
         publishers: Publishers,
         dead_letters: DeadLetters,
         ledger: KafkaRunLedger,
-        executor: Executor,
         read_ledger: LedgerReader,
         batch: Callable[[Partition, str, str, list[RunItem]], None],
         finish: Callable[[RunItem, RunResult], None],
@@ -66,7 +65,6 @@ class Reconciler:
         self._publishers = publishers
         self._dead_letters = dead_letters
         self._ledger = ledger
-        self._executor = executor
         self._read_ledger = read_ledger
         self._batch = batch
         self._finish = finish
@@ -116,7 +114,9 @@ class Reconciler:
                 if item is None:
                     continue
                 self._registry.add(item)
-                self._ledger.prior_attempts[item.run.run_id] = item.record.attempt
+                self._ledger.prior_attempts[item.run.run_id] = LedgerEntry(
+                    run_id=item.run.run_id, attempt=item.record.attempt, reattach_info=dict(item.record.dispatch or {})
+                )
                 rerun.setdefault((item.study, item.template, id(item.operation)), []).append(item)
             for (study, template, _), items in rerun.items():
                 log.warning("runs_resumed_from_ledger", partition=part.partition, study=study, runs=len(items))
@@ -140,9 +140,6 @@ class Reconciler:
             self._refuse(part, row, accepted)
             return None
         operation, run = accepted
-        if record.state == "dispatched" and record.dispatch:
-            # A kill -9 of the bridge that ran it may have left its processes: stop them before it runs again.
-            await self._executor.reap_orphan(run.run_id, record.dispatch)
         return RunItem(run=run, operation=operation, source=part, record=record)
 
     def _refuse(self, part: Partition, row: IndexedRun, error: DeadLetterError) -> None:

@@ -23,9 +23,9 @@ Queue = Callable[[Partition, Outgoing], "asyncio.Future[None] | None"]
 
 
 class KafkaRunLedger:
-    """The scheduler's `RunLedger` for `serve`: `dispatched` is a ledger record committed before the process
-    starts, and again with its process group once it has started (queued, not waited for); `finished` goes out
-    with the result (see `Operations.finish_run`), so here it does nothing."""
+    """The scheduler's `RunLedger` for `serve`: a `dispatched` ledger record is committed as an attempt starts,
+    and again with where it runs and how to find it again once it has started (queued, not waited for); `finished`
+    goes out with the result (see `Operations.finish_run`), so here it does nothing."""
 
     def __init__(
         self,
@@ -43,18 +43,26 @@ class KafkaRunLedger:
         self._queue = queue
         self._exactly_once = exactly_once  # False: benchmarks only (see `BridgeService`)
         self._on_lost = on_lost
-        self.prior_attempts: dict[str, int] = {}
+        self.prior_attempts: dict[str, LedgerEntry] = {}
 
     async def load(self, operation_id: str) -> dict[str, LedgerEntry]:
-        # Runs reconciled from the ledger start at their last dispatched attempt + 1.
-        return {run_id: LedgerEntry(run_id=run_id, attempt=n) for run_id, n in self.prior_attempts.items()}
+        # Runs reconciled from the ledger: re-attached to their last attempt, or started at its number + 1.
+        return dict(self.prior_attempts)
 
-    async def dispatched(self, operation_id: str, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
+    async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
+        await self._dispatched(run_id, attempt, {})
+
+    async def attempt_started(
+        self, operation_id: str, run_id: str, attempt: int, node_id: str, reattach: Mapping[str, Any]
+    ) -> None:
+        await self._dispatched(run_id, attempt, {**reattach, "node_id": node_id})
+
+    async def _dispatched(self, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
         item = self._items.get(run_id)
         if item is None or not self._exactly_once:
             return
-        # First before the process starts (the attempt counts even if the bridge dies then), then with what the
-        # executor tells of it (its process group), so a later owner can reap what a kill -9 of this bridge left.
+        # First before the executor is asked (the attempt counts even if the bridge dies then), then with what the
+        # executor tells of it, so a later owner can re-attach to it, or stop what a kill -9 of this bridge left.
         changes: dict[str, Any] = {"attempt": attempt}
         if info:
             changes["dispatch"] = {**info, "host": socket.gethostname()}

@@ -101,7 +101,6 @@ class BridgeService:
         runtime = Runtime(
             executor=executor,
             ledger=self._ledger,
-            workdir=settings.workdir,
             cache=FileCache(settings.workdir / "cache"),
             stop_grace_s=min(10.0, settings.shutdown_grace_s),
         )
@@ -124,7 +123,6 @@ class BridgeService:
             publishers=self._publishers,
             dead_letters=self._dead_letters,
             ledger=self._ledger,
-            executor=executor,
             read_ledger=self._broker.catch_up,
             batch=self._operations.add,
             finish=self._operations.finish_run,

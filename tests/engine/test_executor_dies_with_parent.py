@@ -19,9 +19,9 @@ import pytest
 HOLDER = """
 import asyncio, shutil, sys
 from pathlib import Path
-from bridge.executors.local import LocalExecutor
+from bridge.executors.local import LocalExecutor, ProcessRequest
 from bridge.logs import configure
-from bridge.ports import RunRequest
+
 
 RUN = "import time; from bridge.tracking import log_metrics; log_metrics(up=1.0); time.sleep(600)"
 
@@ -30,12 +30,12 @@ async def main(root: Path, use_setpriv: bool) -> None:
     assert (executor.setpriv is not None) == use_setpriv
     up = asyncio.Event()
     attempt_dir = root / "attempts" / "1"
-    request = RunRequest(
+    request = ProcessRequest(
         run_id="r", attempt=1, argv=[sys.executable, "-c", RUN], cwd=root, attempt_dir=attempt_dir,
         env={"BRIDGE_RUN_ID": "r", "BRIDGE_METRICS_FILE": str(attempt_dir / "metrics.jsonl")},
         outputs_dir=root / "outputs",
     )
-    handle = await executor.start(request, lambda _record: up.set())
+    handle = await executor.spawn(request, lambda _record: up.set())
     waiting = asyncio.ensure_future(handle.wait())  # metrics are delivered while the run is waited for
     await up.wait()
     print(handle.pid, flush=True)

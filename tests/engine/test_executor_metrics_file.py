@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bridge.executors.local import LocalExecutor
-from bridge.ports import MetricRecord, RunRequest
+from bridge.executors.local import LocalExecutor, ProcessRequest
+from bridge.ports import MetricRecord
 
 
 async def test_a_metrics_file_left_in_the_attempt_folder_is_not_this_runs(tmp_path: Path) -> None:
@@ -16,7 +16,7 @@ async def test_a_metrics_file_left_in_the_attempt_folder_is_not_this_runs(tmp_pa
     (attempt_dir / "metrics.jsonl").write_text('{"outputs": {"accuracy": 0.1}}\n{"metrics": {"loss": 7.0}}\n')
     (attempt_dir / "stdout.log").write_text("the earlier process's output\n")
     seen: list[MetricRecord] = []
-    request = RunRequest(
+    request = ProcessRequest(
         run_id="r",
         attempt=1,
         argv=[
@@ -30,7 +30,7 @@ async def test_a_metrics_file_left_in_the_attempt_folder_is_not_this_runs(tmp_pa
         attempt_dir=attempt_dir,
         outputs_dir=tmp_path / "runs" / "r" / "outputs",
     )
-    handle = await LocalExecutor().start(request, seen.append)
+    handle = await LocalExecutor().spawn(request, seen.append)
     ended = await handle.wait()
     assert ended.exit_code == 0
     assert ended.outputs == {"loss": 0.5}
@@ -40,7 +40,7 @@ async def test_a_metrics_file_left_in_the_attempt_folder_is_not_this_runs(tmp_pa
 
 async def test_a_run_that_reports_nothing_reports_no_outputs(tmp_path: Path) -> None:
     attempt_dir = tmp_path / "attempts" / "1"
-    request = RunRequest(
+    request = ProcessRequest(
         run_id="r",
         attempt=1,
         argv=[sys.executable, "-c", "pass"],
@@ -49,6 +49,6 @@ async def test_a_run_that_reports_nothing_reports_no_outputs(tmp_path: Path) -> 
         attempt_dir=attempt_dir,
         outputs_dir=tmp_path / "outputs",
     )
-    ended = await (await LocalExecutor().start(request, lambda _record: None)).wait()
+    ended = await (await LocalExecutor().spawn(request, lambda _record: None)).wait()
     assert (ended.exit_code, ended.outputs, ended.logged_outputs) == (0, {}, False)
     assert (tmp_path / "outputs").is_dir()

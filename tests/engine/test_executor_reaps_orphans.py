@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.executors.local import LocalExecutor, LocalRun
-from bridge.ports import MetricRecord, RunRequest
+from bridge.executors.local import LocalExecutor, LocalRun, ProcessRequest
+from bridge.ports import MetricRecord
 from tests.engine.grandchild import Grandchild
 from tests.polling import eventually
 
@@ -46,8 +46,8 @@ def _ignore(_record: MetricRecord) -> None:
     return None
 
 
-def _request(root: Path, run_id: str, argv: list[str]) -> RunRequest:
-    return RunRequest(
+def _request(root: Path, run_id: str, argv: list[str]) -> ProcessRequest:
+    return ProcessRequest(
         run_id=run_id,
         attempt=1,
         argv=argv,
@@ -66,12 +66,12 @@ def _exists(path: Path) -> bool:
 async def test_the_run_left_running_is_killed_and_nothing_else(tmp_path: Path, which: Which) -> None:
     up = tmp_path / "up"
     argv = [sys.executable, "-c", SLEEP, str(up)]
-    handle = await LocalExecutor(which=which).start(_request(tmp_path, "left-behind", argv), _ignore)
+    handle = await LocalExecutor(which=which).spawn(_request(tmp_path, "left-behind", argv), _ignore)
     assert isinstance(handle, LocalRun)
     later = LocalExecutor(which=which)  # the bridge after a restart: it only has the ledger's dispatch info
     try:
         await eventually(lambda: _exists(up), timeout=30)
-        info = json.loads(json.dumps(dict(handle.dispatch_info)))  # as it comes back from the ledger
+        info = json.loads(json.dumps(dict(handle.reattach_info)))  # as it comes back from the ledger
         assert not await later.reap_orphan("another-run", info)  # that process is not that run
         assert not await later.reap_orphan("left-behind", {**info, "boot_id": "another-boot"})
         assert await later.reap_orphan("left-behind", info)
@@ -86,10 +86,10 @@ async def test_a_run_is_recognised_by_its_record_when_its_environment_reads_empt
     # `env -i` leaves the run with no environment at all: what /proc shows of any run for a moment as it execs,
     # which is right after start under setpriv (setpriv, then the run). Asked then, the bridge must still know it.
     argv = ["env", "-i", sys.executable, "-c", "import time; time.sleep(600)"]
-    handle = await LocalExecutor(which=which).start(_request(tmp_path, "bare", argv), _ignore)
+    handle = await LocalExecutor(which=which).spawn(_request(tmp_path, "bare", argv), _ignore)
     assert isinstance(handle, LocalRun)
     try:
-        assert await LocalExecutor(which=which).reap_orphan("bare", handle.dispatch_info)
+        assert await LocalExecutor(which=which).reap_orphan("bare", handle.reattach_info)
         ended = await asyncio.wait_for(handle.wait(), timeout=30)
         assert ended.exit_code == -signal.SIGKILL
     finally:
@@ -98,11 +98,11 @@ async def test_a_run_is_recognised_by_its_record_when_its_environment_reads_empt
 
 async def test_a_pid_that_is_gone_is_not_reaped(tmp_path: Path) -> None:
     argv = [sys.executable, "-c", SLEEP, str(tmp_path / "up")]
-    handle = await LocalExecutor().start(_request(tmp_path, "r", argv), _ignore)
+    handle = await LocalExecutor().spawn(_request(tmp_path, "r", argv), _ignore)
     assert isinstance(handle, LocalRun) and handle.pid is not None
     await handle.stop(grace_s=0)
     await handle.wait()
-    assert not await LocalExecutor().reap_orphan("r", handle.dispatch_info)
+    assert not await LocalExecutor().reap_orphan("r", handle.reattach_info)
     assert not await LocalExecutor().reap_orphan("r", {"pid": handle.pid})
     assert not await LocalExecutor().reap_orphan("r", {})
 
@@ -112,23 +112,23 @@ async def test_a_pid_that_is_gone_is_not_reaped(tmp_path: Path) -> None:
 HOLDER = """
 import asyncio, json, shutil, sys
 from pathlib import Path
-from bridge.executors.local import LocalExecutor
+from bridge.executors.local import LocalExecutor, ProcessRequest
 from bridge.logs import configure
-from bridge.ports import RunRequest
+
 from tests.engine import grandchild
 
 async def main(root: Path, use_setpriv: bool) -> None:
     executor = LocalExecutor(which=shutil.which if use_setpriv else (lambda _name: None))
     pidfile = root / "grandchild.pid"
-    request = RunRequest(
+    request = ProcessRequest(
         run_id="orphaned", attempt=1, argv=grandchild.argv(pidfile, "hang"), env={"BRIDGE_RUN_ID": "orphaned"},
         cwd=root, attempt_dir=root / "attempts" / "1", outputs_dir=root / "outputs",
     )
-    handle = await executor.start(request, lambda _record: None)
+    handle = await executor.spawn(request, lambda _record: None)
     waiting = asyncio.ensure_future(handle.wait())
     while not pidfile.exists() or not pidfile.read_text().strip():
         await asyncio.sleep(0.01)
-    print(json.dumps(dict(handle.dispatch_info)), flush=True)
+    print(json.dumps(dict(handle.reattach_info)), flush=True)
     await waiting
 
 configure("warning")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.executors.local import LocalExecutor
-from bridge.ports import MetricRecord, RunExit, RunRequest
+from bridge.executors.local import LocalExecutor, ProcessRequest
+from bridge.ports import MetricRecord, RunExit
 
 Which = Callable[[str], str | None]
 
@@ -36,7 +36,7 @@ def _ignore(_record: MetricRecord) -> None:
 
 
 async def _run(root: Path, which: Which, argv: list[str], cwd: Path | None = None) -> RunExit:
-    request = RunRequest(
+    request = ProcessRequest(
         run_id="r",
         attempt=1,
         argv=argv,
@@ -45,7 +45,7 @@ async def _run(root: Path, which: Which, argv: list[str], cwd: Path | None = Non
         attempt_dir=root / "runs" / "r" / "attempts" / "1",
         outputs_dir=root / "runs" / "r" / "outputs",
     )
-    handle = await LocalExecutor(which=which).start(request, _ignore)
+    handle = await LocalExecutor(which=which).spawn(request, _ignore)
     return await handle.wait()
 
 

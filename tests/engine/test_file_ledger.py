@@ -13,18 +13,21 @@ from bridge.ledger import FileLedger
 
 async def test_each_event_is_in_the_file_before_the_scheduler_goes_on(tmp_path: Path) -> None:
     ledger = FileLedger(tmp_path)
-    await ledger.dispatched("op", "r1", 1, {})
-    await ledger.dispatched("op", "r2", 1, {"pid": 7})
+    await ledger.attempt_starting("op", "r1", 1)
+    await ledger.attempt_started("op", "r2", 1, "node-a", {"pid": 7})
     # Read back while fsyncs may still be under way: what a kill -9 now would leave.
     lines = [json.loads(line) for line in ledger.path("op").read_text().splitlines()]
-    assert [(x["run_id"], x["info"]) for x in lines] == [("r1", {}), ("r2", {"pid": 7})]
+    assert [(x["event"], x["run_id"], x.get("info")) for x in lines] == [
+        ("starting", "r1", None),
+        ("started", "r2", {"pid": 7}),
+    ]
     await ledger.close()
     assert set(await FileLedger(tmp_path).load("op")) == {"r1", "r2"}
 
 
 async def test_close_returns_when_the_last_fsync_ended_just_before_it_was_called(tmp_path: Path) -> None:
     ledger = FileLedger(tmp_path)
-    await ledger.dispatched("op", "r1", 1, {})
+    await ledger.attempt_starting("op", "r1", 1)
     # The fsync thread ends while the loop is blocked; its end reaches the loop first, then this task resumes,
     # before the callbacks that its end schedules have run. (A close() that waited for those callbacks to run
     # without giving the loop a turn spun forever here.)

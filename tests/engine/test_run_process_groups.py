@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bridge.executors.local import LocalExecutor, LocalRun
+from bridge.executors.local import LocalExecutor, LocalRun, ProcessRequest
 from bridge.models import RunStatus
-from bridge.ports import MetricRecord, RunRequest
+from bridge.ports import MetricRecord
 from tests.engine import grandchild
 from tests.engine.grandchild import Grandchild
 from tests.engine_support import Engine
@@ -23,8 +23,8 @@ def _ignore(_record: MetricRecord) -> None:
     return None
 
 
-def _request(root: Path, argv: list[str]) -> RunRequest:
-    return RunRequest(
+def _request(root: Path, argv: list[str]) -> ProcessRequest:
+    return ProcessRequest(
         run_id="r",
         attempt=1,
         argv=argv,
@@ -39,7 +39,7 @@ def _request(root: Path, argv: list[str]) -> RunRequest:
 async def test_what_a_run_left_is_killed_when_its_main_process_exits(tmp_path: Path, status: int) -> None:
     pidfile, gate = tmp_path / "grandchild.pid", tmp_path / "gate"
     executor = LocalExecutor()
-    handle = await executor.start(_request(tmp_path, grandchild.argv(pidfile, str(status), gate)), _ignore)
+    handle = await executor.spawn(_request(tmp_path, grandchild.argv(pidfile, str(status), gate)), _ignore)
     left = await Grandchild.of(pidfile)
     try:
         assert not left.ended()
@@ -55,7 +55,7 @@ async def test_what_a_run_left_is_killed_when_its_main_process_exits(tmp_path: P
 async def test_stop_kills_the_whole_group_even_what_ignores_sigterm(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     executor = LocalExecutor()
-    handle = await executor.start(_request(tmp_path, grandchild.argv(pidfile, "hang")), _ignore)
+    handle = await executor.spawn(_request(tmp_path, grandchild.argv(pidfile, "hang")), _ignore)
     left = await Grandchild.of(pidfile)
     try:
         await asyncio.wait_for(handle.stop(grace_s=5), timeout=30)
@@ -70,7 +70,7 @@ async def test_stop_kills_the_whole_group_even_what_ignores_sigterm(tmp_path: Pa
 async def test_close_kills_every_run_still_running_with_what_it_started(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     executor = LocalExecutor()
-    handle = await executor.start(_request(tmp_path, grandchild.argv(pidfile, "hang")), _ignore)
+    handle = await executor.spawn(_request(tmp_path, grandchild.argv(pidfile, "hang")), _ignore)
     assert isinstance(handle, LocalRun)
     left = await Grandchild.of(pidfile)
     try:

@@ -17,7 +17,7 @@ from bridge.app import build_service
 from bridge.config import BridgeSettings
 from bridge.kafka.memory import MemoryBroker
 from bridge.kafka.service import BridgeService
-from bridge.ports import MetricsCallback, RunExit, RunRequest
+from bridge.ports import EventCallback, RunCommand, RunExit, RunPlace, RunSpec
 from tests.polling import eventually
 from tests.service.service_support import service_settings
 
@@ -29,15 +29,18 @@ def memory_settings(root: Path, **overrides: Any) -> BridgeSettings:
     return service_settings("memory:0", root, **{"shutdown_grace_s": 5, **overrides})
 
 
-def name_of(request: RunRequest) -> str:
+PLACE = RunPlace(node_id="fake-node", artifacts_path="/nowhere", outputs_path="/nowhere/outputs")
+
+
+def name_of(command: RunCommand) -> str:
     """The `name` param the test job was rendered with."""
-    return next(a.split("=", 1)[1] for a in request.argv if a.startswith("--name="))
+    return next(a.split("=", 1)[1] for a in command.argv if a.startswith("--name="))
 
 
 class _Handle:
-    def __init__(self, executor: FakeExecutor, request: RunRequest) -> None:
+    def __init__(self, executor: FakeExecutor, spec: RunSpec) -> None:
         self._executor = executor
-        self._request = request
+        self._spec = spec
         self._done = asyncio.Event()
         self._stopped = False
         if not executor.hold:
@@ -45,14 +48,14 @@ class _Handle:
 
     @property
     def run_id(self) -> str:
-        return self._request.run_id
+        return self._spec.run_id
 
     @property
-    def pid(self) -> int | None:
-        return None
+    def node_id(self) -> str:
+        return PLACE.node_id
 
     @property
-    def dispatch_info(self) -> Mapping[str, Any]:
+    def reattach_info(self) -> Mapping[str, Any]:
         return {"fake": True}
 
     def release(self) -> None:
@@ -78,7 +81,7 @@ class FakeExecutor:
     def __init__(self, *, hold: bool = False, max_parallel: int = 64) -> None:
         self.hold = hold
         self._max_parallel = max_parallel
-        self.started: list[RunRequest] = []
+        self.started: list[RunCommand] = []
         self.running: set[_Handle] = set()
         self.reaped: list[str] = []
 
@@ -91,9 +94,9 @@ class FakeExecutor:
         """The `name` of every run started, in order, one per attempt."""
         return [name_of(r) for r in self.started]
 
-    async def start(self, request: RunRequest, on_metrics: MetricsCallback) -> _Handle:
-        handle = _Handle(self, request)
-        self.started.append(request)
+    async def start(self, spec: RunSpec, on_event: EventCallback) -> _Handle:
+        handle = _Handle(self, spec)
+        self.started.append(spec.render(PLACE))
         if not handle._done.is_set():
             self.running.add(handle)
         return handle
@@ -104,9 +107,8 @@ class FakeExecutor:
         for handle in list(self.running):
             handle.release()
 
-    async def reap_orphan(self, run_id: str, info: Mapping[str, Any]) -> bool:
-        self.reaped.append(run_id)
-        return False
+    async def reattach(self, run_id: str, info: Mapping[str, Any], on_event: EventCallback) -> None:
+        self.reaped.append(run_id)  # a fake run never outlives its bridge: nothing to follow, nothing to stop
 
     async def close(self) -> None:
         return None

@@ -1,0 +1,161 @@
+"""Pytest plugin: a real three-node Ray cluster on this machine, for the tests of the Ray executor.
+
+Loaded from tests/conftest.py. ``ray_cluster`` (session) starts ``ray start --head`` and two more nodes, each
+with one CPU and a custom resource naming it (``n0``, ``n1``, ``n2``), in a temp dir of its own, on free ports.
+Ray stays on loopback only inside a private network namespace (../shared/notes/ray-on-loopback.md), so the
+fixture skips its tests unless the session runs in one (``make test`` runs it under ``unshare -n``). The PID
+namespace is shared with whatever else runs on the machine, so the cluster is stopped by the processes that
+carry its own temp dir in their command line, never by ``ray stop``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+RAY = Path(sys.executable).parent / "ray"
+NODES = 3
+START_TIMEOUT_S = 120
+
+
+def in_private_network() -> bool:
+    """True when this process's network namespace has only the loopback interface (asked of the kernel: /sys
+    may still show the namespace it was mounted in)."""
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pids_with(marker: str) -> list[int]:
+    """Processes whose command line holds `marker`, or that hold a file under it open: Ray's agents rename
+    themselves (`ray::DashboardAgent`), so only their open log files still tell which cluster they are of."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes() or any(
+                os.readlink(fd).startswith(marker) for fd in (entry / "fd").iterdir()
+            ):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@dataclass
+class RayCluster:
+    """A cluster this session owns: its address, its temp dir (in every one of its processes' command lines)."""
+
+    address: str
+    temp_dir: Path
+    client_address: str = ""  # ray://127.0.0.1:PORT, the head's Ray Client server
+
+    def raylet_pid(self, node: int) -> int:
+        """The raylet of node `node` (0 is the head), found by the custom resource only it has."""
+        marker = f"--static_resource_list=n{node},".encode()
+        pids = [p for p in _pids_with(str(self.temp_dir)) if marker in _cmdline(p)]
+        assert len(pids) == 1, f"raylet of node {node}: {pids}"
+        return pids[0]
+
+    def kill_node(self, node: int) -> None:
+        """A node failure: SIGKILL its raylet (its workers and their processes die with it)."""
+        os.kill(self.raylet_pid(node), signal.SIGKILL)
+
+    def restart_node(self, node: int) -> None:
+        """Start node `node` again (after `kill_node`), with its one CPU and resource n<node>."""
+        marker = f"--static_resource_list=n{node},".encode()
+        for pid in [p for p in _pids_with(str(self.temp_dir)) if marker in _cmdline(p)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # what the dead raylet left (its agents)
+        _start_worker(self, node)
+
+    def node_ids(self) -> dict[str, str]:
+        """Ray node id -> our node name (n0, n1, n2), from a short-lived driver."""
+        script = (
+            f"import json, ray; ray.init(address={self.address!r}, logging_level='error');"
+            "print(json.dumps({n['NodeID']: next(k for k in n['Resources'] if k in ('n0','n1','n2'))"
+            " for n in ray.nodes() if n['Alive']}))"
+        )
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+        ids: dict[str, str] = json.loads(out.stdout.strip().splitlines()[-1])
+        return ids
+
+    def stop(self) -> None:
+        """SIGKILL every process of this cluster, found by its temp dir, until none is left."""
+        deadline = time.monotonic() + 30
+        while pids := _pids_with(str(self.temp_dir)):
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+            assert time.monotonic() < deadline, f"cluster processes left: {pids}"
+            time.sleep(0.2)
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _start_worker(cluster: RayCluster, node: int) -> None:
+    worker = [str(RAY), "start", f"--address={cluster.address}", "--num-cpus=1", "--disable-usage-stats"]
+    resources = ["--resources", json.dumps({f"n{node}": 1})]
+    subprocess.run([*worker, *resources], env=_env(), check=True, capture_output=True, timeout=START_TIMEOUT_S)
+
+
+def start_cluster(temp_dir: Path) -> RayCluster:
+    """Start a head and two more nodes in `temp_dir`, each with one CPU and resource n<i>."""
+    port, client_port = _free_port(), _free_port()
+    common = ["--num-cpus=1", "--disable-usage-stats"]
+    head = [
+        str(RAY), "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--include-dashboard=false",
+        f"--ray-client-server-port={client_port}", "--resources", json.dumps({"n0": 1}), *common,
+    ]  # fmt: skip
+    cluster = RayCluster(f"127.0.0.1:{port}", temp_dir, client_address=f"ray://127.0.0.1:{client_port}")
+    try:
+        subprocess.run(head, env=_env(), check=True, capture_output=True, timeout=START_TIMEOUT_S)
+        for node in range(1, NODES):
+            _start_worker(cluster, node)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """The session's three-node cluster (see the module's docstring); skips outside a private network."""
+    pytest.importorskip("ray", reason="pip install 'suggestion-bridge[ray]'")
+    if not in_private_network():
+        pytest.skip("Ray tests run in a private network namespace: `make test` runs them under `unshare -n`")
+    # Ray's socket paths must stay short (107 bytes): a temp dir of its own under /tmp, not pytest's deep one.
+    temp_dir = Path(tempfile.mkdtemp(prefix="bridge-ray-", dir="/tmp"))
+    cluster = start_cluster(temp_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
