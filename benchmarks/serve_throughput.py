@@ -495,7 +495,10 @@ async def serving(settings: Any, *, exactly_once: bool = True) -> AsyncIterator[
     # `exactly_once=False` is a constructor argument no configuration reaches: the same service without ledger
     # records, transactions or committed offsets, to measure what the guarantees cost.
     service = BridgeService(
-        settings, executor=build_executor(settings.executor), connect_timeout_s=30, exactly_once=exactly_once
+        settings,
+        executor=build_executor(settings.executor, workdir=settings.workdir),
+        connect_timeout_s=30,
+        exactly_once=exactly_once,
     )
     task = asyncio.create_task(service.run())
     deadline = time.monotonic() + 60
