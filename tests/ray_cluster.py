@@ -18,12 +18,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.polling import wait_until
 
 RAY = Path(sys.executable).parent / "ray"
 NODES = 3
@@ -106,15 +107,15 @@ class RayCluster:
 
     def stop(self) -> None:
         """SIGKILL every process of this cluster, found by its temp dir, until none is left."""
-        deadline = time.monotonic() + 30
-        while pids := _pids_with(str(self.temp_dir)):
+
+        def none_left() -> bool:
+            pids = _pids_with(str(self.temp_dir))
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
-            assert time.monotonic() < deadline, f"cluster processes left: {pids}"
-            time.sleep(0.2)
+            return not pids
+
+        wait_until(none_left, timeout=30, interval=0.2)
 
 
 def _env() -> dict[str, str]:

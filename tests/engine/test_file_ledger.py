@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bridge.ledger import FileLedger
@@ -26,12 +26,16 @@ async def test_each_event_is_in_the_file_before_the_scheduler_goes_on(tmp_path: 
 
 
 async def test_close_returns_when_the_last_fsync_ended_just_before_it_was_called(tmp_path: Path) -> None:
+    # The fsyncs run on the loop's default executor: one of this test's own, so it can wait for its thread.
+    fsyncs = ThreadPoolExecutor(max_workers=1)
+    asyncio.get_running_loop().set_default_executor(fsyncs)
     ledger = FileLedger(tmp_path)
     await ledger.attempt_starting("op", "r1", 1)
-    # The fsync thread ends while the loop is blocked; its end reaches the loop first, then this task resumes,
-    # before the callbacks that its end schedules have run. (A close() that waited for those callbacks to run
-    # without giving the loop a turn spun forever here.)
-    time.sleep(0.3)  # noqa: ASYNC251 - blocking the event loop is the point: the fsync thread ends meanwhile
+    # The fsync thread ends while the loop is blocked, here until that thread is gone (its result is then posted
+    # to the loop); its end reaches the loop first, then this task resumes, before the callbacks that its end
+    # schedules have run. (A close() that waited for those callbacks to run without giving the loop a turn spun
+    # forever here.)
+    fsyncs.shutdown(wait=True)
     await asyncio.sleep(0)
     # Awaited in this task, not wrapped in another one (which would let those callbacks run first); a spin would
     # hold the loop, so pytest-timeout is what would end this test.
