@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,3 +50,18 @@ def write_operation(root: Path, values: list[dict[str, Any]], record: Path, **fi
     path = root / "mapping.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def executions(record: Path) -> list[dict[str, object]]:
+    """What each execution of a run wrote into `record` (the scripts job's record dir), in file-name order."""
+    return [json.loads(f.read_text()) for f in sorted(record.glob("*.json"))]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` still runs: a killed child stays a zombie until init reaps it, and a zombie is not running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

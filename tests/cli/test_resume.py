@@ -9,22 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.cli.cli_support import bridge, write_operation
+from tests.cli.cli_support import bridge, executions, process_alive, write_operation
 from tests.polling import wait_until
-
-
-def _executions(record: Path) -> list[dict[str, object]]:
-    return [json.loads(f.read_text()) for f in sorted(record.glob("*.json"))]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A killed child stays a zombie until reaped by init; a zombie is not running.
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_resume_after_kill_9_runs_only_what_had_not_finished(tmp_path: Path) -> None:
@@ -37,21 +23,21 @@ def test_resume_after_kill_9_runs_only_what_had_not_finished(tmp_path: Path) -> 
         stderr=subprocess.PIPE,
     )
     try:
-        wait_until(lambda: any(e["name"] == "r2" for e in _executions(record)), timeout=60)
+        wait_until(lambda: any(e["name"] == "r2" for e in executions(record)), timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         proc.kill()
         proc.communicate()
     run_pid = int(next(p for p in record.glob("r2.*.json")).name.split(".")[2])
-    wait_until(lambda: not _alive(run_pid), timeout=60)  # the run did not outlive the killed bridge
+    wait_until(lambda: not process_alive(run_pid), timeout=60)  # the run did not outlive the killed bridge
 
     gate.touch()
     out = bridge("run", "-f", str(f), "--output", "jsonl", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     results = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["status"] for r in results] == ["succeeded"] * 4
-    runs = [e["name"] for e in _executions(record)]
+    runs = [e["name"] for e in executions(record)]
     assert sorted(runs) == ["r0", "r1", "r2", "r2", "r3"]  # only the run in flight ran again
     assert results[2]["attempt"] == 2
     assert "resumed" in out.stderr
@@ -67,7 +53,7 @@ def test_sigint_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_until(lambda: any(e["name"] == "r1" for e in _executions(record)), timeout=60)
+    wait_until(lambda: any(e["name"] == "r1" for e in executions(record)), timeout=60)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -77,7 +63,7 @@ def test_sigint_stops_cleanly_exits_130_and_resumes(tmp_path: Path) -> None:
     out = bridge("run", "-f", str(f), "--output", "jsonl", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert [json.loads(x)["status"] for x in out.stdout.splitlines()] == ["succeeded"] * 3
-    assert sorted(e["name"] for e in _executions(record)) == ["r0", "r1", "r1", "r2"]
+    assert sorted(e["name"] for e in executions(record)) == ["r0", "r1", "r1", "r2"]
 
 
 def test_a_finished_operation_run_again_runs_nothing(tmp_path: Path) -> None:
@@ -86,4 +72,4 @@ def test_a_finished_operation_run_again_runs_nothing(tmp_path: Path) -> None:
     first = bridge("run", "-f", str(f), cwd=tmp_path)
     second = bridge("run", "-f", str(f), cwd=tmp_path)
     assert first.returncode == second.returncode == 1
-    assert len(_executions(record)) == 2
+    assert len(executions(record)) == 2

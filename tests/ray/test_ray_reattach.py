@@ -12,21 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.cli_support import bridge, write_operation
+from tests.cli.cli_support import bridge, executions, process_alive, write_operation
 from tests.polling import wait_until
 from tests.ray_cluster import RayCluster
-
-
-def _executions(record: Path) -> list[dict[str, object]]:
-    return [json.loads(f.read_text()) for f in sorted(record.glob("*.json"))]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.slow
@@ -38,7 +26,7 @@ def test_a_restarted_bridge_reattaches_to_runs_still_going(tmp_path: Path, ray_c
     ray_flags = ["--executor", "ray", "--address", ray_cluster.address]
     proc = subprocess.Popen([*command, *ray_flags], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_until(lambda: len(_executions(record)) == 2, timeout=120)
+        wait_until(lambda: len(executions(record)) == 2, timeout=120)
         # Both started and recorded where they run: the ledger's last lines say so.
         ledger = next((tmp_path / ".bridge" / "operations").glob("*/ledger.jsonl"))
         wait_until(lambda: ledger.read_text().count('"event":"started"') == 2, timeout=60)
@@ -48,11 +36,11 @@ def test_a_restarted_bridge_reattaches_to_runs_still_going(tmp_path: Path, ray_c
         proc.kill()
         proc.communicate()
     pids = [int(p.name.split(".")[2]) for p in record.glob("*.json")]
-    assert all(_alive(pid) for pid in pids)  # on Ray, the runs outlive the bridge that started them
+    assert all(process_alive(pid) for pid in pids)  # on Ray, the runs outlive the bridge that started them
 
     gate.touch()
     out = bridge("run", "-f", str(f), "--output", "jsonl", *ray_flags, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     results = [json.loads(line) for line in out.stdout.splitlines()]
     assert [(r["status"], r["attempt"]) for r in results] == [("succeeded", 1), ("succeeded", 1)]
-    assert sorted(str(e["name"]) for e in _executions(record)) == ["r0", "r1"]  # re-attached, never run again
+    assert sorted(str(e["name"]) for e in executions(record)) == ["r0", "r1"]  # re-attached, never run again
