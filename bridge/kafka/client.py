@@ -91,39 +91,40 @@ class BridgeClient:
             **kwargs, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
         )
         await self._consumer.start()
-        partitions = await self._wait_partitions(self._topics.results)
+        # The consumer's metadata only covers subscribed topics; an admin client describes any topic.
+        admin = AIOKafkaAdminClient(**client_kwargs(self._kafka))
+        await admin.start()
+        try:
+            partitions = await self._wait_partitions(admin, self._topics.results)
+            # Dead letters tell of a submitted message refused as a whole; created with the results topic, by the
+            # bridge. A principal that may not read them (deploy/kafka/ACLS.md's optimizer) still gets every
+            # readable message's answers from the results topic; only a refusal of the whole message then stays
+            # unseen ("pending").
+            letters = await self._wait_partitions(admin, self._topics.dead_letters, optional=True)
+        finally:
+            await admin.close()
         tps = [TopicPartition(self._topics.results, p) for p in sorted(partitions)]
-        # Dead letters tell of a submitted message refused as a whole; created with the results topic, by the bridge.
-        # A principal that may not read them (deploy/kafka/ACLS.md's optimizer) still gets every readable message's
-        # answers from the results topic; only a refusal of the whole message then stays unseen ("pending").
-        letters = await self._wait_partitions(self._topics.dead_letters, optional=True)
         tps += [TopicPartition(self._topics.dead_letters, p) for p in sorted(letters)]
         self._consumer.assign(tps)
         await self._consumer.seek_to_end(*tps)
         for tp in tps:  # pin the positions now, before anything is submitted
             await self._consumer.position(tp)
 
-    async def _wait_partitions(self, topic: str, *, optional: bool = False) -> set[int]:
+    async def _wait_partitions(self, admin: AIOKafkaAdminClient, topic: str, *, optional: bool = False) -> set[int]:
         """The partitions of `topic` once it exists; none when `optional` and this principal may not read it."""
-        # The consumer's metadata only covers subscribed topics; the admin client describes any topic.
-        admin = AIOKafkaAdminClient(**client_kwargs(self._kafka))
-        await admin.start()
-        try:
-            deadline = time.monotonic() + self._connect_timeout_s
-            while True:
-                (described,) = await admin.describe_topics([topic])
-                partitions = {p["partition"] for p in described["partitions"] if p["leader"] >= 0}
-                if described["error_code"] == 0 and partitions:
-                    return partitions
-                if described["error_code"] == TopicAuthorizationFailedError.errno:
-                    if optional:
-                        return set()
-                    raise PermissionError(f"not authorized to read topic {topic} (see deploy/kafka/ACLS.md)")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"topic {topic} does not exist (is `bridge serve` running?)")
-                await asyncio.sleep(0.2)  # the topic is being created by the bridge: poll its metadata
-        finally:
-            await admin.close()
+        deadline = time.monotonic() + self._connect_timeout_s
+        while True:
+            (described,) = await admin.describe_topics([topic])
+            partitions = {p["partition"] for p in described["partitions"] if p["leader"] >= 0}
+            if described["error_code"] == 0 and partitions:
+                return partitions
+            if described["error_code"] == TopicAuthorizationFailedError.errno:
+                if optional:
+                    return set()
+                raise PermissionError(f"not authorized to read topic {topic} (see deploy/kafka/ACLS.md)")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {topic} does not exist (is `bridge serve` running?)")
+            await asyncio.sleep(0.2)  # the topic is being created by the bridge: poll its metadata
 
     async def stop(self) -> None:
         """Disconnect."""
