@@ -259,6 +259,9 @@ class TransactionalPublisher(Protocol):
         """Queue a record (a `bridge.kafka.publisher.Outgoing`) for the next transaction; the future is done when
         that transaction is committed."""
 
+    def committed_within(self, seconds: float) -> bool:
+        """Whether a transaction of it committed in the last `seconds`."""
+
     def complete(self) -> asyncio.Future[None]:
         """Commit newly committable offsets in the next transaction, with nothing to publish."""
 

@@ -53,6 +53,7 @@ class ConsumeLoop:
         self._held: deque[tuple[TopicPartition, ConsumerRecord]] = deque()
         self._consumed: dict[TopicPartition, int] = {}  # next offset to handle, per partition (what we took)
         self._ends: dict[TopicPartition, int] = {}  # end offsets asked of the broker by the probe
+        self._handled: dict[Partition, int] = {}  # next offset to handle, once what is before it was handled
         self._paused = False
         self._announced = False  # `bridge_ready` is logged once, the first time the replica is ready
         self.broker_ok = True
@@ -66,6 +67,7 @@ class ConsumeLoop:
                 tp, record = held.popleft()
                 self._consumed[tp] = record.offset + 1
                 await self._handle(tp, record)
+                self._handled[Partition(tp.topic, tp.partition)] = record.offset + 1
             self._apply_backpressure(waiting=bool(held))
             took = False
             if not held and self._registry.room > 0:
@@ -87,6 +89,22 @@ class ConsumeLoop:
         `position()`: the fetcher moves that as it prefetches, which would hide a backlog nobody handles."""
         with contextlib.suppress(Exception):
             self._consumed[tp] = await asyncio.wait_for(self._start_offset(tp), PROBE_EVERY_S)
+            # Below its committed offset, a partition's records were handled, by whichever owner.
+            self._handled[Partition(tp.topic, tp.partition)] = self._consumed[tp]
+
+    def handled_up_to(self, part: Partition) -> int:
+        """Every record of `part` below this offset was handled since it was assigned (0: none yet)."""
+        return self._handled.get(part, 0)
+
+    async def end_offset(self, tp: TopicPartition) -> int | None:
+        """The partition's end offset now (read_committed: its last stable offset); None if the broker did not
+        tell in time."""
+        try:
+            ends = await asyncio.wait_for(self._consumer.end_offsets([tp]), PROBE_EVERY_S)
+        except Exception as exc:  # a broker away: the caller assumes the worst
+            log.warning("end_offset_unknown", topic=tp.topic, partition=tp.partition, error=str(exc))
+            return None
+        return int(ends[tp])
 
     def revoked(self, parts: set[Partition]) -> None:
         """Forget what was fetched and not handled: the next owner (maybe this replica) reads it again."""
@@ -94,6 +112,8 @@ class ConsumeLoop:
             if Partition(tp.topic, tp.partition) in parts:
                 self._consumed.pop(tp, None)
                 self._ends.pop(tp, None)
+        for part in parts:
+            self._handled.pop(part, None)
         kept = [(tp, r) for tp, r in self._held if Partition(tp.topic, tp.partition) not in parts]
         self._held.clear()
         self._held.extend(kept)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from bridge.kafka.lease import OWNER_KEY
+
 LocalState = Literal["active", "finished"]
 
 _SCHEMA = """
@@ -40,6 +42,10 @@ CREATE TABLE IF NOT EXISTS runs (
     local_record BLOB
 );
 CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (partition, state) WHERE state != 'finished';
+CREATE TABLE IF NOT EXISTS owners (
+    partition INTEGER PRIMARY KEY,
+    state TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS progress (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -126,6 +132,7 @@ class LedgerIndex:
         """Drop everything known of a partition (the topic was recreated or truncated)."""
         with self._transaction():
             self._db.execute("DELETE FROM runs WHERE partition=?", (partition,))
+            self._db.execute("DELETE FROM owners WHERE partition=?", (partition,))
             self._db.execute("DELETE FROM progress WHERE topic=? AND partition=?", (self._topic, partition))
 
     def clear_local(self, partition: int) -> None:
@@ -138,6 +145,9 @@ class LedgerIndex:
         """Take a page of committed records of `partition`, read up to `next_offset`."""
         with self._transaction():
             for e in entries:
+                if e.run_id == OWNER_KEY:
+                    self._owner(partition, e.state)
+                    continue
                 if e.state is None:
                     self._db.execute("DELETE FROM runs WHERE run_id=?", (e.run_id,))
                     continue
@@ -154,6 +164,21 @@ class LedgerIndex:
                 " ON CONFLICT (topic, partition) DO UPDATE SET next_offset=excluded.next_offset",
                 (self._topic, partition, next_offset),
             )
+
+    def _owner(self, partition: int, state: str | None) -> None:
+        if state is None:  # compacted away, or not a marker this version wrote: as if none
+            self._db.execute("DELETE FROM owners WHERE partition=?", (partition,))
+        else:
+            self._db.execute(
+                "INSERT INTO owners (partition, state) VALUES (?,?)"
+                " ON CONFLICT (partition) DO UPDATE SET state=excluded.state",
+                (partition, state),
+            )
+
+    def left_cleanly(self, partition: int) -> bool:
+        """Whether the partition's last owner released it (or none ever marked it): see `lease.py`."""
+        row = self._db.execute("SELECT state FROM owners WHERE partition=?", (partition,)).fetchone()
+        return row is None or row[0] == "released"
 
     # ---- what this replica does ----------------------------------------------------------------------
 

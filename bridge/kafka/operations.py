@@ -31,6 +31,7 @@ from bridge.messages import EarlyStop, LedgerRecord, OperationCounts, OperationC
 from bridge.models import ProgressEvent, RunResult, RunStatus, StopReason
 from bridge.offsets import Partition
 from bridge.plan import OperationPlan
+from bridge.ports import LedgerEntry
 from bridge.runtime import Runtime
 from bridge.scheduler import OperationOutcome, OperationRunner
 from bridge.telemetry import Telemetry
@@ -98,6 +99,10 @@ class Operations:
 
     def add(self, part: Partition, study: str, template: str, items: list[RunItem]) -> None:
         """Runs to batch into an operation (of the same partition, study, template and operation)."""
+        for item in items:
+            if item.record.attempt and item.run.run_id not in self._ledger.prior_attempts:
+                # Its first attempt counts as made by a dead previous owner (`lease.py`): this one is the next.
+                self._ledger.prior_attempts[item.run.run_id] = LedgerEntry(item.run.run_id, attempt=item.record.attempt)
         self._batcher.add(_BatchKey(part, study, template, id(items[0].operation)), items)
 
     def discard(self, gone: set[Partition]) -> list[RunItem]:

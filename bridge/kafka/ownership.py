@@ -24,6 +24,8 @@ class Ownership:
         self._reconciled: dict[Partition, asyncio.Event] = {}
         self._gaps: dict[Partition, asyncio.Event] = {}  # set when a revoked partition's next assignment is known
         self._parked: dict[Partition, list[tuple[RunItem, RunResult]]] = {}
+        # Taken from a predecessor that died holding them: runs it could have started, below this input offset.
+        self._suspect_below: dict[Partition, int] = {}
 
     def owns(self, part: Partition) -> bool:
         """Whether this replica may publish for `part` now."""
@@ -48,9 +50,22 @@ class Ownership:
         """The partition's ledger is read: its records may be handled."""
         self._reconciled.setdefault(part, asyncio.Event()).set()
 
+    def suspect(self, part: Partition, below: int) -> None:
+        """`part`'s previous owner died holding it (`lease.py`): suggestion records below offset `below`, and every
+        unfinished run of its ledger, may have had a first attempt nothing recorded."""
+        self._suspect_below[part] = below
+
+    def suspected(self, part: Partition, offset: int | None) -> bool:
+        """Whether a run of `part` (from the suggestion record at `offset`; None: from the ledger) may have had an
+        attempt a dead predecessor started and never recorded."""
+        below = self._suspect_below.get(part)
+        return below is not None and (offset is None or offset < below)
+
     def revoke(self, parts: set[Partition]) -> None:
         """These partitions leave (maybe for a moment): records waiting for them wake and see they are gone."""
         self._owned -= parts
+        for part in parts:
+            self._suspect_below.pop(part, None)
         self._handover |= parts
         for part in parts:
             ready = self._reconciled.pop(part, None)
@@ -80,6 +95,7 @@ class Ownership:
         """Lost for good (fenced by another replica)."""
         self._owned.discard(part)
         self._handover.discard(part)
+        self._suspect_below.pop(part, None)
 
     def drop_all(self) -> None:
         """Publish nothing more (shutdown past its grace)."""

@@ -148,6 +148,11 @@ class PartitionPublisher:
         self._wakeup.set()
         return self._next
 
+    def committed_within(self, seconds: float) -> bool:
+        """Whether a transaction of this producer committed in the last `seconds`: the broker then still took it
+        as the partition's owner (`lease.py`)."""
+        return self.failed is None and time.monotonic() - self._committed_at < seconds
+
     def complete(self) -> asyncio.Future[None]:
         """Commit newly committable offsets (work done with nothing to publish) in the next transaction."""
         self._wakeup.set()

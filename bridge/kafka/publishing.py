@@ -11,6 +11,7 @@ from typing import Protocol
 import structlog
 
 from bridge.errors import Fenced
+from bridge.kafka.lease import LEASE_S
 from bridge.kafka.ownership import Ownership
 from bridge.kafka.publisher import Outgoing
 from bridge.offsets import OffsetTracker, Partition
@@ -88,6 +89,12 @@ class Publishers:
             log.info("publish_dropped_not_owner", partition=part.partition, topic=record.topic)
             return None
         return publisher.publish(record)
+
+    def leased(self, part: Partition) -> bool:
+        """Whether `part` is owned and its producer committed within `LEASE_S`: a record queued now is committed
+        by this replica or, should it die first, assumed by the next owner (`lease.py`)."""
+        publisher = self._publishers.get(part)
+        return publisher is not None and self._ownership.owns(part) and publisher.committed_within(LEASE_S)
 
     async def publish_durably(self, part: Partition, record: Outgoing) -> None:
         """Publish and wait until committed; raises `Fenced` when this replica may not publish for `part`."""

@@ -23,6 +23,8 @@ from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
+SUSPECT_ALL = 2**62  # the end offset was not known: every record read may have run under the dead owner
+
 
 def _names(tps: list[TopicPartition]) -> list[str]:
     return [f"{tp.topic}:{tp.partition}" for tp in tps]
@@ -57,6 +59,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Commit what is done on the partitions leaving and stop publishing for them."""
         parts = {Partition(tp.topic, tp.partition) for tp in revoked}
+        self.release(parts)  # before anything is forgotten: whether it may be released depends on it
         self._loop.revoked(parts)
         self._ownership.revoke(parts)
         self._reconciler.forget(parts)
@@ -78,9 +81,28 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
             part = Partition(tp.topic, tp.partition)
             if tp.topic == self._suggestions:
                 parked = self._ownership.unpark(part) if part in back else []
-                await self._reconciler.reconcile(part, parked)
+                if not await self._reconciler.reconcile(part, parked):
+                    # Its previous owner died holding it: what it could have read may have run unrecorded.
+                    end = await self._loop.end_offset(tp)
+                    self._ownership.suspect(part, end if end is not None else SUSPECT_ALL)
+                    log.warning("partition_taken_from_dead_owner", partition=part.partition, suspect_below=end)
             self._ownership.mark_reconciled(part)
         self._ownership.close_gaps(back | gone)
+
+    def release(self, parts: set[Partition]) -> None:
+        """Mark the suggestion partitions of `parts` released (`lease.py`): this replica lets them go cleanly, and
+        all it started of them is queued before the marker. Not when it still owes them a first attempt a dead
+        predecessor may have made (records it has not handled yet, or ledger runs not taken up): their next owner
+        must then assume the worst, as this replica did."""
+        for part in parts:
+            if part.topic != self._suggestions or not self._ownership.owns(part):
+                continue
+            if self._ownership.suspected(part, None) and (
+                self._reconciler.has_backlog(part) or self._ownership.suspected(part, self._loop.handled_up_to(part))
+            ):
+                log.info("partition_left_suspect", partition=part.partition)
+                continue
+            self._reconciler.release(part)
 
     def hand_over(self, gone: set[Partition]) -> None:
         """Stop and forget the runs of partitions that another replica owns now."""

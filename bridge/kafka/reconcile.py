@@ -11,6 +11,7 @@ looks at it again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import structlog
@@ -19,6 +20,7 @@ from bridge.config import BridgeSettings
 from bridge.deadletters import DeadLetterError
 from bridge.intake import Templates, accept_ledger_record
 from bridge.kafka.dead_letters import DeadLetters
+from bridge.kafka.lease import OWNER_KEY, OwnerState, owner_marker
 from bridge.kafka.ledger import newer_version, parse_record
 from bridge.kafka.ledger_index import IndexedRun, LedgerIndex
 from bridge.kafka.ownership import Ownership
@@ -72,8 +74,10 @@ class Reconciler:
         self._limits = settings.message_limits()
         self._backlog: set[Partition] = set()  # partitions with unfinished ledger runs not yet taken up
 
-    async def reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> None:
-        """Read `part`'s ledger to its end; its unfinished runs are then taken up by `take_backlog`."""
+    async def reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> bool:
+        """Read `part`'s ledger to its end, and mark it this replica's (`lease.py`); its unfinished runs are then
+        taken up by `take_backlog`. False when its previous owner died holding it: runs it could have started
+        may have an attempt nothing recorded."""
         publisher = await self._publishers.get(part)  # its start fenced the previous owner, aborting its transaction
         for item, result in parked:  # finished while the partition was between two assignments
             self._finish(item, result)
@@ -83,8 +87,28 @@ class Reconciler:
         await self._read_ledger(part.partition, self._index)
         ours = [item.run.run_id for item in self._registry.of_partition(part)]
         self._index.note_many(part.partition, ours, "active")  # still running here: the partition came back
-        log.info("ledger_reconciled", partition=part.partition, **self._index.counts(part.partition))
+        clean = self._index.left_cleanly(part.partition)
+        log.info(
+            "ledger_reconciled", partition=part.partition, left_cleanly=clean, **self._index.counts(part.partition)
+        )
         self._backlog.add(part)
+        # Committed before any run of it starts early: whoever reads `acquired` after this knows this replica may
+        # have started runs it had no time to record, should it die holding the partition.
+        await self._publishers.publish_durably(part, self._owner_record(part, "acquired"))
+        return clean
+
+    def release(self, part: Partition) -> bool:
+        """Queue the `released` marker of `part` after all this replica queued for it (the partition leaves
+        cleanly); False when it was not queued (not owned any more)."""
+        return self._publishers.publish(part, self._owner_record(part, "released")) is not None
+
+    def has_backlog(self, part: Partition) -> bool:
+        """Whether `part`'s ledger still has unfinished runs this replica has not taken up."""
+        return part in self._backlog
+
+    def _owner_record(self, part: Partition, state: OwnerState) -> Outgoing:
+        topic = self._settings.topics.ledger
+        return Outgoing(topic, OWNER_KEY.encode(), owner_marker(state), partition=part.partition)
 
     def forget(self, parts: set[Partition]) -> None:
         """These partitions left: their backlog is their next owner's."""
@@ -113,6 +137,8 @@ class Reconciler:
                 item = await self._rerun_item(part, row)
                 if item is None:
                     continue
+                if item.record.attempt == 0 and self._ownership.suspected(part, None):
+                    item = self._assume_first_attempt(part, item)
                 self._registry.add(item)
                 self._ledger.prior_attempts[item.run.run_id] = LedgerEntry(
                     run_id=item.run.run_id, attempt=item.record.attempt, reattach_info=dict(item.record.dispatch or {})
@@ -121,6 +147,17 @@ class Reconciler:
             for (study, template, _), items in rerun.items():
                 log.warning("runs_resumed_from_ledger", partition=part.partition, study=study, runs=len(items))
                 self._batch(part, study, template, items)
+
+    def _assume_first_attempt(self, part: Partition, item: RunItem) -> RunItem:
+        """A run the partition's dead previous owner had received and could have started with nothing recorded:
+        attempt 1 counts as made, durably (queued before any `released` marker), so it runs as attempt 2 here or
+        at whoever takes it next."""
+        record = item.record.model_copy(update={"attempt": 1})
+        topic = self._settings.topics.ledger
+        self._publishers.publish(
+            part, Outgoing(topic, item.run.run_id.encode(), record.to_bytes(), partition=part.partition)
+        )
+        return dataclasses.replace(item, record=record)
 
     async def _rerun_item(self, part: Partition, row: IndexedRun) -> RunItem | None:
         """The run an unfinished ledger record stands for, validated like a suggestion; None (and a dead letter

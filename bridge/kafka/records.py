@@ -137,8 +137,10 @@ class Records:
             inline = operation.model_dump(mode="json", by_alias=True, exclude_none=True)
         limit = self._settings.limits.max_record_bytes
         prepared: list[tuple[RunItem, bytes]] = []
+        # A dead previous owner could have started these with nothing recorded: attempt 1 counts as made (`lease.py`).
+        attempt = 1 if self._ownership.suspected(part, record.offset) else 0
         for run, print_ in admission.fresh:
-            ledger_record = received_record(run, outcome.study, outcome.template, inline, print_)
+            ledger_record = received_record(run, outcome.study, outcome.template, inline, print_, attempt=attempt)
             value = ledger_record.to_bytes()
             if len(value) > limit:
                 self._refuse(

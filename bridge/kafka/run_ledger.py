@@ -12,6 +12,7 @@ import structlog
 from bridge.errors import Fenced
 from bridge.kafka.publisher import Outgoing
 from bridge.kafka.registry import RunRegistry
+from bridge.kafka.runs import RunItem
 from bridge.models import RunResult
 from bridge.offsets import Partition
 from bridge.ports import LedgerEntry
@@ -23,9 +24,14 @@ Queue = Callable[[Partition, Outgoing], "asyncio.Future[None] | None"]
 
 
 class KafkaRunLedger:
-    """The scheduler's `RunLedger` for `serve`: a `dispatched` ledger record is committed as an attempt starts,
-    and again with where it runs and how to find it again once it has started (queued, not waited for); `finished`
-    goes out with the result (see `Operations.finish_run`), so here it does nothing."""
+    """The scheduler's `RunLedger` for `serve`. Each attempt gets a `dispatched` ledger record as it starts, and
+    another with where it runs and how to find it again once it has (queued, not waited for); `finished` goes out
+    with the result (see `Operations.finish_run`), so here it does nothing.
+
+    A first attempt starts as soon as its record is queued, while the partition's lease holds (`lease.py`): the
+    record commits in the next transaction, always before the result, and a kill -9 before then is what the
+    partition's next owner assumes. Any later attempt (a retry, or a run taken over) waits for its record's
+    commit before it starts, so an owner never has more than one attempt of a run unrecorded."""
 
     def __init__(
         self,
@@ -35,12 +41,14 @@ class KafkaRunLedger:
         on_lost: Callable[[str], None],
         *,
         queue: Queue | None = None,
+        leased: Callable[[Partition], bool] | None = None,
         exactly_once: bool = True,
     ) -> None:
         self._items = registry
         self._topic = ledger_topic
         self._publish = publish
         self._queue = queue
+        self._leased = leased
         self._exactly_once = exactly_once  # False: benchmarks only (see `BridgeService`)
         self._on_lost = on_lost
         self.prior_attempts: dict[str, LedgerEntry] = {}
@@ -50,32 +58,40 @@ class KafkaRunLedger:
         return dict(self.prior_attempts)
 
     async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
-        await self._dispatched(run_id, attempt, {})
+        item = self._items.get(run_id)
+        if item is None or not self._exactly_once:
+            return
+        out = self._dispatched(item, attempt, {})
+        early = attempt == 1 and self._leased is not None and self._queue is not None and self._leased(item.source)
+        if early and self._queue is not None and self._queue(item.source, out) is not None:
+            return
+        await self._durably(run_id, item.source, out)
 
     async def attempt_started(
         self, operation_id: str, run_id: str, attempt: int, node_id: str, reattach: Mapping[str, Any]
     ) -> None:
-        await self._dispatched(run_id, attempt, {**reattach, "node_id": node_id})
-
-    async def _dispatched(self, run_id: str, attempt: int, info: Mapping[str, Any]) -> None:
         item = self._items.get(run_id)
         if item is None or not self._exactly_once:
             return
-        # First before the executor is asked (the attempt counts even if the bridge dies then), then with what the
-        # executor tells of it, so a later owner can re-attach to it, or stop what a kill -9 of this bridge left.
+        out = self._dispatched(item, attempt, {**reattach, "node_id": node_id})
+        # The process runs already and its attempt is recorded: this record only helps a later owner reap what a
+        # kill -9 left (PR_SET_PDEATHSIG kills the run itself). Queued in order, it commits in the next
+        # transaction, at the latest with the result, without holding the run's slot for a commit. Not queued
+        # (the partition is handed over, or gone): the waiting path sorts out which.
+        if self._queue is not None and self._queue(item.source, out) is not None:
+            return
+        await self._durably(run_id, item.source, out)
+
+    def _dispatched(self, item: RunItem, attempt: int, info: Mapping[str, Any]) -> Outgoing:
         changes: dict[str, Any] = {"attempt": attempt}
         if info:
             changes["dispatch"] = {**info, "host": socket.gethostname()}
         record = item.record.with_state("dispatched", **changes)
-        out = Outgoing(self._topic, run_id.encode(), record.to_bytes(), partition=item.source.partition)
-        # With its process group, the process runs already and its attempt is durable: this record only helps a
-        # later owner reap what a kill -9 left (PR_SET_PDEATHSIG kills the run itself). Queued in order, it
-        # commits in the next transaction, at the latest with the result, without holding the run's slot for a
-        # commit. Not queued (the partition is handed over, or gone): the waiting path below sorts out which.
-        if info and self._queue is not None and self._queue(item.source, out) is not None:
-            return
+        return Outgoing(self._topic, item.run.run_id.encode(), record.to_bytes(), partition=item.source.partition)
+
+    async def _durably(self, run_id: str, part: Partition, out: Outgoing) -> None:
         try:
-            await self._publish(item.source, out)
+            await self._publish(part, out)
         except Fenced:
             self._lost(run_id)
 

@@ -38,9 +38,16 @@ class RunItem:
 
 
 def received_record(
-    run: PlannedRun, study: str, template: str, inline: Mapping[str, Any] | None, fingerprint: str
+    run: PlannedRun,
+    study: str,
+    template: str,
+    inline: Mapping[str, Any] | None,
+    fingerprint: str,
+    *,
+    attempt: int = 0,
 ) -> LedgerRecord:
-    """The `received` ledger record of an accepted suggestion: everything needed to run it again."""
+    """The `received` ledger record of an accepted suggestion: everything needed to run it again; `attempt` 1 when
+    a dead previous owner may have made the first attempt unrecorded (`lease.py`)."""
     return LedgerRecord(
         run_id=run.run_id,
         state="received",
@@ -53,6 +60,7 @@ def received_record(
         metadata=dict(run.metadata),
         operation=dict(inline) if inline is not None else None,
         fingerprint=fingerprint,
+        attempt=attempt,
     )
 
 

@@ -36,7 +36,7 @@ from bridge.kafka.reconcile import Reconciler
 from bridge.kafka.records import Records
 from bridge.kafka.registry import RunRegistry
 from bridge.kafka.run_ledger import KafkaRunLedger
-from bridge.offsets import OffsetTracker
+from bridge.offsets import OffsetTracker, Partition
 from bridge.ports import Executor, MessageConsumer
 from bridge.retention import CacheRetention, keep_pruning
 from bridge.runtime import Runtime
@@ -96,6 +96,7 @@ class BridgeService:
             self._publishers.publish_durably,
             lambda run_id: self._rebalancer().lost_run(run_id),
             queue=self._publishers.publish,
+            leased=self._publishers.leased,
             exactly_once=exactly_once,
         )
         runtime = Runtime(
@@ -210,6 +211,8 @@ class BridgeService:
                 await loop.run(self._stopping)
                 log.info("bridge_draining", in_flight=self.in_flight, grace_s=s.shutdown_grace_s)
                 await self._operations.drain(s.shutdown_grace_s)
+                # Drained: what this replica started is queued; its partitions go cleanly (`lease.py`).
+                self._rebalancer().release({Partition(tp.topic, tp.partition) for tp in consumer.assignment()})
             finally:
                 await self._publishers.close_all()
                 await consumer.stop()

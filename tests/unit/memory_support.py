@@ -22,6 +22,7 @@ from tests.polling import eventually
 from tests.service.service_support import service_settings
 
 RESULT = "bridge.result/v1"
+LEDGER = "bridge.ledger/v1"  # the runs' records; the ledger also holds `~owner` markers (bridge/kafka/lease.py)
 
 
 def memory_settings(root: Path, **overrides: Any) -> BridgeSettings:

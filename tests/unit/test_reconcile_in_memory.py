@@ -9,7 +9,7 @@ from typing import Any
 from bridge.intake import run_id_of
 from bridge.kafka.memory import MemoryBroker
 from tests.service.service_support import suggestion
-from tests.unit.memory_support import RESULT, FakeExecutor, memory_settings, messages, serving, until
+from tests.unit.memory_support import LEDGER, RESULT, FakeExecutor, memory_settings, messages, serving, until
 
 
 def _ledger(run_id: str, suggestion_id: str, **fields: Any) -> bytes:
@@ -37,7 +37,7 @@ async def test_a_dispatched_run_runs_again_with_the_next_attempt_after_its_proce
     broker, first = MemoryBroker(settings), FakeExecutor(hold=True)
     async with serving(settings, broker, first):
         broker.send(settings.topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a"]), key=b"s")
-        await until(broker, settings.topics.ledger, 2)  # received, then dispatched
+        await until(broker, settings.topics.ledger, 2, LEDGER)  # received, then dispatched
     # Stopped past its grace: interrupted, so no result; the ledger still says dispatched.
     assert messages(broker, settings.topics.results, RESULT) == []
     # Another replica (its own disk) takes the partition over.

@@ -8,7 +8,7 @@ from pathlib import Path
 from bridge.kafka.memory import MemoryBroker
 from tests.polling import eventually
 from tests.service.service_support import suggestion
-from tests.unit.memory_support import RESULT, FakeExecutor, committed, memory_settings, messages, serving, until
+from tests.unit.memory_support import LEDGER, RESULT, FakeExecutor, committed, memory_settings, messages, serving, until
 
 
 async def test_a_suggestion_gets_one_result_and_its_offset_is_committed_with_it(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ async def test_a_suggestion_gets_one_result_and_its_offset_is_committed_with_it(
         results = await until(broker, topics.results, 1, RESULT)
         await eventually(lambda: committed(broker, topics.suggestions) == 1, timeout=5, interval=0.005)
     assert [(r["suggestion_id"], r["status"], r["outputs"]) for r in results] == [("a1", "succeeded", {"loss": 0.5})]
-    states = [m["state"] for m in messages(broker, topics.ledger)]
+    states = [m["state"] for m in messages(broker, topics.ledger, LEDGER)]
     assert states[0] == "received" and states[-1] == "finished"
     assert executor.names == ["a"]
 
@@ -141,5 +141,5 @@ async def test_a_runs_process_group_is_in_the_ledger_while_it_runs_and_before_it
         assert messages(broker, topics.results, RESULT) == []  # still running
         executor.release()
         await until(broker, topics.results, 1, RESULT)
-    ledger = [(m["state"], bool(m.get("dispatch"))) for m in messages(broker, topics.ledger)]
+    ledger = [(m["state"], bool(m.get("dispatch"))) for m in messages(broker, topics.ledger, LEDGER)]
     assert ledger == [("received", False), ("dispatched", False), ("dispatched", True), ("finished", False)]
