@@ -1,0 +1,136 @@
+"""Runs start before their ledger records commit, and a partition's next owner still counts every attempt
+(bridge/kafka/lease.py): the real `BridgeService` on the in-memory broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from bridge.identity import run_id_of
+from bridge.kafka import publishing
+from bridge.kafka.lease import OWNER_KEY, OwnerState, owner_marker, owner_state
+from bridge.kafka.memory import MemoryBroker
+from bridge.ports import EventCallback, RunSpec
+from tests.service.service_support import suggestion
+from tests.unit.memory_support import (
+    LEDGER,
+    PLACE,
+    RESULT,
+    FakeExecutor,
+    memory_settings,
+    messages,
+    name_of,
+    serving,
+    until,
+)
+
+
+class WatchingExecutor(FakeExecutor):
+    """Notes, as each run starts, what the broker has committed of it in the ledger."""
+
+    def __init__(self, broker: MemoryBroker, ledger: str) -> None:
+        super().__init__()
+        self._broker = broker
+        self._ledger = ledger
+        self.committed_at_start: dict[str, list[str]] = {}
+
+    async def start(self, spec: RunSpec, on_event: EventCallback) -> Any:
+        key = spec.run_id.encode()
+        states = [json.loads(r.value)["state"] for r in self._broker.records(self._ledger) if r.key == key and r.value]
+        self.committed_at_start[name_of(spec.render(PLACE))] = states
+        return await super().start(spec, on_event)
+
+
+def _owners(broker: MemoryBroker, ledger: str) -> dict[int, str | None]:
+    """The last `~owner` marker of each ledger partition."""
+    last: dict[int, str | None] = {}
+    for r in broker.records(ledger):
+        if r.key == OWNER_KEY.encode():
+            last[r.partition] = owner_state(r.value)
+    return last
+
+
+async def test_a_first_attempt_starts_before_its_records_commit_and_its_result_follows_them(tmp_path: Path) -> None:
+    settings = memory_settings(tmp_path)
+    broker = MemoryBroker(settings)
+    executor = WatchingExecutor(broker, settings.topics.ledger)
+    topics = settings.topics
+    async with serving(settings, broker, executor):
+        broker.send(topics.suggestions, suggestion("s", [{"name": "early"}], ids=["e1"]), key=b"s")
+        results = await until(broker, topics.results, 1, RESULT)
+    assert [(r["suggestion_id"], r["attempt"], r["status"]) for r in results] == [("e1", 1, "succeeded")]
+    # Its attempt was not committed when its process started: no commit on the way to the start.
+    assert list(executor.committed_at_start) == ["early"]
+    assert "dispatched" not in executor.committed_at_start["early"]
+    # ...and every record of it committed before (or with) its result: the ledger says the whole story.
+    states = [(m["state"], m.get("attempt", 0)) for m in messages(broker, topics.ledger, LEDGER)]
+    assert states[0] == ("received", 0) and ("dispatched", 1) in states and states[-1] == ("finished", 1)
+
+
+async def test_without_a_recent_commit_a_first_attempt_waits_for_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A replica whose producer has not committed lately may have lost its partition without knowing: it waits.
+    monkeypatch.setattr(publishing, "LEASE_S", 0.0)
+    settings = memory_settings(tmp_path)
+    broker = MemoryBroker(settings)
+    executor = WatchingExecutor(broker, settings.topics.ledger)
+    async with serving(settings, broker, executor):
+        broker.send(settings.topics.suggestions, suggestion("s", [{"name": "late"}], ids=["l1"]), key=b"s")
+        await until(broker, settings.topics.results, 1, RESULT)
+    assert executor.committed_at_start == {"late": ["received", "dispatched"]}  # committed first, as before
+
+
+def _seed(broker: MemoryBroker, ledger: str, run_id: str, name: str, record: Path) -> None:
+    body = {"schema": LEDGER, "run_id": run_id, "state": "received", "study": "s", "template": "job"}
+    params = {"name": name, "record": str(record)}
+    value = json.dumps({**body, "suggestion_id": name, "given": {"name": name}, "params": params}).encode()
+    broker.send(ledger, value, key=run_id.encode(), partition=0)
+
+
+@pytest.mark.parametrize(("left", "attempt"), [("acquired", 2), ("released", 1)])
+async def test_the_next_owner_counts_a_first_attempt_a_dead_owner_may_have_made(
+    tmp_path: Path, left: str, attempt: int
+) -> None:
+    """A partition whose owner died holding it (`acquired` is its last marker): a run it had received, and a
+    suggestion it had read, may have run with nothing recorded, so they run as attempt 2. One let go cleanly
+    (`released`): they never ran, attempt 1. A suggestion sent after the takeover is attempt 1 either way."""
+    settings = memory_settings(tmp_path)
+    broker, executor = MemoryBroker(settings), FakeExecutor()
+    topics = settings.topics
+    in_ledger = run_id_of("s", "job", "in-ledger")
+    _seed(broker, topics.ledger, in_ledger, "in-ledger", tmp_path / "record")
+    broker.send(topics.ledger, owner_marker(cast(OwnerState, left)), key=OWNER_KEY.encode(), partition=0)
+    broker.send(topics.suggestions, suggestion("s", [{"name": "read"}], ids=["read"]), key=b"s", partition=0)
+    async with serving(settings, broker, executor):
+        await until(broker, topics.results, 2, RESULT)
+        broker.send(topics.suggestions, suggestion("s", [{"name": "after"}], ids=["after"]), key=b"s", partition=0)
+        results = await until(broker, topics.results, 3, RESULT)
+    assert sorted((r["suggestion_id"], r["attempt"]) for r in results) == sorted(
+        [("in-ledger", attempt), ("read", attempt), ("after", 1)]
+    )
+    assert sorted(executor.names) == ["after", "in-ledger", "read"]  # each ran once here
+    # The assumed attempt is durable before anything else happens to the run: a third owner would count it too.
+    if attempt == 2:
+        received = [m for m in messages(broker, topics.ledger, LEDGER) if m["state"] == "received"]
+        assert {m["suggestion_id"] for m in received if m.get("attempt") == 1} == {"in-ledger", "read"}
+
+
+async def test_a_drained_replica_releases_its_partitions_and_a_crashed_one_does_not(tmp_path: Path) -> None:
+    settings = memory_settings(tmp_path)
+    broker = MemoryBroker(settings)
+    ledger = settings.topics.ledger
+    async with serving(settings, broker, FakeExecutor()):
+        assert set(_owners(broker, ledger).values()) == {"acquired"}
+    partitions = broker.partitions(settings.topics.suggestions)
+    assert _owners(broker, ledger) == dict.fromkeys(range(partitions), "released")
+    # Past its grace a replica stops runs it cannot finish: it does not claim a clean hand-over.
+    stuck = settings.model_copy(update={"shutdown_grace_s": 0})
+    held = FakeExecutor(hold=True)
+    async with serving(stuck, broker, held):
+        broker.send(settings.topics.suggestions, suggestion("s", [{"name": "stuck"}], ids=["st"]), key=b"s")
+        await until(broker, ledger, 2 + partitions * 3, None)  # received + dispatched, after the markers
+    assert "acquired" in _owners(broker, ledger).values()
