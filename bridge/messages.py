@@ -32,6 +32,7 @@ OPERATION_SCHEMA: Final = "bridge.operation/v1"
 DEADLETTER_SCHEMA: Final = "bridge.deadletter/v1"
 CONTROL_SCHEMA: Final = "bridge.control/v1"
 LEDGER_SCHEMA: Final = "bridge.ledger/v1"
+OWNER_SCHEMA: Final = "bridge.owner/v1"
 
 MAX_SUGGESTIONS = 1024
 """The most suggestions one message may carry; the service may set a lower cap (`max_suggestions`)."""
@@ -231,6 +232,20 @@ class ControlMessage(TopicMessage):
         if len(given) != 1 or given[0] not in wanted:
             raise ValueError(f"{self.action} takes exactly one of {' or '.join(wanted)}, got {given or 'none'}")
         return self
+
+
+class OwnerMarker(TopicMessage):
+    """Who holds a ledger partition (`bridge.owner/v1`, key `~owner`, in the ledger topic): `acquired` when a
+    replica takes the input partition of the same number, `released` when it lets it go cleanly. A next owner that
+    finds `acquired` counts a first attempt as made for every run the dead owner could have started
+    (`bridge/kafka/lease.py`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    schema_: Literal["bridge.owner/v1"] = Field(default=OWNER_SCHEMA, alias="schema")
+    state: Literal["acquired", "released"]
+    owner: str = Field(description="The host of the replica that wrote it.")
+    at: float = Field(description="When it was written, in seconds since the epoch.")
 
 
 class LedgerRecord(Frozen):

@@ -24,6 +24,7 @@ from bridge.messages import (
     LEDGER_SCHEMA,
     NAME_PATTERN,
     OPERATION_SCHEMA,
+    OWNER_SCHEMA,
     SUGGESTION_SCHEMA,
 )
 from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA
@@ -104,14 +105,15 @@ _TOPICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "ledger",
         "send",
-        "The run ledger (compacted, keyed by run id): received, dispatched, finished; the bridge's own state.",
-        (LEDGER_SCHEMA,),
+        "The run ledger (compacted, keyed by run id): received, dispatched, finished; the bridge's own state. In"
+        " each partition, the record keyed `~owner` says who holds it.",
+        (LEDGER_SCHEMA, OWNER_SCHEMA),
     ),
 )
 
 
 _KEY_SCHEMA = {"type": "string", "pattern": NAME_PATTERN, "description": "The study name."}
-_RUN_KEY_SCHEMA = {"type": "string", "description": "The run id."}
+_RUN_KEY_SCHEMA = {"type": "string", "description": "The run id (`~owner` for the partition's owner marker)."}
 
 
 def _message_key(schema: str) -> str:

@@ -17,6 +17,7 @@ from bridge.messages import (
     DEADLETTER_SCHEMA,
     LEDGER_SCHEMA,
     OPERATION_SCHEMA,
+    OWNER_SCHEMA,
     SUGGESTION_SCHEMA,
     ControlMessage,
     LedgerRecord,
@@ -24,6 +25,7 @@ from bridge.messages import (
     OperationEvent,
     OperationFinished,
     OperationProgress,
+    OwnerMarker,
     SuggestionMessage,
 )
 from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA, ProgressEvent, RunResult
@@ -38,6 +40,7 @@ Message: TypeAlias = (
     | DeadLetter
     | ControlMessage
     | LedgerRecord
+    | OwnerMarker
 )
 """Any message of any topic."""
 
@@ -50,6 +53,7 @@ MESSAGE_TYPES: Final[Mapping[str, Any]] = MappingProxyType(
         DEADLETTER_SCHEMA: DeadLetter,
         CONTROL_SCHEMA: ControlMessage,
         LEDGER_SCHEMA: LedgerRecord,
+        OWNER_SCHEMA: OwnerMarker,
     }
 )
 """Each schema this bridge reads and writes, and the type of its messages (for operations, the union of events)."""
@@ -61,6 +65,7 @@ OPERATION: Final = "bridge.operation"
 DEADLETTER: Final = "bridge.deadletter"
 CONTROL: Final = "bridge.control"
 LEDGER: Final = "bridge.ledger"
+OWNER: Final = "bridge.owner"
 
 
 def family_of(name: str) -> str:

@@ -19,8 +19,8 @@ attempt that ran with nothing of it committed. A next owner cannot see it, so it
   stalled for longer may have lost the partition without knowing (its session expired); it then waits for the
   commit, which fails if it was fenced, instead of starting a run its successor runs too.
 
-The marker is a record of its own schema, so a ledger reader of an earlier version dead-letters it instead of
-running it (and a run id, a hex digest, can never be `~owner`).
+The marker is a record of its own schema (`bridge.owner/v1`, `messages.OwnerMarker`), so a ledger reader of an
+earlier version dead-letters it instead of running it (and a run id, a UUID, can never be `~owner`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ import socket
 import time
 from typing import Literal
 
+from bridge.messages import OWNER_SCHEMA, OwnerMarker
+
 OWNER_KEY = "~owner"
-OWNER_SCHEMA = "bridge.owner/v1"
 LEASE_S = 3.0  # well inside aiokafka's default 10 s session: a replica that committed this recently still owns
 
 OwnerState = Literal["acquired", "released"]
@@ -39,10 +40,7 @@ OwnerState = Literal["acquired", "released"]
 
 def owner_marker(state: OwnerState) -> bytes:
     """The value of the `~owner` ledger record this replica writes."""
-    return json.dumps(
-        {"schema": OWNER_SCHEMA, "state": state, "owner": socket.gethostname(), "at": time.time()},
-        separators=(",", ":"),
-    ).encode()
+    return OwnerMarker(state=state, owner=socket.gethostname(), at=time.time()).to_json().encode()
 
 
 def owner_state(value: bytes | None) -> OwnerState | None:
