@@ -246,6 +246,11 @@ class OwnerMarker(TopicMessage):
     state: Literal["acquired", "released"]
     owner: str = Field(description="The host of the replica that wrote it.")
     at: float = Field(description="When it was written, in seconds since the epoch.")
+    claim: int | None = Field(
+        default=None,
+        ge=0,
+        description="Input offsets below it are claimed: their runs may start before their ledger records commit.",
+    )
 
 
 class LedgerRecord(Frozen):

@@ -42,8 +42,10 @@ class ConsumeLoop:
         unservable: Callable[[], dict[Partition, str]],
         health: Health,
         telemetry: Telemetry,
+        fetched: Callable[[Partition, int], None] = lambda part, offset: None,
     ) -> None:
         self._consumer = consumer
+        self._fetched = fetched
         self._registry = registry
         self._handle = handle
         self._before_poll = before_poll
@@ -74,6 +76,9 @@ class ConsumeLoop:
                 timeout_ms = int(LOOP_PERIOD_S * 1000)
                 batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=min(self._registry.room, 500))
                 held.extend((tp, r) for tp, records in batches.items() for r in records)
+                for tp, records in batches.items():
+                    if records:
+                        self._fetched(Partition(tp.topic, tp.partition), records[-1].offset)
                 took = bool(held)
             else:
                 await self._registry.wait_for_room(LOOP_PERIOD_S)

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bridge.config import BridgeSettings
 from bridge.identity import fingerprint
 from bridge.kafka.connection import client_kwargs
-from bridge.kafka.lease import OWNER_KEY, owner_state
+from bridge.kafka.lease import OWNER_KEY, owner_of
 from bridge.kafka.ledger_index import LedgerEntryIn, LedgerIndex
 from bridge.limits import Limits
 from bridge.messages import LEDGER_SCHEMA, LedgerRecord
@@ -60,7 +60,8 @@ def index_entry(offset: int, key: bytes | None, value: bytes | None) -> LedgerEn
         return None
     run_id = key.decode("utf-8", errors="replace")[:256]
     if run_id == OWNER_KEY:  # not a run: who owned the partition last (`lease.py`)
-        return LedgerEntryIn(offset, run_id, owner_state(value))
+        owner = owner_of(value)
+        return LedgerEntryIn(offset, run_id, owner.state if owner else None, claim=owner.claim if owner else None)
     if value is None:
         return LedgerEntryIn(offset, run_id, None)
     try:

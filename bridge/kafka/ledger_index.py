@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from bridge.kafka.lease import OWNER_KEY
+from bridge.kafka.lease import OWNER_KEY, Owner
 
 LocalState = Literal["active", "finished"]
 
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (partition, state) WHERE state != 'finished';
 CREATE TABLE IF NOT EXISTS owners (
     partition INTEGER PRIMARY KEY,
-    state TEXT NOT NULL
+    state TEXT NOT NULL,
+    claim INTEGER
 );
 CREATE TABLE IF NOT EXISTS progress (
     topic TEXT NOT NULL,
@@ -88,6 +89,7 @@ class LedgerEntryIn:
     attempt: int = 0
     fingerprint: str | None = None
     record: bytes | None = None
+    claim: int | None = None  # an `~owner` marker's claim
 
 
 class LedgerIndex:
@@ -146,7 +148,7 @@ class LedgerIndex:
         with self._transaction():
             for e in entries:
                 if e.run_id == OWNER_KEY:
-                    self._owner(partition, e.state)
+                    self._owner(partition, e.state, e.claim)
                     continue
                 if e.state is None:
                     self._db.execute("DELETE FROM runs WHERE run_id=?", (e.run_id,))
@@ -165,20 +167,20 @@ class LedgerIndex:
                 (self._topic, partition, next_offset),
             )
 
-    def _owner(self, partition: int, state: str | None) -> None:
-        if state is None:  # compacted away, or not a marker this version wrote: as if none
+    def _owner(self, partition: int, state: str | None, claim: int | None) -> None:
+        if state is None:  # a tombstone, or not a marker a bridge wrote: as if none
             self._db.execute("DELETE FROM owners WHERE partition=?", (partition,))
         else:
             self._db.execute(
-                "INSERT INTO owners (partition, state) VALUES (?,?)"
-                " ON CONFLICT (partition) DO UPDATE SET state=excluded.state",
-                (partition, state),
+                "INSERT INTO owners (partition, state, claim) VALUES (?,?,?)"
+                " ON CONFLICT (partition) DO UPDATE SET state=excluded.state, claim=excluded.claim",
+                (partition, state, claim),
             )
 
-    def left_cleanly(self, partition: int) -> bool:
-        """Whether the partition's last owner released it (or none ever marked it): see `lease.py`."""
-        row = self._db.execute("SELECT state FROM owners WHERE partition=?", (partition,)).fetchone()
-        return row is None or row[0] == "released"
+    def owner(self, partition: int) -> Owner | None:
+        """What the partition's last `~owner` marker says (None: it has none): see `lease.py`."""
+        row = self._db.execute("SELECT state, claim FROM owners WHERE partition=?", (partition,)).fetchone()
+        return None if row is None else Owner(row[0], row[1])
 
     # ---- what this replica does ----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from bridge.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
-SUSPECT_ALL = 2**62  # the end offset was not known: every record read may have run under the dead owner
+SUSPECT_ALL = 2**62  # the end offset was not known: every record the dead owner claimed may have run
 
 
 def _names(tps: list[TopicPartition]) -> list[str]:
@@ -81,11 +81,13 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
             part = Partition(tp.topic, tp.partition)
             if tp.topic == self._suggestions:
                 parked = self._ownership.unpark(part) if part in back else []
-                if not await self._reconciler.reconcile(part, parked):
-                    # Its previous owner died holding it: what it could have read may have run unrecorded.
+                died = await self._reconciler.reconcile(part, parked, start_offset=self._loop.handled_up_to(part))
+                if died is not None:
+                    # Its previous owner died holding it: what it claimed, and had received, may have run unrecorded.
                     end = await self._loop.end_offset(tp)
-                    self._ownership.suspect(part, end if end is not None else SUSPECT_ALL)
-                    log.warning("partition_taken_from_dead_owner", partition=part.partition, suspect_below=end)
+                    below = min(died.claim or 0, SUSPECT_ALL if end is None else end)
+                    self._ownership.suspect(part, below)
+                    log.warning("partition_taken_from_dead_owner", partition=part.partition, suspect_below=below)
             self._ownership.mark_reconciled(part)
         self._ownership.close_gaps(back | gone)
 

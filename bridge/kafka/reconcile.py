@@ -20,7 +20,7 @@ from bridge.config import BridgeSettings
 from bridge.deadletters import DeadLetterError
 from bridge.intake import Templates, accept_ledger_record
 from bridge.kafka.dead_letters import DeadLetters
-from bridge.kafka.lease import OWNER_KEY, OwnerState, owner_marker
+from bridge.kafka.lease import CLAIM_AHEAD, Claims, Owner, owner_record
 from bridge.kafka.ledger import newer_version, parse_record
 from bridge.kafka.ledger_index import IndexedRun, LedgerIndex
 from bridge.kafka.ownership import Ownership
@@ -58,6 +58,7 @@ class Reconciler:
         batch: Callable[[Partition, str, str, list[RunItem]], None],
         finish: Callable[[RunItem, RunResult], None],
         off_loop: OffLoop,
+        claims: Claims,
     ) -> None:
         self._settings = settings
         self._templates = templates
@@ -71,13 +72,17 @@ class Reconciler:
         self._batch = batch
         self._finish = finish
         self._off_loop = off_loop
+        self._claims = claims
         self._limits = settings.message_limits()
         self._backlog: set[Partition] = set()  # partitions with unfinished ledger runs not yet taken up
 
-    async def reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> bool:
-        """Read `part`'s ledger to its end, and mark it this replica's (`lease.py`); its unfinished runs are then
-        taken up by `take_backlog`. False when its previous owner died holding it: runs it could have started
-        may have an attempt nothing recorded."""
+    async def reconcile(
+        self, part: Partition, parked: list[tuple[RunItem, RunResult]], *, start_offset: int = 0
+    ) -> Owner | None:
+        """Read `part`'s ledger to its end, and mark it this replica's (`lease.py`), claiming the first suggestion
+        records from `start_offset`; its unfinished runs are then taken up by `take_backlog`. Returns the previous
+        owner's marker when it died holding the partition (runs it could have started may have an attempt nothing
+        recorded), else None."""
         publisher = await self._publishers.get(part)  # its start fenced the previous owner, aborting its transaction
         for item, result in parked:  # finished while the partition was between two assignments
             self._finish(item, result)
@@ -87,32 +92,38 @@ class Reconciler:
         await self._read_ledger(part.partition, self._index)
         ours = [item.run.run_id for item in self._registry.of_partition(part)]
         self._index.note_many(part.partition, ours, "active")  # still running here: the partition came back
-        clean = self._index.left_cleanly(part.partition)
+        previous = self._index.owner(part.partition)
+        died = previous if previous is not None and previous.state == "acquired" else None
         log.info(
-            "ledger_reconciled", partition=part.partition, left_cleanly=clean, **self._index.counts(part.partition)
+            "ledger_reconciled",
+            partition=part.partition,
+            previous_owner=previous.state if previous else None,
+            **self._index.counts(part.partition),
         )
         self._backlog.add(part)
         # Committed before any run of it starts early: whoever reads `acquired` after this knows this replica may
         # have started runs it had no time to record, should it die holding the partition.
-        await self._publishers.publish_durably(part, self._owner_record(part, "acquired"))
-        return clean
+        claim = start_offset + CLAIM_AHEAD
+        await self._publishers.publish_durably(
+            part, owner_record(self._settings.topics.ledger, part, "acquired", claim)
+        )
+        self._claims.acquired(part, claim)
+        return died
 
     def release(self, part: Partition) -> bool:
         """Queue the `released` marker of `part` after all this replica queued for it (the partition leaves
         cleanly); False when it was not queued (not owned any more)."""
-        return self._publishers.publish(part, self._owner_record(part, "released")) is not None
+        record = owner_record(self._settings.topics.ledger, part, "released")
+        return self._publishers.publish(part, record) is not None
 
     def has_backlog(self, part: Partition) -> bool:
         """Whether `part`'s ledger still has unfinished runs this replica has not taken up."""
         return part in self._backlog
 
-    def _owner_record(self, part: Partition, state: OwnerState) -> Outgoing:
-        topic = self._settings.topics.ledger
-        return Outgoing(topic, OWNER_KEY.encode(), owner_marker(state), partition=part.partition)
-
     def forget(self, parts: set[Partition]) -> None:
         """These partitions left: their backlog is their next owner's."""
         self._backlog -= parts
+        self._claims.forget(parts)
 
     async def take_backlog(self) -> None:
         """Run again what the ledger has unfinished, a page at a time as room allows (memory is bounded by runs,

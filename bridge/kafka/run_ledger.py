@@ -41,7 +41,7 @@ class KafkaRunLedger:
         on_lost: Callable[[str], None],
         *,
         queue: Queue | None = None,
-        leased: Callable[[Partition], bool] | None = None,
+        leased: Callable[[RunItem], bool] | None = None,
         exactly_once: bool = True,
     ) -> None:
         self._items = registry
@@ -62,7 +62,7 @@ class KafkaRunLedger:
         if item is None or not self._exactly_once:
             return
         out = self._dispatched(item, attempt, {})
-        early = attempt == 1 and self._leased is not None and self._queue is not None and self._leased(item.source)
+        early = attempt == 1 and self._leased is not None and self._queue is not None and self._leased(item)
         if early and self._queue is not None and self._queue(item.source, out) is not None:
             return
         await self._durably(run_id, item.source, out)

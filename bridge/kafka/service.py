@@ -27,6 +27,7 @@ from bridge.kafka.broker import Broker, KafkaBroker
 from bridge.kafka.consume import ConsumeLoop
 from bridge.kafka.control import Control
 from bridge.kafka.dead_letters import DeadLetters
+from bridge.kafka.lease import Claims
 from bridge.kafka.ledger_index import LedgerIndex
 from bridge.kafka.operations import Operations
 from bridge.kafka.ownership import Ownership
@@ -89,6 +90,7 @@ class BridgeService:
             self.telemetry,
             on_fenced=lambda p: self._rebalancer().fenced(p),
         )
+        self._claims = Claims(settings.topics.ledger, self._publishers.publish)
         self._dead_letters = DeadLetters(settings, self._publishers, self.telemetry)
         self._ledger = KafkaRunLedger(
             self.registry,
@@ -96,7 +98,7 @@ class BridgeService:
             self._publishers.publish_durably,
             lambda run_id: self._rebalancer().lost_run(run_id),
             queue=self._publishers.publish,
-            leased=self._publishers.leased,
+            leased=lambda item: self._publishers.leased(item.source) and self._claims.covers(item.source, item.offset),
             exactly_once=exactly_once,
         )
         runtime = Runtime(
@@ -128,6 +130,7 @@ class BridgeService:
             batch=self._operations.add,
             finish=self._operations.finish_run,
             off_loop=self._off_loop,
+            claims=self._claims,
         )
         control = Control(settings.control, settings.message_limits(), self.registry, self._tracker, self._dead_letters)
         self._records = Records(
@@ -191,6 +194,7 @@ class BridgeService:
                 unservable=lambda: self._publishers.unservable,
                 health=self.health,
                 telemetry=self.telemetry,
+                fetched=self._claims.fetched,
             )
             self._rebalance = Rebalance(
                 s.topics.suggestions,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
 from bridge.identity import run_id_of
 from bridge.kafka import publishing
-from bridge.kafka.lease import OWNER_KEY, OwnerState, owner_marker, owner_state
+from bridge.kafka.lease import OWNER_KEY, owner_marker, owner_of
 from bridge.kafka.memory import MemoryBroker
 from bridge.ports import EventCallback, RunSpec
 from tests.service.service_support import suggestion
@@ -49,7 +49,8 @@ def _owners(broker: MemoryBroker, ledger: str) -> dict[int, str | None]:
     last: dict[int, str | None] = {}
     for r in broker.records(ledger):
         if r.key == OWNER_KEY.encode():
-            last[r.partition] = owner_state(r.value)
+            owner = owner_of(r.value)
+            last[r.partition] = owner.state if owner else None
     return last
 
 
@@ -91,32 +92,39 @@ def _seed(broker: MemoryBroker, ledger: str, run_id: str, name: str, record: Pat
     broker.send(ledger, value, key=run_id.encode(), partition=0)
 
 
-@pytest.mark.parametrize(("left", "attempt"), [("acquired", 2), ("released", 1)])
+@pytest.mark.parametrize(
+    ("marker", "ledger_attempt", "read_attempt"),
+    [
+        (owner_marker("acquired", claim=1), 2, 2),  # died holding it, the record claimed: both may have run
+        (owner_marker("acquired"), 2, 1),  # died holding it, no record claimed: only the received run may have
+        (owner_marker("released"), 1, 1),  # let go cleanly: whatever ran is in the ledger
+    ],
+)
 async def test_the_next_owner_counts_a_first_attempt_a_dead_owner_may_have_made(
-    tmp_path: Path, left: str, attempt: int
+    tmp_path: Path, marker: bytes, ledger_attempt: int, read_attempt: int
 ) -> None:
     """A partition whose owner died holding it (`acquired` is its last marker): a run it had received, and a
-    suggestion it had read, may have run with nothing recorded, so they run as attempt 2. One let go cleanly
-    (`released`): they never ran, attempt 1. A suggestion sent after the takeover is attempt 1 either way."""
+    suggestion record it had claimed, may have run with nothing recorded, so they run as attempt 2. One let go
+    cleanly (`released`): they never ran, attempt 1. A suggestion sent after the takeover is attempt 1 always."""
     settings = memory_settings(tmp_path)
     broker, executor = MemoryBroker(settings), FakeExecutor()
     topics = settings.topics
     in_ledger = run_id_of("s", "job", "in-ledger")
     _seed(broker, topics.ledger, in_ledger, "in-ledger", tmp_path / "record")
-    broker.send(topics.ledger, owner_marker(cast(OwnerState, left)), key=OWNER_KEY.encode(), partition=0)
+    broker.send(topics.ledger, marker, key=OWNER_KEY.encode(), partition=0)
     broker.send(topics.suggestions, suggestion("s", [{"name": "read"}], ids=["read"]), key=b"s", partition=0)
     async with serving(settings, broker, executor):
         await until(broker, topics.results, 2, RESULT)
         broker.send(topics.suggestions, suggestion("s", [{"name": "after"}], ids=["after"]), key=b"s", partition=0)
         results = await until(broker, topics.results, 3, RESULT)
     assert sorted((r["suggestion_id"], r["attempt"]) for r in results) == sorted(
-        [("in-ledger", attempt), ("read", attempt), ("after", 1)]
+        [("in-ledger", ledger_attempt), ("read", read_attempt), ("after", 1)]
     )
     assert sorted(executor.names) == ["after", "in-ledger", "read"]  # each ran once here
     # The assumed attempt is durable before anything else happens to the run: a third owner would count it too.
-    if attempt == 2:
-        received = [m for m in messages(broker, topics.ledger, LEDGER) if m["state"] == "received"]
-        assert {m["suggestion_id"] for m in received if m.get("attempt") == 1} == {"in-ledger", "read"}
+    received = [m for m in messages(broker, topics.ledger, LEDGER) if m["state"] == "received"]
+    assumed = {m["suggestion_id"] for m in received if m.get("attempt") == 1}
+    assert assumed == {n for n, a in (("in-ledger", ledger_attempt), ("read", read_attempt)) if a == 2}
 
 
 async def test_a_drained_replica_releases_its_partitions_and_a_crashed_one_does_not(tmp_path: Path) -> None:
