@@ -51,8 +51,8 @@ class Ownership:
         self._reconciled.setdefault(part, asyncio.Event()).set()
 
     def suspect(self, part: Partition, below: int) -> None:
-        """`part`'s previous owner died holding it (`lease.py`): suggestion records below offset `below`, and every
-        unfinished run of its ledger, may have had a first attempt nothing recorded."""
+        """`part`'s previous owner died holding it (`lease.py`): suggestion records below offset `below`, and the
+        runs of its ledger it had granted an early start, may have had a first attempt nothing recorded."""
         self._suspect_below[part] = below
 
     def suspected(self, part: Partition, offset: int | None) -> bool:

@@ -124,6 +124,8 @@ class Reconciler:
         """These partitions left: their backlog is their next owner's."""
         self._backlog -= parts
         self._claims.forget(parts)
+        if self._ledger.early is not None:
+            self._ledger.early.forget_partitions(parts)
 
     async def take_backlog(self) -> None:
         """Run again what the ledger has unfinished, a page at a time as room allows (memory is bounded by runs,
@@ -148,8 +150,8 @@ class Reconciler:
                 item = await self._rerun_item(part, row)
                 if item is None:
                     continue
-                if item.record.attempt == 0 and self._ownership.suspected(part, None):
-                    item = self._assume_first_attempt(part, item)
+                if row.state == "dispatched" and item.record.attempt == 0 and self._ownership.suspected(part, None):
+                    item = self._assume_first_attempt(part, item)  # granted: it may have started
                 self._registry.add(item)
                 self._ledger.prior_attempts[item.run.run_id] = LedgerEntry(
                     run_id=item.run.run_id, attempt=item.record.attempt, reattach_info=dict(item.record.dispatch or {})
@@ -160,9 +162,9 @@ class Reconciler:
                 self._batch(part, study, template, items)
 
     def _assume_first_attempt(self, part: Partition, item: RunItem) -> RunItem:
-        """A run the partition's dead previous owner had received and could have started with nothing recorded:
-        attempt 1 counts as made, durably (queued before any `released` marker), so it runs as attempt 2 here or
-        at whoever takes it next."""
+        """A run the partition's dead previous owner had granted an early start (`early_start.py`), so it could have
+        started it with nothing more recorded: attempt 1 counts as made, durably (queued before any `released`
+        marker), so it runs as attempt 2 here or at whoever takes it next."""
         record = item.record.model_copy(update={"attempt": 1})
         topic = self._settings.topics.ledger
         self._publishers.publish(

@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 
 from bridge.errors import Fenced
+from bridge.kafka.early_start import EarlyStarts
 from bridge.kafka.publisher import Outgoing
 from bridge.kafka.registry import RunRegistry
 from bridge.kafka.runs import RunItem
@@ -28,10 +29,10 @@ class KafkaRunLedger:
     another with where it runs and how to find it again once it has (queued, not waited for); `finished` goes out
     with the result (see `Operations.finish_run`), so here it does nothing.
 
-    A first attempt starts as soon as its record is queued, while the partition's lease holds (`lease.py`): the
-    record commits in the next transaction, always before the result, and a kill -9 before then is what the
-    partition's next owner assumes. Any later attempt (a retry, or a run taken over) waits for its record's
-    commit before it starts, so an owner never has more than one attempt of a run unrecorded."""
+    A granted first attempt (`early_start.py`) starts as soon as its record is queued: the record commits in the
+    next transaction, always before the result, and a kill -9 before then is what the partition's next owner
+    assumes of a granted run (`lease.py`). Any other attempt (a retry, a run taken over, one not granted) waits for
+    its record's commit before it starts, so an owner never has more than one attempt of a run unrecorded."""
 
     def __init__(
         self,
@@ -41,14 +42,14 @@ class KafkaRunLedger:
         on_lost: Callable[[str], None],
         *,
         queue: Queue | None = None,
-        leased: Callable[[RunItem], bool] | None = None,
+        early: EarlyStarts | None = None,
         exactly_once: bool = True,
     ) -> None:
         self._items = registry
         self._topic = ledger_topic
         self._publish = publish
         self._queue = queue
-        self._leased = leased
+        self.early = early
         self._exactly_once = exactly_once  # False: benchmarks only (see `BridgeService`)
         self._on_lost = on_lost
         self.prior_attempts: dict[str, LedgerEntry] = {}
@@ -62,8 +63,10 @@ class KafkaRunLedger:
         if item is None or not self._exactly_once:
             return
         out = self._dispatched(item, attempt, {})
-        early = attempt == 1 and self._leased is not None and self._queue is not None and self._leased(item)
-        if early and self._queue is not None and self._queue(item.source, out) is not None:
+        # Granted (`early_start.py`): queued, it commits before anything else of the run, and before any
+        # `released` marker; a crash before then is what the next owner assumes of a granted run.
+        granted = attempt == 1 and self.early is not None and await self.early.may_start(item)
+        if granted and self._queue is not None and self._queue(item.source, out) is not None:
             return
         await self._durably(run_id, item.source, out)
 

@@ -27,6 +27,7 @@ from bridge.kafka.broker import Broker, KafkaBroker
 from bridge.kafka.consume import ConsumeLoop
 from bridge.kafka.control import Control
 from bridge.kafka.dead_letters import DeadLetters
+from bridge.kafka.early_start import EarlyStarts
 from bridge.kafka.lease import Claims
 from bridge.kafka.ledger_index import LedgerIndex
 from bridge.kafka.operations import Operations
@@ -98,7 +99,14 @@ class BridgeService:
             self._publishers.publish_durably,
             lambda run_id: self._rebalancer().lost_run(run_id),
             queue=self._publishers.publish,
-            leased=lambda item: self._publishers.leased(item.source) and self._claims.covers(item.source, item.offset),
+            early=EarlyStarts(
+                settings.topics.ledger,
+                self._publishers.publish,
+                leased=self._publishers.leased,
+                claims=self._claims,
+                alive=lambda item: self.registry.get(item.run.run_id) is item,
+                window=executor.max_parallel,
+            ),
             exactly_once=exactly_once,
         )
         runtime = Runtime(

@@ -1,0 +1,113 @@
+"""Which runs may start their first attempt before any record of that start is committed (`lease.py`).
+
+A run starts early only with a *grant*: a `dispatched` ledger record with attempt 0, "attempt 1 may start
+without another commit". The grants of a partition form a window, at most `window` runs granted and not yet
+started, filled in the order runs were received:
+
+- a run received while the window has room gets its grant in the same transaction as its `received` record and
+  the offset of its suggestion (both or neither commit); it may start as soon as it gets a slot, its message
+  being below the partition's committed claim (else its message could be lost with the grant and read again
+  unclaimed);
+- a run received while the window is full waits; its grant is queued when room comes (one of the window's runs
+  started or went), so it is usually committed before the run gets a slot; if not, the start waits for it.
+
+A partition taken from an owner that died holding it counts attempt 1 as made for its granted runs only: a run
+merely `received` never started. So a crash costs at most `window` runs per partition an attempt number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bridge.kafka.lease import Claims, Queue
+from bridge.kafka.publisher import Outgoing
+from bridge.kafka.runs import RunItem
+from bridge.offsets import Partition
+
+
+@dataclass(frozen=True)
+class _Grant:
+    item: RunItem
+    committed: asyncio.Future[None]
+    with_message: bool  # in the transaction of the run's `received` record and its suggestion's offset
+
+
+class EarlyStarts:
+    """The grants of each owned partition."""
+
+    def __init__(
+        self,
+        ledger_topic: str,
+        queue: Queue,
+        *,
+        leased: Callable[[Partition], bool],
+        claims: Claims,
+        alive: Callable[[RunItem], bool],
+        window: int,
+    ) -> None:
+        self._topic = ledger_topic
+        self._queue = queue
+        self._leased = leased
+        self._claims = claims
+        self._alive = alive  # still this replica's and unfinished: a grant after its `finished` would undo it
+        self._window = max(1, window)
+        self._grants: dict[str, _Grant] = {}
+        self._granted: dict[Partition, int] = {}
+        self._waiting: dict[Partition, dict[str, RunItem]] = {}  # in the order received (a dict keeps it)
+
+    def received(self, item: RunItem, *, just_queued: bool) -> None:
+        """A run to run; `just_queued`: its `received` record was queued in this same call stack, not yet sent."""
+        if item.record.attempt != 0:
+            return  # its first attempt counts as made already: it starts at 2, after a commit
+        self._waiting.setdefault(item.source, {})[item.run.run_id] = item
+        self._fill(item.source, item.run.run_id if just_queued else None)
+
+    async def may_start(self, item: RunItem) -> bool:
+        """Called as attempt 1 of `item` starts: True when it may start with its own record only queued."""
+        grant = self._take(item.run.run_id)
+        self._waiting.get(item.source, {}).pop(item.run.run_id, None)  # started: a grant now would undo its record
+        if grant is None or not self._leased(item.source):
+            return False
+        if grant.committed.done():
+            return not grant.committed.cancelled() and grant.committed.exception() is None
+        if grant.with_message and self._claims.covers(item.source, item.offset):
+            return True
+        with contextlib.suppress(Exception):
+            await asyncio.shield(grant.committed)
+            return True
+        return False
+
+    def forget_partitions(self, parts: set[Partition]) -> None:
+        """These partitions left: their grants are their next owner's to judge."""
+        for run_id in [r for r, g in self._grants.items() if g.item.source in parts]:
+            del self._grants[run_id]
+        for part in parts:
+            self._granted.pop(part, None)
+            self._waiting.pop(part, None)
+
+    def _take(self, run_id: str) -> _Grant | None:
+        grant = self._grants.pop(run_id, None)
+        if grant is not None:
+            part = grant.item.source
+            self._granted[part] = self._granted.get(part, 1) - 1
+            self._fill(part, None)
+        return grant
+
+    def _fill(self, part: Partition, just_queued: str | None) -> None:
+        waiting = self._waiting.get(part)
+        while waiting and self._granted.get(part, 0) < self._window:
+            item = waiting.pop(next(iter(waiting)))
+            if not self._alive(item):
+                continue
+            record = item.record.with_state("dispatched", attempt=0)
+            out = Outgoing(self._topic, item.run.run_id.encode(), record.to_bytes(), partition=part.partition)
+            committed = self._queue(part, out)
+            if committed is None:  # not owned any more: nothing starts early here
+                waiting.clear()
+                return
+            run_id = item.run.run_id
+            self._grants[run_id] = _Grant(item, committed, with_message=run_id == just_queued)
+            self._granted[part] = self._granted.get(part, 0) + 1
