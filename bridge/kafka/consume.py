@@ -42,10 +42,10 @@ class ConsumeLoop:
         unservable: Callable[[], dict[Partition, str]],
         health: Health,
         telemetry: Telemetry,
-        fetched: Callable[[Partition, int], None] = lambda part, offset: None,
+        handled: Callable[[Partition, int], None] = lambda part, offset: None,
     ) -> None:
         self._consumer = consumer
-        self._fetched = fetched
+        self._on_handled = handled
         self._registry = registry
         self._handle = handle
         self._before_poll = before_poll
@@ -69,16 +69,15 @@ class ConsumeLoop:
                 tp, record = held.popleft()
                 self._consumed[tp] = record.offset + 1
                 await self._handle(tp, record)
-                self._handled[Partition(tp.topic, tp.partition)] = record.offset + 1
+                part = Partition(tp.topic, tp.partition)
+                self._handled[part] = record.offset + 1
+                self._on_handled(part, record.offset)
             self._apply_backpressure(waiting=bool(held))
             took = False
             if not held and self._registry.room > 0:
                 timeout_ms = int(LOOP_PERIOD_S * 1000)
                 batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=min(self._registry.room, 500))
                 held.extend((tp, r) for tp, records in batches.items() for r in records)
-                for tp, records in batches.items():
-                    if records:
-                        self._fetched(Partition(tp.topic, tp.partition), records[-1].offset)
                 took = bool(held)
             else:
                 await self._registry.wait_for_room(LOOP_PERIOD_S)

@@ -54,8 +54,7 @@ class EarlyStarts:
         self._claims = claims
         self._alive = alive  # still this replica's and unfinished: a grant after its `finished` would undo it
         self._window = max(1, window)
-        self._grants: dict[str, _Grant] = {}
-        self._granted: dict[Partition, int] = {}
+        self._grants: dict[Partition, dict[str, _Grant]] = {}  # granted, not started yet
         self._waiting: dict[Partition, dict[str, RunItem]] = {}  # in the order received (a dict keeps it)
 
     def received(self, item: RunItem, *, just_queued: bool) -> None:
@@ -67,8 +66,9 @@ class EarlyStarts:
 
     async def may_start(self, item: RunItem) -> bool:
         """Called as attempt 1 of `item` starts: True when it may start with its own record only queued."""
-        grant = self._take(item.run.run_id)
+        grant = self._grants.get(item.source, {}).pop(item.run.run_id, None)
         self._waiting.get(item.source, {}).pop(item.run.run_id, None)  # started: a grant now would undo its record
+        self._fill(item.source, None)
         if grant is None or not self._leased(item.source):
             return False
         if grant.committed.done():
@@ -82,23 +82,19 @@ class EarlyStarts:
 
     def forget_partitions(self, parts: set[Partition]) -> None:
         """These partitions left: their grants are their next owner's to judge."""
-        for run_id in [r for r, g in self._grants.items() if g.item.source in parts]:
-            del self._grants[run_id]
         for part in parts:
-            self._granted.pop(part, None)
+            self._grants.pop(part, None)
             self._waiting.pop(part, None)
-
-    def _take(self, run_id: str) -> _Grant | None:
-        grant = self._grants.pop(run_id, None)
-        if grant is not None:
-            part = grant.item.source
-            self._granted[part] = self._granted.get(part, 1) - 1
-            self._fill(part, None)
-        return grant
 
     def _fill(self, part: Partition, just_queued: str | None) -> None:
         waiting = self._waiting.get(part)
-        while waiting and self._granted.get(part, 0) < self._window:
+        if not waiting:
+            return
+        grants = self._grants.setdefault(part, {})
+        if len(grants) >= self._window:  # runs that ended without starting (a cached result, a stop) give room
+            for run_id in [r for r, g in grants.items() if not self._alive(g.item)]:
+                del grants[run_id]
+        while waiting and len(grants) < self._window:
             item = waiting.pop(next(iter(waiting)))
             if not self._alive(item):
                 continue
@@ -109,5 +105,4 @@ class EarlyStarts:
                 waiting.clear()
                 return
             run_id = item.run.run_id
-            self._grants[run_id] = _Grant(item, committed, with_message=run_id == just_queued)
-            self._granted[part] = self._granted.get(part, 0) + 1
+            grants[run_id] = _Grant(item, committed, with_message=run_id == just_queued)

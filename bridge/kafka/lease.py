@@ -11,8 +11,8 @@ of it committed. A next owner cannot see it, so it must assume it, and only wher
   cleanly (a revoke, a drained shutdown): after every record of a run it started, so `released` means nothing is
   missing.
 - A fresh run starts early only if its suggestion record is below the partition's committed *claim*: a later
-  `acquired` marker the owner queues as records are fetched (`Claims`), `CLAIM_AHEAD` offsets past the last one
-  fetched, so in a steady stream the claim is committed before the records it covers arrive. Past the claim (a
+  `acquired` marker the owner queues as records are handled (`Claims`), `CLAIM_AHEAD` offsets past the last one,
+  so in a steady stream the claim is committed before the records it covers arrive. Past the claim (a
   burst), a run waits for its record's commit, as every start did before.
 - A new owner that finds `released` (or no marker: a first owner, or an earlier bridge) counts exactly what the
   ledger says. One that finds `acquired` knows its predecessor died holding the partition: each run it could have
@@ -43,7 +43,7 @@ from bridge.offsets import Partition
 
 OWNER_KEY = "~owner"
 LEASE_S = 3.0  # well inside aiokafka's default 10 s session: a replica that committed this recently still owns
-CLAIM_AHEAD = 8  # input offsets claimed past the last fetched: a crash can make at most these few runs attempt 2
+CLAIM_AHEAD = 8  # input offsets claimed past the last handled: a crash makes at most these few records' runs attempt 2
 
 OwnerState = Literal["acquired", "released"]
 
@@ -101,8 +101,9 @@ class Claims:
             self._queued.pop(part, None)
             self._committed.pop(part, None)
 
-    def fetched(self, part: Partition, offset: int) -> None:
-        """Records of `part` up to `offset` were fetched: keep the claim ahead of them."""
+    def handled(self, part: Partition, offset: int) -> None:
+        """The record of `part` at `offset` was handled (its runs received): keep the claim ahead of it, not of
+        records fetched and held back (a crash makes those attempt 2 at the next owner for nothing)."""
         queued = self._queued.get(part)
         if queued is None or offset + CLAIM_AHEAD // 2 < queued:
             return

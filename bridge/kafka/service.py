@@ -202,7 +202,7 @@ class BridgeService:
                 unservable=lambda: self._publishers.unservable,
                 health=self.health,
                 telemetry=self.telemetry,
-                fetched=self._claims.fetched,
+                handled=self._claims.handled,
             )
             self._rebalance = Rebalance(
                 s.topics.suggestions,
