@@ -1,7 +1,7 @@
 """Which runs may start their first attempt before any record of that start is committed (`lease.py`).
 
 A run starts early only with a *grant*: a `dispatched` ledger record with attempt 0, "attempt 1 may start
-without another commit". The grants of a partition form a window, at most `window` runs granted and not yet
+without another commit". The grants of a partition form a window, at most `GRANT_WINDOW` runs granted and not yet
 started, filled in the order runs were received:
 
 - a run received while the window has room gets its grant in the same transaction as its `received` record and
@@ -12,7 +12,8 @@ started, filled in the order runs were received:
   started or went), so it is usually committed before the run gets a slot; if not, the start waits for it.
 
 A partition taken from an owner that died holding it counts attempt 1 as made for its granted runs only: a run
-merely `received` never started. So a crash costs at most `window` runs per partition an attempt number.
+merely `received` never started. So a crash costs at most `GRANT_WINDOW` runs per partition an attempt number
+(plus the runs of the few records claimed ahead, `lease.CLAIM_AHEAD`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from bridge.kafka.lease import Claims, Queue
 from bridge.kafka.publisher import Outgoing
 from bridge.kafka.runs import RunItem
 from bridge.offsets import Partition
+
+# Runs per partition granted ahead of their slot: enough to keep grants committed ahead of the starts of instant
+# runs (a grant commits in a few ms; a partition then starts hundreds of runs a second early), few enough that a
+# crash renumbers few runs.
+GRANT_WINDOW = 2
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class EarlyStarts:
         leased: Callable[[Partition], bool],
         claims: Claims,
         alive: Callable[[RunItem], bool],
-        window: int,
+        window: int = GRANT_WINDOW,
     ) -> None:
         self._topic = ledger_topic
         self._queue = queue

@@ -105,7 +105,6 @@ class BridgeService:
                 leased=self._publishers.leased,
                 claims=self._claims,
                 alive=lambda item: self.registry.get(item.run.run_id) is item,
-                window=executor.max_parallel,
             ),
             exactly_once=exactly_once,
         )
