@@ -4,10 +4,14 @@ caused the run, by that partition's transactional producer.
 Three states per run, each written before what depends on it is committed:
 - `received`: in the same transaction as the consumed offset of its suggestion record, with all it takes to
   run it again (so committing the offset loses nothing);
-- `dispatched`: committed before the run's process starts, with its attempt number (then once more with its
-  process group, only queued: it commits in the next transaction, at the latest with the result, and only serves
-  to reap what a kill -9 left, PR_SET_PDEATHSIG having killed the run itself);
+- `dispatched`: with attempt 0, a *grant*: attempt 1 may start before its own record commits (`early_start.py`);
+  then with its attempt number as the attempt starts: committed first, unless granted (then only queued, and a
+  next owner after a crash counts the granted attempt as made: `lease.py`); then once more with its process
+  group, only queued: it commits in the next transaction, at the latest with the result, and only serves to reap
+  what a kill -9 left, PR_SET_PDEATHSIG having killed the run itself;
 - `finished`: in the same transaction as the run's one result message.
+Each partition of the ledger also holds one `~owner` marker (`bridge.owner/v1`): who holds it, and whether they
+let it go cleanly (`lease.py`).
 
 A replica that is assigned a partition first fences the previous owner (its transactional producer with the
 same id), then reads the ledger partition to its end into its on-disk index (`ledger_index.py`) and reconciles
