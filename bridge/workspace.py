@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,12 @@ def runs_dir(workdir: Path) -> Path:
     return workdir / "runs"
 
 
+@functools.lru_cache(maxsize=16)
+def _resolved_runs_dir(workdir: Path) -> Path:
+    # Resolved once per work dir, not once per run: each resolve is a system call per path component.
+    return runs_dir(workdir).resolve()
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """`<workdir>/runs/<run_id>/`: the run's artifacts path, its outputs, one folder per attempt for logs."""
@@ -32,7 +39,7 @@ class RunPaths:
     @classmethod
     def for_run(cls, workdir: Path, run_id: str) -> RunPaths:
         """The paths of one run (created on use: the executor makes them as it starts an attempt)."""
-        artifacts = (runs_dir(workdir) / run_id).resolve()
+        artifacts = _resolved_runs_dir(workdir) / run_id  # a run id is a UUID: no link, no `..` to resolve
         return cls(artifacts=artifacts, outputs=artifacts / "outputs")
 
     def attempt(self, attempt: int) -> Path:

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import structlog
 
+from bridge.executors.child import start_child
 from bridge.executors.environment import run_environment
 from bridge.executors.metrics_file import MetricsTail
 from bridge.executors.process_group import GroupRecord, kill_leftovers, kill_orphan_group
@@ -110,7 +111,8 @@ class LocalRun:
     def __init__(
         self,
         request: ProcessRequest,
-        proc: asyncio.subprocess.Process,
+        pid: int,
+        exit_status: asyncio.Future[int],
         tail: MetricsTail,
         *,
         on_metrics: MetricsCallback,
@@ -119,12 +121,12 @@ class LocalRun:
     ) -> None:
         self._request = request
         self._node_id = node_id
-        self._proc = proc
-        self._group = GroupRecord.of(proc.pid)
+        self._pid = pid
+        self._group = GroupRecord.of(pid)
         self._tail = tail
         self._on_metrics = on_metrics
         self._on_end = on_end
-        self._exit: asyncio.Future[int] = asyncio.ensure_future(proc.wait())
+        self._exit = exit_status
         self._exit.add_done_callback(self._ended)
 
     @property
@@ -133,7 +135,7 @@ class LocalRun:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid
+        return self._pid
 
     @property
     def node_id(self) -> str:
@@ -304,15 +306,8 @@ class LocalExecutor:
             # setpriv execs the run in place: the pid is the run's, its environ the run's (reap_orphan).
             argv, preexec_fn = [self._setpriv, "--pdeathsig", "KILL", "--", *argv], None
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=request.cwd,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=logs[0],
-                stderr=logs[1],
-                start_new_session=True,
-                preexec_fn=preexec_fn,
+            pid, exit_status = await start_child(
+                argv, cwd=request.cwd, env=env, stdout=logs[0], stderr=logs[1], preexec_fn=preexec_fn
             )
         except (OSError, ValueError) as exc:  # ValueError (UnicodeEncodeError too): what cannot_start missed
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else printable(str(exc))
@@ -320,10 +315,11 @@ class LocalExecutor:
         finally:
             for f in logs:
                 f.close()  # the child has its own copies: the bridge never writes to them
-        log.debug("run_process_started", run_id=request.run_id, attempt=request.attempt, pid=proc.pid)
+        log.debug("run_process_started", run_id=request.run_id, attempt=request.attempt, pid=pid)
         run = LocalRun(
             request,
-            proc,
+            pid,
+            exit_status,
             MetricsTail(metrics_path),
             on_metrics=on_metrics,
             on_end=self._running.discard,
