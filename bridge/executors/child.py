@@ -16,7 +16,6 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO
 
 _PIDFD = hasattr(os, "pidfd_open")
 
@@ -26,11 +25,12 @@ async def start_child(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    stdout: IO[bytes],
-    stderr: IO[bytes],
+    stdout: int,
+    stderr: int,
     preexec_fn: Callable[[], None] | None,
 ) -> tuple[int, asyncio.Future[int]]:
-    """Start `argv` as a session leader with stdin from /dev/null; its pid, and a future of its exit status
+    """Start `argv` as a session leader with stdin from /dev/null and its output to the file descriptors `stdout`
+    and `stderr`; its pid, and a future of its exit status
     (negative: the signal that killed it), set once it was reaped. Raises what `subprocess.Popen` raises."""
     if not _PIDFD:
         proc = await asyncio.create_subprocess_exec(
@@ -53,8 +53,8 @@ def _popen(
     *,
     cwd: Path,
     env: Mapping[str, str],
-    stdout: IO[bytes],
-    stderr: IO[bytes],
+    stdout: int,
+    stderr: int,
     preexec_fn: Callable[[], None] | None,
 ) -> subprocess.Popen[bytes]:
     # On the event loop, as asyncio's own spawn is: a vfork when there is no preexec_fn, so it returns as soon as

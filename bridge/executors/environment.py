@@ -61,19 +61,27 @@ def inherited(source: Mapping[str, str], passthrough: Iterable[str] = ()) -> dic
     }
 
 
+def base_environment(passthrough: Iterable[str] = (), source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What every run inherits: the allowed part of `source` (default: this process's environment), with the
+    interpreter's bin dir first on `PATH`."""
+    env = inherited(os.environ if source is None else source, passthrough)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", os.defpath)
+    env["PYTHONUNBUFFERED"] = "1"  # metrics and logs reach their files as the run writes them
+    return env
+
+
 def run_environment(
     run_env: Mapping[str, str],
     *,
     passthrough: Iterable[str] = (),
     source: Mapping[str, str] | None = None,
     node_id: str | None = None,
+    base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """A run's whole environment: the allowed part of `source` (default: this process's environment), the
-    interpreter's bin dir first on `PATH`, then `run_env` (the template's env and the per-run variables)."""
-    env = inherited(os.environ if source is None else source, passthrough)
-    bindir = str(Path(sys.executable).parent)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", os.defpath)
-    env["PYTHONUNBUFFERED"] = "1"  # metrics and logs reach their files as the run writes them
+    """A run's whole environment: `base` (default: `base_environment` of `source` and `passthrough`), then
+    `run_env` (the template's env and the per-run variables)."""
+    env = dict(base) if base is not None else base_environment(passthrough, source)
     env.update(run_env)
     env[NODE_ID] = node_id or socket.gethostname()  # after the template's env, which cannot pose as another node
     return env
