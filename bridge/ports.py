@@ -255,7 +255,7 @@ class TransactionalPublisher(Protocol):
     async def started(self) -> None:
         """Wait until `start()` (whoever called it) has fenced the previous owner."""
 
-    def publish(self, record: Any) -> asyncio.Future[None]:
+    def publish(self, record: Any, *, replacing: Any = None) -> asyncio.Future[None]:
         """Queue a record (a `bridge.kafka.publisher.Outgoing`) for the next transaction; the future is done when
         that transaction is committed."""
 

@@ -138,12 +138,19 @@ class PartitionPublisher:
         """Wait until `start()` has fenced the previous owner (whoever called it)."""
         await asyncio.shield(self._started)
 
-    def publish(self, record: Outgoing) -> asyncio.Future[None]:
-        """Queue a record for the next transaction; the future is done when that transaction is committed."""
+    def publish(self, record: Outgoing, *, replacing: Outgoing | None = None) -> asyncio.Future[None]:
+        """Queue a record for the next transaction; the future is done when that transaction is committed.
+        `replacing`: a record queued before that this one makes redundant; if it has not left yet, this one takes
+        its place in the queue (same order, one record less)."""
         if self.failed is not None:
             failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             failed.set_exception(Fenced(str(self.failed)))
             return failed
+        if replacing is not None:
+            for i in range(len(self._queue) - 1, -1, -1):  # it was queued lately: look from the end
+                if self._queue[i] is replacing:
+                    self._queue[i] = record
+                    return self._next
         self._queue.append(record)
         self._wakeup.set()
         return self._next

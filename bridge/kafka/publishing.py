@@ -82,13 +82,16 @@ class Publishers:
         await publisher.started()
         return publisher
 
-    def publish(self, part: Partition, record: Outgoing) -> asyncio.Future[None] | None:
-        """Queue a record on the publisher of `part` (dropped if this replica no longer owns `part`)."""
+    def publish(
+        self, part: Partition, record: Outgoing, *, replacing: Outgoing | None = None
+    ) -> asyncio.Future[None] | None:
+        """Queue a record on the publisher of `part` (dropped if this replica no longer owns `part`), in place of
+        `replacing` if that one is still queued."""
         publisher = self._publishers.get(part)
         if publisher is None or not self._ownership.owns(part):
             log.info("publish_dropped_not_owner", partition=part.partition, topic=record.topic)
             return None
-        return publisher.publish(record)
+        return publisher.publish(record, replacing=replacing)
 
     def leased(self, part: Partition) -> bool:
         """Whether `part` is owned and its producer committed within `LEASE_S`: a record queued now is committed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -21,7 +21,14 @@ from bridge.ports import LedgerEntry
 log = structlog.get_logger(__name__)
 
 Publish = Callable[[Partition, Outgoing], Awaitable[None]]
-Queue = Callable[[Partition, Outgoing], "asyncio.Future[None] | None"]
+
+
+class Queue(Protocol):
+    """`Publishers.publish`: queue a record of a partition, in place of `replacing` if that one is still queued."""
+
+    def __call__(
+        self, part: Partition, record: Outgoing, *, replacing: Outgoing | None = None
+    ) -> asyncio.Future[None] | None: ...
 
 
 class KafkaRunLedger:
@@ -53,6 +60,7 @@ class KafkaRunLedger:
         self._exactly_once = exactly_once  # False: benchmarks only (see `BridgeService`)
         self._on_lost = on_lost
         self.prior_attempts: dict[str, LedgerEntry] = {}
+        self._starting: dict[str, Outgoing] = {}  # the queued record of an attempt starting early, by run id
 
     async def load(self, operation_id: str) -> dict[str, LedgerEntry]:
         # Runs reconciled from the ledger: re-attached to their last attempt, or started at its number + 1.
@@ -67,6 +75,7 @@ class KafkaRunLedger:
         # `released` marker; a crash before then is what the next owner assumes of a granted run.
         granted = attempt == 1 and self.early is not None and await self.early.may_start(item)
         if granted and self._queue is not None and self._queue(item.source, out) is not None:
+            self._starting[run_id] = out
             return
         await self._durably(run_id, item.source, out)
 
@@ -81,7 +90,9 @@ class KafkaRunLedger:
         # kill -9 left (PR_SET_PDEATHSIG kills the run itself). Queued in order, it commits in the next
         # transaction, at the latest with the result, without holding the run's slot for a commit. Not queued
         # (the partition is handed over, or gone): the waiting path sorts out which.
-        if self._queue is not None and self._queue(item.source, out) is not None:
+        # In place of the attempt's first record if that has not left yet (it says less): one record less a run.
+        replacing = self._starting.pop(run_id, None)
+        if self._queue is not None and self._queue(item.source, out, replacing=replacing) is not None:
             return
         await self._durably(run_id, item.source, out)
 
@@ -103,4 +114,4 @@ class KafkaRunLedger:
         self._on_lost(run_id)
 
     async def finished(self, operation_id: str, result: RunResult, *, interrupted: bool) -> None:
-        return None
+        self._starting.pop(result.run_id, None)  # an attempt that never started (its start failed)

@@ -142,11 +142,8 @@ async def test_a_runs_process_group_is_in_the_ledger_while_it_runs_and_before_it
         executor.release()
         await until(broker, topics.results, 1, RESULT)
     ledger = [(m["state"], bool(m.get("dispatch"))) for m in messages(broker, topics.ledger, LEDGER)]
-    # received; its grant and its attempt (`bridge/kafka/early_start.py`); the process group; finished, last.
-    assert ledger == [
-        ("received", False),
-        ("dispatched", False),
-        ("dispatched", False),
-        ("dispatched", True),
-        ("finished", False),
-    ]
+    # received; its grant (`bridge/kafka/early_start.py`); its attempt, with the process group (the record without
+    # it replaced if that one had not left yet); finished, last.
+    assert ledger[:2] == [("received", False), ("dispatched", False)]
+    assert ledger[-2:] == [("dispatched", True), ("finished", False)]
+    assert ledger[2:-2] in ([], [("dispatched", False)])
