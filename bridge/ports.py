@@ -259,6 +259,9 @@ class TransactionalPublisher(Protocol):
         """Queue a record (a `bridge.kafka.publisher.Outgoing`) for the next transaction; the future is done when
         that transaction is committed."""
 
+    def substitute(self, old: Any, new: Any) -> asyncio.Future[None] | None:
+        """`new` in the place of `old` if `old` is still queued (the future of their transaction), else None."""
+
     def committed_within(self, seconds: float) -> bool:
         """Whether a transaction of it committed in the last `seconds`."""
 

@@ -4,10 +4,10 @@ A run starts early only with a *grant*: a `dispatched` ledger record with attemp
 without another commit". The grants of a partition form a window, at most `GRANT_WINDOW` runs granted and not yet
 started, filled in the order runs were received:
 
-- a run received while the window has room gets its grant in the same transaction as its `received` record and
-  the offset of its suggestion (both or neither commit); it may start as soon as it gets a slot, its message
-  being below the partition's committed claim (else its message could be lost with the grant and read again
-  unclaimed);
+- a run received while the window has room gets its grant instead of a `received` record (the grant holds all a
+  `received` record does), in the transaction of its suggestion's offset (both or neither commit); it may start
+  as soon as it gets a slot, its message being below the partition's committed claim (else its message could be
+  lost with the grant and read again unclaimed);
 - a run received while the window is full waits; its grant is queued when room comes (one of the window's runs
   started or went), so it is usually committed before the run gets a slot; if not, the start waits for it.
 
@@ -48,6 +48,7 @@ class EarlyStarts:
         self,
         ledger_topic: str,
         queue: Queue,
+        substitute: Callable[[Partition, Outgoing, Outgoing], asyncio.Future[None] | None],
         *,
         leased: Callable[[Partition], bool],
         claims: Claims,
@@ -56,6 +57,7 @@ class EarlyStarts:
     ) -> None:
         self._topic = ledger_topic
         self._queue = queue
+        self._substitute = substitute
         self._leased = leased
         self._claims = claims
         self._alive = alive  # still this replica's and unfinished: a grant after its `finished` would undo it
@@ -63,12 +65,13 @@ class EarlyStarts:
         self._grants: dict[Partition, dict[str, _Grant]] = {}  # granted, not started yet
         self._waiting: dict[Partition, dict[str, RunItem]] = {}  # in the order received (a dict keeps it)
 
-    def received(self, item: RunItem, *, just_queued: bool) -> None:
-        """A run to run; `just_queued`: its `received` record was queued in this same call stack, not yet sent."""
+    def received(self, item: RunItem, *, queued: Outgoing | None = None) -> None:
+        """A run to run; `queued`: its `received` record, queued in this same call stack and not sent yet (a grant
+        given now takes its place)."""
         if item.record.attempt != 0:
             return  # its first attempt counts as made already: it starts at 2, after a commit
         self._waiting.setdefault(item.source, {})[item.run.run_id] = item
-        self._fill(item.source, item.run.run_id if just_queued else None)
+        self._fill(item.source, (item.run.run_id, queued) if queued is not None else None)
 
     async def may_start(self, item: RunItem) -> bool:
         """Called as attempt 1 of `item` starts: True when it may start with its own record only queued."""
@@ -92,7 +95,7 @@ class EarlyStarts:
             self._grants.pop(part, None)
             self._waiting.pop(part, None)
 
-    def _fill(self, part: Partition, just_queued: str | None) -> None:
+    def _fill(self, part: Partition, just_queued: tuple[str, Outgoing] | None) -> None:
         waiting = self._waiting.get(part)
         if not waiting:
             return
@@ -104,11 +107,17 @@ class EarlyStarts:
             item = waiting.pop(next(iter(waiting)))
             if not self._alive(item):
                 continue
-            record = item.record.with_state("dispatched", attempt=0)
-            out = Outgoing(self._topic, item.run.run_id.encode(), record.to_bytes(), partition=part.partition)
-            committed = self._queue(part, out)
+            run_id = item.run.run_id
+            value = item.record.with_state("dispatched", attempt=0).to_bytes()
+            committed: asyncio.Future[None] | None = None
+            received = just_queued[1] if just_queued is not None and just_queued[0] == run_id else None
+            if received is not None:  # in its place, completing its suggestion's offset as it would have
+                grant = Outgoing(self._topic, received.key, value, received.completes, received.partition)
+                committed = self._substitute(part, received, grant)
+            if committed is None:
+                committed = self._queue(part, Outgoing(self._topic, run_id.encode(), value, partition=part.partition))
+                received = None
             if committed is None:  # not owned any more: nothing starts early here
                 waiting.clear()
                 return
-            run_id = item.run.run_id
-            grants[run_id] = _Grant(item, committed, with_message=run_id == just_queued)
+            grants[run_id] = _Grant(item, committed, with_message=received is not None)

@@ -103,9 +103,8 @@ class Operations:
             if item.record.attempt and item.run.run_id not in self._ledger.prior_attempts:
                 # Its first attempt counts as made by a dead previous owner (`lease.py`): this one is the next.
                 self._ledger.prior_attempts[item.run.run_id] = LedgerEntry(item.run.run_id, attempt=item.record.attempt)
-            if self._ledger.early is not None:
-                # A fresh run's `received` record was queued just now, in the same call (`Records._register`).
-                self._ledger.early.received(item, just_queued=item.offset is not None)
+            if self._ledger.early is not None and item.offset is None:
+                self._ledger.early.received(item)  # reconciled from the ledger (fresh runs: `Records._register`)
         self._batcher.add(_BatchKey(part, study, template, id(items[0].operation)), items)
 
     def discard(self, gone: set[Partition]) -> list[RunItem]:

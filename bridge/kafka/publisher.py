@@ -146,14 +146,22 @@ class PartitionPublisher:
             failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             failed.set_exception(Fenced(str(self.failed)))
             return failed
-        if replacing is not None:
-            for i in range(len(self._queue) - 1, -1, -1):  # it was queued lately: look from the end
-                if self._queue[i] is replacing:
-                    self._queue[i] = record
-                    return self._next
+        if replacing is not None and self._substitute(replacing, record):
+            return self._next
         self._queue.append(record)
         self._wakeup.set()
         return self._next
+
+    def substitute(self, old: Outgoing, new: Outgoing) -> asyncio.Future[None] | None:
+        """`new` in the place of `old` if `old` is still queued (the future of their transaction), else None."""
+        return self._next if self.failed is None and self._substitute(old, new) else None
+
+    def _substitute(self, old: Outgoing, new: Outgoing) -> bool:
+        for i in range(len(self._queue) - 1, -1, -1):  # it was queued lately: look from the end
+            if self._queue[i] is old:
+                self._queue[i] = new
+                return True
+        return False
 
     def committed_within(self, seconds: float) -> bool:
         """Whether a transaction of this producer committed in the last `seconds`: the broker then still took it

@@ -93,6 +93,13 @@ class Publishers:
             return None
         return publisher.publish(record, replacing=replacing)
 
+    def substitute(self, part: Partition, old: Outgoing, new: Outgoing) -> asyncio.Future[None] | None:
+        """`new` in the place of `old` on the publisher of `part`, if `old` is still queued there; else None."""
+        publisher = self._publishers.get(part)
+        if publisher is None or not self._ownership.owns(part):
+            return None
+        return publisher.substitute(old, new)
+
     def leased(self, part: Partition) -> bool:
         """Whether `part` is owned and its producer committed within `LEASE_S`: a record queued now is committed
         by this replica or, should it die first, assumed by the next owner (`lease.py`)."""

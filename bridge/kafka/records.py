@@ -23,6 +23,7 @@ from bridge.intake import Accepted, Refused, Templates, accept
 from bridge.kafka.admission import Admission, admit
 from bridge.kafka.control import Control
 from bridge.kafka.dead_letters import DeadLetters
+from bridge.kafka.early_start import EarlyStarts
 from bridge.kafka.ledger_index import LedgerIndex
 from bridge.kafka.ownership import Ownership
 from bridge.kafka.publisher import Outgoing
@@ -58,6 +59,7 @@ class Records:
         telemetry: Telemetry,
         batch: Callable[[Partition, str, str, list[RunItem]], None],
         off_loop: OffLoop,
+        early: EarlyStarts | None = None,
     ) -> None:
         self._settings = settings
         self._templates = templates
@@ -71,6 +73,7 @@ class Records:
         self._telemetry = telemetry
         self._batch = batch
         self._off_loop = off_loop
+        self._early = early
 
     async def handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
         """Handle one record; returns once its runs are registered or its dead letter is queued."""
@@ -194,6 +197,8 @@ class Records:
             # `received`, with everything needed to run it again, commits with the consumed offset.
             out = Outgoing(ledger, item.run.run_id.encode(), value, completes=record.offset, partition=part.partition)
             self._publishers.publish(part, out)
+            if self._early is not None:
+                self._early.received(item, queued=out)  # granted now, the grant takes the record's place
             items.append(item)
         self._index.note_many(part.partition, [(i.run.run_id, i.record.fingerprint) for i in items], "active")
         self._batch(part, study, template, items)

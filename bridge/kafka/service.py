@@ -102,6 +102,7 @@ class BridgeService:
             early=EarlyStarts(
                 settings.topics.ledger,
                 self._publishers.publish,
+                self._publishers.substitute,
                 leased=self._publishers.leased,
                 claims=self._claims,
                 alive=lambda item: self.registry.get(item.run.run_id) is item,
@@ -153,6 +154,7 @@ class BridgeService:
             telemetry=self.telemetry,
             batch=self._operations.add,
             off_loop=self._off_loop,
+            early=self._ledger.early,
         )
 
     @property

@@ -20,8 +20,8 @@ async def test_a_suggestion_gets_one_result_and_its_offset_is_committed_with_it(
         results = await until(broker, topics.results, 1, RESULT)
         await eventually(lambda: committed(broker, topics.suggestions) == 1, timeout=5, interval=0.005)
     assert [(r["suggestion_id"], r["status"], r["outputs"]) for r in results] == [("a1", "succeeded", {"loss": 0.5})]
-    states = [m["state"] for m in messages(broker, topics.ledger, LEDGER)]
-    assert states[0] == "received" and states[-1] == "finished"
+    states = [(m["state"], m["attempt"]) for m in messages(broker, topics.ledger, LEDGER)]
+    assert states[0][1] == 0 and states[-1] == ("finished", 1)  # recorded before it ran; finished with its result
     assert executor.names == ["a"]
 
 
@@ -142,8 +142,8 @@ async def test_a_runs_process_group_is_in_the_ledger_while_it_runs_and_before_it
         executor.release()
         await until(broker, topics.results, 1, RESULT)
     ledger = [(m["state"], bool(m.get("dispatch"))) for m in messages(broker, topics.ledger, LEDGER)]
-    # received; its grant (`bridge/kafka/early_start.py`); its attempt, with the process group (the record without
-    # it replaced if that one had not left yet); finished, last.
-    assert ledger[:2] == [("received", False), ("dispatched", False)]
+    # Its grant, in place of `received` (`bridge/kafka/early_start.py`); its attempt, with the process group (the
+    # record without it replaced if that one had not left yet); finished, last.
+    assert ledger[0] == ("dispatched", False)
     assert ledger[-2:] == [("dispatched", True), ("finished", False)]
-    assert ledger[2:-2] in ([], [("dispatched", False)])
+    assert ledger[1:-2] in ([], [("dispatched", False)])
