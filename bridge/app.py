@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.config import BridgeSettings
 from bridge.config_sections import ExecutorSettings
 from bridge.errors import ConfigError
 from bridge.ports import Executor
 
-if TYPE_CHECKING:  # the Kafka side is imported only by the command that serves
+if TYPE_CHECKING:  # the Kafka side and its settings (pydantic-settings) are imported only by the command that serves
+    from bridge.config import BridgeSettings
     from bridge.kafka.broker import Broker
     from bridge.kafka.service import BridgeService
 
