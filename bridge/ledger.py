@@ -11,11 +11,12 @@ fsync per event took a quarter of `bridge run`'s time for 100 trivial runs, with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -56,6 +57,9 @@ class FileLedger:
 
     def __init__(self, root: Path) -> None:
         self._root = root
+        # Each operation's ledger stays open for appends from its first event to `close()`: opening it and making
+        # its folder again for every event were two of the few system calls a run's events cost.
+        self._files: dict[Path, TextIO] = {}
         self._unsynced: set[Path] = set()  # ledgers with lines written since their last fsync began
         self._syncing: asyncio.Future[None] | None = None
 
@@ -69,8 +73,11 @@ class FileLedger:
         The whole file goes, not just what is read at the next start: were a fresh run interrupted in turn, its
         resume must not pick up results from before it.
         """
+        path = self.path(operation_id)
+        if (file := self._files.pop(path, None)) is not None:
+            file.close()
         try:
-            self.path(operation_id).unlink()
+            path.unlink()
         except FileNotFoundError:
             return False
         log.info("ledger_discarded", operation_id=operation_id)
@@ -92,10 +99,20 @@ class FileLedger:
 
     def _append(self, operation_id: str, record: Mapping[str, Any]) -> None:
         path = self.path(operation_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-        # Closed, so in the operating system: a kill -9 of this process cannot lose it. The disk comes next.
+        file = self._files.get(path)
+        if file is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = self._files[path] = path.open("a", encoding="utf-8")
+        try:
+            file.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+            file.flush()
+        except OSError:
+            # Not kept with a half-written line in its buffer: the next event opens the ledger afresh.
+            del self._files[path]
+            with contextlib.suppress(OSError):
+                file.close()
+            raise
+        # Flushed, so in the operating system: a kill -9 of this process cannot lose it. The disk comes next.
         self._unsynced.add(path)
         if self._syncing is None:
             self._sync_next()
@@ -118,12 +135,15 @@ class FileLedger:
             self._sync_next()
 
     async def close(self) -> None:
-        """Wait until every line written is on disk."""
+        """Wait until every line written is on disk, then close the ledgers (a later event opens its own again)."""
         while (syncing := self._syncing) is not None:
             await asyncio.wait([syncing])
             # Its done callback may not have run yet (it is only scheduled): without this, a done future would be
             # awaited again and again without the loop ever running that callback.
             self._synced(syncing)
+        files, self._files = list(self._files.values()), {}
+        for file in files:
+            file.close()
 
     async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
         self._append(operation_id, {"event": "starting", "run_id": run_id, "attempt": attempt})
