@@ -59,7 +59,7 @@ class FileLedger:
         self._root = root
         # Each operation's ledger stays open for appends from its first event to `close()`: opening it and making
         # its folder again for every event were two of the few system calls a run's events cost.
-        self._files: dict[Path, TextIO] = {}
+        self._files: dict[str, tuple[Path, TextIO]] = {}
         self._unsynced: set[Path] = set()  # ledgers with lines written since their last fsync began
         self._syncing: asyncio.Future[None] | None = None
 
@@ -73,11 +73,10 @@ class FileLedger:
         The whole file goes, not just what is read at the next start: were a fresh run interrupted in turn, its
         resume must not pick up results from before it.
         """
-        path = self.path(operation_id)
-        if (file := self._files.pop(path, None)) is not None:
-            file.close()
+        if (opened := self._files.pop(operation_id, None)) is not None:
+            opened[1].close()
         try:
-            path.unlink()
+            self.path(operation_id).unlink()
         except FileNotFoundError:
             return False
         log.info("ledger_discarded", operation_id=operation_id)
@@ -98,17 +97,18 @@ class FileLedger:
         return entries
 
     def _append(self, operation_id: str, record: Mapping[str, Any]) -> None:
-        path = self.path(operation_id)
-        file = self._files.get(path)
-        if file is None:
+        opened = self._files.get(operation_id)
+        if opened is None:
+            path = self.path(operation_id)
             path.parent.mkdir(parents=True, exist_ok=True)
-            file = self._files[path] = path.open("a", encoding="utf-8")
+            opened = self._files[operation_id] = (path, path.open("a", encoding="utf-8"))
+        path, file = opened
         try:
             file.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
             file.flush()
         except OSError:
             # Not kept with a half-written line in its buffer: the next event opens the ledger afresh.
-            del self._files[path]
+            del self._files[operation_id]
             with contextlib.suppress(OSError):
                 file.close()
             raise
@@ -141,8 +141,8 @@ class FileLedger:
             # Its done callback may not have run yet (it is only scheduled): without this, a done future would be
             # awaited again and again without the loop ever running that callback.
             self._synced(syncing)
-        files, self._files = list(self._files.values()), {}
-        for file in files:
+        opened, self._files = list(self._files.values()), {}
+        for _, file in opened:
             file.close()
 
     async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
