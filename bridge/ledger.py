@@ -63,6 +63,13 @@ class FileLedger:
         self._unsynced: set[Path] = set()  # ledgers with lines written since their last fsync began
         self._syncing: asyncio.Future[None] | None = None
 
+    def __del__(self) -> None:
+        # A ledger dropped without `close()` (a scheduler driven on its own, as tests do) still lets its files go:
+        # each line is flushed when written, so closing here loses nothing.
+        for _, file in getattr(self, "_files", {}).values():
+            with contextlib.suppress(OSError):
+                file.close()
+
     def path(self, operation_id: str) -> Path:
         """Where the operation's ledger lives."""
         return self._root / operation_id / "ledger.jsonl"
