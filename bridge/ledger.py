@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-import structlog
-
+from bridge.logs import get_logger
 from bridge.models import RunResult
 from bridge.ports import LedgerEntry
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _apply(entries: dict[str, LedgerEntry], record: Mapping[str, Any]) -> None:
