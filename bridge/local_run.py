@@ -21,7 +21,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge import logs
 from bridge.app import build_executor
 from bridge.cache import CacheEntry, FileCache
 from bridge.config_sections import ExecutorSettings
@@ -71,9 +70,6 @@ async def run_plan(plan: OperationPlan, options: RunOptions) -> int:
         ledger=ledger,
         cache=cache_type(workdir / "cache"),
     )
-    # An executor module that logs through structlog directly (the Ray one) has imported it by now: configured
-    # before any run starts, so none of its lines goes out unconfigured.
-    logs.settle()
     with ProgressListener(total=len(plan.runs), name=plan.name) as listener:
         runner = OperationRunner(plan, runtime, listener)
         _on_interrupt(runner, runtime)
