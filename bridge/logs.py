@@ -37,9 +37,10 @@ def settle() -> None:
 
 
 def _apply() -> None:
-    if not _pending:
+    try:
+        numeric, as_json = _pending.pop()
+    except IndexError:  # applied already (by another thread, at the same moment)
         return
-    numeric, as_json = _pending.pop()
     import structlog
 
     renderer: structlog.typing.Processor = (
