@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bridge.config import BridgeSettings
+from bridge import logs
 from bridge.config_sections import ExecutorSettings
 from bridge.errors import ConfigError
 from bridge.ports import Executor
 
-if TYPE_CHECKING:  # the Kafka side is imported only by the command that serves
+if TYPE_CHECKING:  # the Kafka side and its settings (pydantic-settings) are imported only by the command that serves
+    from bridge.config import BridgeSettings
     from bridge.kafka.broker import Broker
     from bridge.kafka.service import BridgeService
 
@@ -46,6 +47,9 @@ def build_executor(
         except ImportError as exc:
             # Accepting `ray` and running local processes instead would be a silent lie about where runs execute.
             raise ConfigError(f"executor.kind: ray needs Ray, which is not installed ({exc}): {RAY_EXTRA}") from None
+        # It logs through structlog directly, imported just now: configured before it can log (`bridge run`
+        # configures logging lazily, see bridge.logs).
+        logs.settle()
         address = settings.address or os.environ.get("RAY_ADDRESS")
         if not address:
             raise ConfigError(

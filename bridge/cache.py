@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bridge.identity import digest
+from bridge.logs import get_logger
 from bridge.polyaxon import V1Component
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 KEY_VERSION = "v2"
 """The key format: v1 hashed the run section and params alone (bare hex); v2 the whole run shape."""

@@ -301,10 +301,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `bridge` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from bridge import logs  # structlog: only once a command runs
+    from bridge import logs
 
     # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong.
-    logs.configure(args.log_level or ("info" if args.command == "serve" else None))
+    # `run` and `check` import structlog only if something is worth logging: most runs log nothing.
+    logs.configure(
+        args.log_level or ("info" if args.command == "serve" else None), lazy=args.command in ("run", "check")
+    )
     try:
         code: int = args.handler(args)
         return code

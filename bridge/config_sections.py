@@ -14,7 +14,7 @@ TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class KafkaSettings(_Section):

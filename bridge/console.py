@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bridge.models import ProgressEvent, RunResult, RunStatus
+
+# rich is imported where it draws (a live bar on a terminal, a table): `bridge run --output jsonl` into a pipe, what
+# programs run, never needs it.
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
 
 _STATUS_STYLE = {
     RunStatus.SUCCEEDED: "green",
@@ -45,6 +47,9 @@ class ProgressListener:
         self._progress: Progress | None = None
         self._task: Any = None
         if self._live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -89,6 +94,8 @@ class ProgressListener:
 
 def results_table(results: Sequence[RunResult]) -> Table:
     """One row per run: params, status, outputs, attempts, duration, error."""
+    from rich.table import Table
+
     table = Table(show_lines=False, header_style="bold")
     for column in ("#", "status", "params", "outputs", "attempt", "duration", "error"):
         table.add_column(column, overflow="fold")
@@ -114,11 +121,16 @@ def print_results(results: Sequence[RunResult], output: str, stream: TextIO | No
             out.write(r.to_json() + "\n")
         out.flush()
         return
+    from rich.console import Console
+
     Console(file=out, width=max(Console(file=out).width, 120)).print(results_table(results))
 
 
 def print_runs(rows: Iterable[Mapping[str, Any]], stream: TextIO | None = None) -> None:
     """The expanded runs of `bridge check`: one row per run with its typed params."""
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(header_style="bold")
     table.add_column("#")
     table.add_column("params", overflow="fold")

@@ -11,18 +11,18 @@ fsync per event took a quarter of `bridge run`'s time for 100 trivial runs, with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-import structlog
-
+from bridge.logs import get_logger
 from bridge.models import RunResult
 from bridge.ports import LedgerEntry
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def _apply(entries: dict[str, LedgerEntry], record: Mapping[str, Any]) -> None:
@@ -56,8 +56,18 @@ class FileLedger:
 
     def __init__(self, root: Path) -> None:
         self._root = root
+        # Each operation's ledger stays open for appends from its first event to `close()`: opening it and making
+        # its folder again for every event were two of the few system calls a run's events cost.
+        self._files: dict[str, tuple[Path, TextIO]] = {}
         self._unsynced: set[Path] = set()  # ledgers with lines written since their last fsync began
         self._syncing: asyncio.Future[None] | None = None
+
+    def __del__(self) -> None:
+        # A ledger dropped without `close()` (a scheduler driven on its own, as tests do) still lets its files go:
+        # each line is flushed when written, so closing here loses nothing.
+        for _, file in getattr(self, "_files", {}).values():
+            with contextlib.suppress(OSError):
+                file.close()
 
     def path(self, operation_id: str) -> Path:
         """Where the operation's ledger lives."""
@@ -69,6 +79,8 @@ class FileLedger:
         The whole file goes, not just what is read at the next start: were a fresh run interrupted in turn, its
         resume must not pick up results from before it.
         """
+        if (opened := self._files.pop(operation_id, None)) is not None:
+            opened[1].close()
         try:
             self.path(operation_id).unlink()
         except FileNotFoundError:
@@ -91,11 +103,22 @@ class FileLedger:
         return entries
 
     def _append(self, operation_id: str, record: Mapping[str, Any]) -> None:
-        path = self.path(operation_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-        # Closed, so in the operating system: a kill -9 of this process cannot lose it. The disk comes next.
+        opened = self._files.get(operation_id)
+        if opened is None:
+            path = self.path(operation_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            opened = self._files[operation_id] = (path, path.open("a", encoding="utf-8"))
+        path, file = opened
+        try:
+            file.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+            file.flush()
+        except OSError:
+            # Not kept with a half-written line in its buffer: the next event opens the ledger afresh.
+            del self._files[operation_id]
+            with contextlib.suppress(OSError):
+                file.close()
+            raise
+        # Flushed, so in the operating system: a kill -9 of this process cannot lose it. The disk comes next.
         self._unsynced.add(path)
         if self._syncing is None:
             self._sync_next()
@@ -118,12 +141,15 @@ class FileLedger:
             self._sync_next()
 
     async def close(self) -> None:
-        """Wait until every line written is on disk."""
+        """Wait until every line written is on disk, then close the ledgers (a later event opens its own again)."""
         while (syncing := self._syncing) is not None:
             await asyncio.wait([syncing])
             # Its done callback may not have run yet (it is only scheduled): without this, a done future would be
             # awaited again and again without the loop ever running that callback.
             self._synced(syncing)
+        opened, self._files = list(self._files.values()), {}
+        for _, file in opened:
+            file.close()
 
     async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
         self._append(operation_id, {"event": "starting", "run_id": run_id, "attempt": attempt})

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
-
 from bridge.attempts import Verdict, judge_exit, prepare_spec, run_result
 from bridge.cache import cache_key, run_shape
 from bridge.early_stopping import EarlyStopping, StopOperation, StopRun
+from bridge.logs import get_logger
 from bridge.models import ProgressEvent, RunError, RunResult, RunStatus, StopReason
 from bridge.plan import OperationPlan, PlannedRun
 from bridge.ports import (
@@ -35,7 +34,7 @@ from bridge.ports import (
 from bridge.runtime import Runtime
 from bridge.text import printable
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 LOST_ATTEMPTS_RETRIED = 3  # a node dying is no fault of the run: retried beyond maxRetries, this many times
 

@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
+from bridge.logs import get_logger
 from bridge.polyaxon import V1Component
 from bridge.ports import GitInit
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 GIT_TIMEOUT_S = 300.0
 

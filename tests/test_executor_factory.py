@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,3 +38,26 @@ def test_ray_takes_ray_address_from_the_environment(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     executor = build_executor(ExecutorSettings(kind="ray", max_parallel=64), workdir=tmp_path)
     assert type(executor).__name__ == "RayExecutor" and executor.max_parallel == 64
+
+
+def test_the_ray_executor_logs_configured_when_bridge_run_configures_logging_lazily(tmp_path: Path) -> None:
+    # ray.py logs through structlog directly; `bridge run` configures structlog only when it first logs. Built
+    # through the factory, the executor must never log unconfigured (every level, on stdout): in a fresh process,
+    # as structlog's configuration is the process's.
+    pytest.importorskip("ray")
+    probe = f"""
+import sys
+from pathlib import Path
+from bridge import logs
+from bridge.app import build_executor
+from bridge.config_sections import ExecutorSettings
+logs.configure(None, lazy=True)
+assert "structlog" not in sys.modules
+build_executor(ExecutorSettings(kind="ray", address="127.0.0.1:1"), workdir=Path({str(tmp_path)!r}))
+import structlog
+structlog.get_logger("bridge.executors.ray").info("below_the_level")
+structlog.get_logger("bridge.executors.ray").warning("at_the_level")
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    assert "at_the_level" in out.stderr and "at_the_level" not in out.stdout
+    assert "below_the_level" not in out.stdout + out.stderr

@@ -18,18 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bridge.executors.child import start_child
 from bridge.executors.environment import base_environment, run_environment
 from bridge.executors.metrics_file import MetricsTail
 from bridge.executors.process_group import GroupRecord, kill_leftovers, kill_orphan_group
 from bridge.executors.startable import cannot_start
+from bridge.logs import get_logger
 from bridge.ports import EventCallback, MetricRecord, RunExit, RunPlace, RunSpec
 from bridge.text import printable
 from bridge.workspace import RunPaths, prepare_init
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 POLL_INTERVAL_S = 0.1

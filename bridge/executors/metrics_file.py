@@ -7,11 +7,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from bridge.logs import get_logger
 from bridge.ports import MetricRecord
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def parse_line(line: str) -> MetricRecord | None:

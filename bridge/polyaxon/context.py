@@ -6,6 +6,7 @@ here; templating.py renders the container in it.
 
 from __future__ import annotations
 
+import functools
 import getpass
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from bridge.polyaxon.schema import V1Component
 from bridge.polyaxon.types import compact_json
 
 
+@functools.cache  # every run's globals name it, and asking the password database each time costs a file read
 def _local_user() -> str:
     try:
         return getpass.getuser()

@@ -350,6 +350,11 @@ def render_template(source: str, context: Mapping[str, Any]) -> str:
     if _METER.get() is None:
         with metered():
             return render_template(source, context)
+    if "{" not in source and "\r" not in source:
+        # Plain text (most argv items: the program, its flags): every Jinja construct opens with `{` (no line
+        # statements are configured), and Jinja would only turn \r newlines into \n. So it renders to itself.
+        _charge(len(source))
+        return source
     template = compile_template(source)
     pieces: list[str] = []
     for piece in template.generate(context):

@@ -41,3 +41,17 @@ async def test_close_returns_when_the_last_fsync_ended_just_before_it_was_called
     # hold the loop, so pytest-timeout is what would end this test.
     await ledger.close()
     assert ledger.path("op").exists()
+
+
+async def test_discard_then_new_events_and_events_after_close_land_in_the_file(tmp_path: Path) -> None:
+    # The ledger is kept open between events: `--fresh` (discard) and a close must not leave events written into
+    # a file that is gone or closed.
+    ledger = FileLedger(tmp_path)
+    await ledger.attempt_starting("op", "old", 1)
+    assert ledger.discard("op")
+    await ledger.attempt_starting("op", "r1", 1)
+    await ledger.close()
+    await ledger.attempt_starting("op", "r2", 1)
+    await ledger.close()
+    events = [json.loads(line)["run_id"] for line in ledger.path("op").read_text().splitlines()]
+    assert events == ["r1", "r2"]

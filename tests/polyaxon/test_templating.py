@@ -267,3 +267,18 @@ def test_text_keeps_non_ascii_characters() -> None:
     run = render([{"name": "cfg", "type": "dict"}], {"cfg": {"city": "Zürich"}}, args=["{{ params.cfg.as_str }}"])
 
     assert run.argv == ["echo", '{"city":"Zürich"}']
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["--flag", "", "two\nlines\n", "windows\r\nline\r", "}} %} #}", "100% {not jinja", "tab\there ünï"],
+)
+def test_text_without_template_syntax_renders_as_jinja_renders_it(text: str) -> None:
+    # Plain text skips Jinja (most argv items are plain): what it renders to must not change for that.
+    from bridge.polyaxon.sandbox import ENV
+
+    expected = ENV.from_string(text).render()
+    run = render([], {}, command=["prog"], args=[text], env=[{"name": "X", "value": text}])
+
+    assert run.env["X"] == expected
+    assert run.argv == ["prog", expected] if expected else ["prog"]
