@@ -49,6 +49,9 @@ format: install
 ## The figures of BENCHMARKS.md (issue 9's P1, P2, P3, P5 and the memory bound), each against its baseline in the
 ## same run; benchmarks/report.py writes them into BENCHMARKS.md's table.
 bench: install kafka-jars
+	# Byte-compiled first, as an installed package is (pip compiles at install): with PYTHONDONTWRITEBYTECODE set,
+	# every `bridge` process would otherwise compile the modules changed since the last compile, at each start.
+	$(BIN)/python -m compileall -q bridge
 	$(BIN)/python benchmarks/run_overhead.py && $(BIN)/python benchmarks/serve_throughput.py
 	$(BIN)/python benchmarks/optuna_study.py
 	$(BIN)/python benchmarks/memory_backlog.py

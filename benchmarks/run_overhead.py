@@ -85,7 +85,9 @@ def _tiny_workload(tmp: Path, runs: int, concurrency: int) -> tuple[Path, list[l
     return path, [TINY] * runs
 
 
-def _quick_start_workload(tmp: Path) -> tuple[Path, list[list[str]], Path]:
+def _quick_start_workload(tmp: Path) -> tuple[Path, list[list[str]], Path, int]:
+    """The quick-start example's runs, and its own `matrix.concurrency` (the baseline runs them as the bridge
+    must: two at a time, not `--concurrency`)."""
     src = ROOT / "examples" / "quick-start" / "mapping.yaml"
     doc = yaml.safe_load(src.read_text())
     doc["cache"] = {"disable": True}
@@ -102,7 +104,7 @@ def _quick_start_workload(tmp: Path) -> tuple[Path, list[list[str]], Path]:
         g = RunGlobals(run_uuid=run.run_id, run_name="bench", artifacts_path=str(tmp), run_outputs_path=str(tmp))
         argv = render_run(op.component, run.params, g).argv
         argvs.append([sys.executable if a == "python3" else a for a in argv])
-    return path, argvs, path.parent
+    return path, argvs, path.parent, int(doc["matrix"].get("concurrency") or len(argvs))
 
 
 def measure(
@@ -167,9 +169,9 @@ def main() -> int:
         tiny, argvs = _tiny_workload(tmp, args.runs, args.concurrency)
         rows.append(measure("tiny", tiny, argvs, args.concurrency, tmp, args.repeat))
         if not args.skip_quick_start:
-            qs, qargvs, cwd = _quick_start_workload(tmp)
+            qs, qargvs, cwd, concurrency = _quick_start_workload(tmp)
             try:
-                rows.append(measure("quick-start", qs, qargvs, args.concurrency, cwd, args.repeat))
+                rows.append(measure("quick-start", qs, qargvs, concurrency, cwd, args.repeat))
             finally:
                 qs.unlink(missing_ok=True)
     for row in rows:
