@@ -6,6 +6,10 @@ Ray stays on loopback only inside a private network namespace (../shared/notes/r
 fixture skips its tests unless the session runs in one (``make test`` runs it under ``unshare -n``). The PID
 namespace is shared with whatever else runs on the machine, so the cluster is stopped by the processes that
 carry its own temp dir in their command line, never by ``ray stop``.
+
+When a test that uses the cluster fails, its report ends with the tail of the cluster's logs that say why a node or
+a Ray Client connection failed (``ray_client_server*``, ``raylet*.err``, ``gcs_server.err``): the temp dir is gone
+with the CI machine, the report is what CI prints.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +33,10 @@ from tests.polling import wait_until
 RAY = Path(sys.executable).parent / "ray"
 NODES = 3
 START_TIMEOUT_S = 120
+# The logs that tell why a node or a Ray Client connection failed, and how much of each a failure report shows.
+FAILURE_LOGS = ("ray_client_server*", "raylet*.err", "gcs_server.err")
+FAILURE_LOG_LINES = 40
+_TEMP_DIR = pytest.StashKey[Path]()
 
 
 def in_private_network() -> bool:
@@ -105,6 +113,23 @@ class RayCluster:
         ids: dict[str, str] = json.loads(out.stdout.strip().splitlines()[-1])
         return ids
 
+    def clear_slots(self) -> None:
+        """Kill the bridge slots earlier tests left and wait until every node's CPU is free again: a test's event
+        loop can end before its bridge kills its idle slots, and such a slot lives 30 s more (IDLE_EXIT_S), holding
+        a CPU the next test counts on (six runs over all three nodes found only two)."""
+        script = (
+            f"import ray; ray.init(address={self.address!r}, logging_level='error');"
+            "[ray.kill(ray.get_actor(a['name'], namespace=a['namespace']))"
+            " for a in ray.util.list_named_actors(all_namespaces=True) if a['name'].startswith('bridge-slot-')];"
+            "print(ray.available_resources().get('CPU', 0))"
+        )
+
+        def all_cpus_free() -> bool:
+            out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+            return float(out.stdout.strip().splitlines()[-1]) >= NODES
+
+        wait_until(all_cpus_free, timeout=90, interval=0.5)
+
     def stop(self) -> None:
         """SIGKILL every process of this cluster, found by its temp dir, until none is left."""
 
@@ -119,7 +144,13 @@ class RayCluster:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # gRPC's fork handlers off in every process of the cluster. With them on (grpcio's default), a process with
+    # live gRPC channels that forks with a preexec_fn gets gRPC's threads restarted in the child before the exec,
+    # and the child sometimes dies of them (SIGSEGV/SIGABRT in cygrpc, grpc/grpc#43055). The Ray Client proxy is
+    # such a process: it starts each client's server that way (fate-sharing), so a `ray://` connection failed now
+    # and then with "Starting Ray client server failed" and an empty ray_client_server_23000.err. Nothing in the
+    # cluster uses gRPC in a forked child without exec, which is all those handlers are for.
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "GRPC_ENABLE_FORK_SUPPORT": "0"}
 
 
 def _start_worker(cluster: RayCluster, node: int) -> None:
@@ -147,8 +178,39 @@ def start_cluster(temp_dir: Path) -> RayCluster:
     return cluster
 
 
+def cluster_logs(temp_dir: Path, lines: int = FAILURE_LOG_LINES) -> str:
+    """The last `lines` lines of each of the cluster's FAILURE_LOGS (an empty one says so: the server it belongs to
+    died before writing anything)."""
+    logs = temp_dir / "session_latest" / "logs"
+    parts = []
+    for path in sorted({p for pattern in FAILURE_LOGS for p in logs.glob(pattern)}):
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        parts.append(f"==> {path} <==\n" + ("\n".join(tail) if tail else "(empty)"))
+    return "\n".join(parts) if parts else f"no Ray logs under {logs}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that uses the cluster gets its logs' tails in its report (see the module's docstring)."""
+    report = yield
+    temp_dir = item.config.stash.get(_TEMP_DIR, None)
+    if report.failed and temp_dir is not None and "ray_cluster" in getattr(item, "fixturenames", ()):
+        report.sections.append((f"Ray cluster logs ({call.when})", cluster_logs(temp_dir)))
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _idle_ray_cluster(request: pytest.FixtureRequest) -> None:
+    """A test that uses the cluster starts with no slot of an earlier test on it (RayCluster.clear_slots)."""
+    if "ray_cluster" in request.fixturenames:
+        cluster: RayCluster = request.getfixturevalue("ray_cluster")
+        cluster.clear_slots()
+
+
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
+def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
     """The session's three-node cluster (see the module's docstring); skips outside a private network."""
     # In CI a Ray suite that cannot run fails: skipped, it would let CI pass without Ray tested at all.
     give_up = pytest.fail if os.environ.get("CI") else pytest.skip
@@ -160,6 +222,7 @@ def ray_cluster() -> Iterator[RayCluster]:
         give_up("Ray tests run in a private network namespace: `make test` runs them under `unshare -n`")
     # Ray's socket paths must stay short (107 bytes): a temp dir of its own under /tmp, not pytest's deep one.
     temp_dir = Path(tempfile.mkdtemp(prefix="bridge-ray-", dir="/tmp"))
+    request.config.stash[_TEMP_DIR] = temp_dir  # before the start: a node that fails to start has logs too
     cluster = start_cluster(temp_dir)
     try:
         yield cluster
