@@ -583,6 +583,19 @@ def test_raycluster_runs_the_pinned_ray_on_the_bridges_image(k8s: dict[str, dict
         assert group["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
 
 
+def test_every_ray_node_starts_with_grpcs_fork_handlers_off(
+    compose: dict[str, Any], k8s: dict[str, dict[str, Any]]
+) -> None:
+    # With them on, a child the Ray Client proxy or a slot starts with a preexec_fn sometimes dies before its exec
+    # (tests/ray/test_ray_cluster_spawns.py).
+    for name in ("ray-head", "ray-worker"):
+        assert compose["services"][name]["environment"]["GRPC_ENABLE_FORK_SUPPORT"] == "0", name
+    cluster = k8s["RayCluster"]["spec"]
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        (node,) = group["template"]["spec"]["containers"]
+        assert {"name": "GRPC_ENABLE_FORK_SUPPORT", "value": "0"} in node.get("env", []), node["name"]
+
+
 def test_raycluster_custom_resources_are_what_a_run_can_ask_for(k8s: dict[str, dict[str, Any]]) -> None:
     pytest.importorskip("ray")
     from bridge.executors.ray import ray_options
