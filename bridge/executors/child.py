@@ -16,6 +16,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 _PIDFD = hasattr(os, "pidfd_open")
 
@@ -30,45 +31,24 @@ async def start_child(
     preexec_fn: Callable[[], None] | None,
 ) -> tuple[int, asyncio.Future[int]]:
     """Start `argv` as a session leader with stdin from /dev/null and its output to the file descriptors `stdout`
-    and `stderr`; its pid, and a future of its exit status
-    (negative: the signal that killed it), set once it was reaped. Raises what `subprocess.Popen` raises."""
+    and `stderr`; its pid, and a future of its exit status (negative: the signal that killed it), set once it was
+    reaped. Raises what `subprocess.Popen` raises."""
+    # preexec_fn (only without setpriv) sets PR_SET_PDEATHSIG and nothing else.
+    how: dict[str, Any] = {
+        "cwd": cwd,
+        "env": env,
+        "stdin": subprocess.DEVNULL,
+        "stdout": stdout,
+        "stderr": stderr,
+        "start_new_session": True,
+        "preexec_fn": preexec_fn,
+    }
     if not _PIDFD:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            preexec_fn=preexec_fn,
-        )
+        proc = await asyncio.create_subprocess_exec(*argv, **how)
         return proc.pid, asyncio.ensure_future(proc.wait())
-    popen = _popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=stderr, preexec_fn=preexec_fn)
+    # On the event loop, as asyncio's own spawn is: a vfork without preexec_fn, back once the child has exec'd.
+    popen = subprocess.Popen(argv, **how)  # noqa: ASYNC220
     return popen.pid, _exit_of(popen)
-
-
-def _popen(
-    argv: list[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    stdout: int,
-    stderr: int,
-    preexec_fn: Callable[[], None] | None,
-) -> subprocess.Popen[bytes]:
-    # On the event loop, as asyncio's own spawn is: a vfork when there is no preexec_fn, so it returns as soon as
-    # the child has exec'd. The preexec_fn (only without setpriv) sets PR_SET_PDEATHSIG and nothing else.
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=True,
-        preexec_fn=preexec_fn,  # noqa: PLW1509
-    )
 
 
 def _exit_of(popen: subprocess.Popen[bytes]) -> asyncio.Future[int]:
