@@ -1,7 +1,7 @@
 """Which suggestions of a readable message are new: the ledger, not a memory window, knows what was seen before.
 
 Every suggestion's run id is one of:
-- fresh: never seen; it gets a `received` record and runs;
+- fresh: never seen; it gets a `received` record (or an early-start grant in its place) and runs;
 - waiting: already running here, or unfinished in the ledger (reconciliation runs it); nothing more to do;
 - a replay: finished before (or refused before); it is answered with a copy of that result, marked `replayed`;
 - a refusal: invalid for its template, never seen; it is answered with a failed result (`answers`);

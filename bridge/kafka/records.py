@@ -3,7 +3,8 @@
 The record waits for its partition's reconciliation, then: a control record goes to `Control`; a suggestions
 record is validated (`intake.accept`), sorted by what the ledger already knows (`admission.admit`: fresh,
 waiting, replay, refusal, conflict), sized, and its fresh runs are registered with a `received` ledger record
-that commits with the consumed offset; so do the failed answers to its refused suggestions, each with its
+(or, while there is room, an early-start grant in its place: `early_start.py`) that commits with the consumed
+offset; so do the failed answers to its refused suggestions, each with its
 `finished` ledger record, and its one dead letter. Whatever goes wrong with one record, it ends in a dead letter
 (`internal_error`, logged with its traceback), and the loop goes on.
 """

@@ -2,9 +2,10 @@
 
 The walk of one suggestion, each part visited once:
 record (`consume.ConsumeLoop`) -> `records.Records` (validate with `intake`, sort with `admission` against the
-ledger index, register in `registry.RunRegistry` with a `received` ledger record) -> `operations.Operations`
-(batch into a mapping operation, run it on the scheduler `bridge run` shares, whose `executor` starts the runs
-and whose `run_ledger` commits `dispatched`) -> the result and its `finished` record through
+ledger index, register in `registry.RunRegistry` with a `received` ledger record, or an early-start grant in its
+place: `early_start.py`) -> `operations.Operations` (batch into a mapping operation, run it on the scheduler
+`bridge run` shares, whose `executor` starts the runs and whose `run_ledger` records `dispatched`: committed
+first, or only queued for a granted run) -> the result and its `finished` record through
 `publishing.Publishers`, in one transaction with the consumed offset.
 Around it: `rebalance.Rebalance` (partitions come and go; `reconcile.Reconciler` reads the ledger of each new
 one), `control.Control` (stops from outside), `dead_letters.DeadLetters` (what cannot be taken).
