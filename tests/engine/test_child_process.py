@@ -4,6 +4,7 @@ exit status is the same on the fallback path asyncio's own subprocesses take whe
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import threading
@@ -33,18 +34,22 @@ def _request(root: Path, run_id: str, code: str) -> ProcessRequest:
 
 
 async def test_runs_in_flight_cost_no_thread_each(tmp_path: Path) -> None:
+    # Each run blocks reading one byte of a FIFO this test holds open, until the test writes them.
     gate = tmp_path / "gate"
-    wait_for_gate = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.01)"
+    os.mkfifo(gate)
+    writer = os.open(gate, os.O_RDWR)  # held open: a run that opens the FIFO late still finds a writer
+    wait_for_gate = f"import os\nos.read(os.open({str(gate)!r}, os.O_RDONLY), 1)"
     executor = LocalExecutor(8)
     before = threading.active_count()
-    handles = [await executor.spawn(_request(tmp_path, f"r{i}", wait_for_gate), _ignore) for i in range(6)]
     try:
+        handles = [await executor.spawn(_request(tmp_path, f"r{i}", wait_for_gate), _ignore) for i in range(6)]
         # asyncio's default child watcher on Python 3.11 would hold one thread per process here.
         assert threading.active_count() == before
-        gate.touch()
+        os.write(writer, b"x" * len(handles))
         ends = await asyncio.wait_for(asyncio.gather(*(h.wait() for h in handles)), timeout=30)
         assert [e.exit_code for e in ends] == [0] * 6
     finally:
+        os.close(writer)
         await executor.close()
 
 
