@@ -1,24 +1,25 @@
-"""Who owned a partition last, and whether they let it go cleanly: what lets a run start before its ledger
-records are committed, and a later owner still count every attempt.
+"""Who owned a partition last, and whether they let it go cleanly: what lets a run start before its ledger records are
+committed, and a later owner still count every attempt.
 
-A first attempt starts as soon as its `dispatched` record is *queued* on the partition's transactional producer
-(`run_ledger.KafkaRunLedger`): it commits within a few ms, always before the run's result, which is in a later
-transaction of the same producer. The price is what a kill -9 in between leaves: an attempt that ran with nothing
-of it committed. A next owner cannot see it, so it must assume it, and only where it could have happened:
+A first attempt that holds a grant (`early_start.py`) starts as soon as its `dispatched` record is *queued* on the
+partition's transactional producer (`run_ledger.KafkaRunLedger`): it commits within a few ms, always before the
+run's result, which is in a later transaction of the same producer. The price is what a kill -9 in between leaves:
+an attempt that ran with nothing of it committed. A next owner cannot see it, so it must assume it, and only where
+it could have happened:
 
 - Each owner commits an `acquired` marker (`messages.OwnerMarker`, key `~owner` in the ledger partition) when it
   takes a partition, before any of its runs start, and queues a `released` marker when it lets the partition go
   cleanly (a revoke, a drained shutdown): after every record of a run it started, so `released` means nothing is
   missing.
-- A fresh run starts early only if its suggestion record is below the partition's committed *claim*: a later
-  `acquired` marker the owner queues as records are handled (`Claims`), `CLAIM_AHEAD` offsets past the last one,
-  so in a steady stream the claim is committed before the records it covers arrive. Past the claim (a
-  burst), a run waits for its record's commit, as every start did before.
+- A fresh run whose grant has not committed yet starts early only if its suggestion record is below the partition's
+  committed *claim*: a later `acquired` marker the owner queues as records are handled (`Claims`), `CLAIM_AHEAD`
+  offsets past the last one, so in a steady stream the claim is committed before the records it covers arrive. Past
+  the claim (a burst), the run waits for its grant's commit.
 - A new owner that finds `released` (or no marker: a first owner, or an earlier bridge) counts exactly what the
   ledger says. One that finds `acquired` knows its predecessor died holding the partition: each run it could have
-  started (one `received` but not `dispatched`, or from a suggestion record below its claim and the partition's end)
-  counts attempt 1 as made, and runs as attempt 2. Only first attempts ever start early, so no more than one
-  attempt can be missing; later attempts wait for their `dispatched` commit.
+  started (one it had granted, or from a suggestion record below its claim and the partition's end) counts attempt 1
+  as made, and runs as attempt 2; a run only `received` never started. Only first attempts ever start early, so no
+  more than one attempt can be missing; later attempts wait for their `dispatched` commit.
 - A run starts early only while the partition's producer committed within `LEASE_S`: a replica whose event loop
   stalled for longer may have lost the partition without knowing (its session expired); it then waits for the
   commit, which fails if it was fenced, instead of starting a run its successor runs too.
@@ -33,9 +34,8 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from bridge.kafka.publisher import Outgoing
 from bridge.messages import OWNER_SCHEMA, OwnerMarker
@@ -81,7 +81,13 @@ def owner_record(ledger_topic: str, part: Partition, state: OwnerState, claim: i
     return Outgoing(ledger_topic, OWNER_KEY.encode(), owner_marker(state, claim), partition=part.partition)
 
 
-Queue = Callable[[Partition, Outgoing], "asyncio.Future[None] | None"]
+class Queue(Protocol):
+    """`Publishers.publish`: queue a record of a partition, in place of `replacing` if that one is still queued;
+    None when this replica no longer owns the partition."""
+
+    def __call__(
+        self, part: Partition, record: Outgoing, *, replacing: Outgoing | None = None
+    ) -> asyncio.Future[None] | None: ...
 
 
 class Claims:

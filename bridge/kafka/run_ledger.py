@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from bridge.errors import Fenced
 from bridge.kafka.early_start import EarlyStarts
+from bridge.kafka.lease import Queue
 from bridge.kafka.publisher import Outgoing
 from bridge.kafka.registry import RunRegistry
 from bridge.kafka.runs import RunItem
@@ -21,14 +21,6 @@ from bridge.ports import LedgerEntry
 log = structlog.get_logger(__name__)
 
 Publish = Callable[[Partition, Outgoing], Awaitable[None]]
-
-
-class Queue(Protocol):
-    """`Publishers.publish`: queue a record of a partition, in place of `replacing` if that one is still queued."""
-
-    def __call__(
-        self, part: Partition, record: Outgoing, *, replacing: Outgoing | None = None
-    ) -> asyncio.Future[None] | None: ...
 
 
 class KafkaRunLedger:
