@@ -30,9 +30,9 @@ demo: install
 ## session itself, in a private network namespace with loopback only: tests/private_network.sh).
 ## The AsyncAPI parser comes from npm when the test first runs: that test runs first, outside the namespace.
 test: install kafka-jars lint
-	$(BIN)/pytest -q -p no:cacheprovider tests/test_schemas_asyncapi_parser.py
+	$(BIN)/pytest -q -p no:cacheprovider tests/contract/test_schemas_asyncapi_parser.py
 	bash tests/private_network.sh $(BIN)/pytest -q -p no:cacheprovider \
-		--ignore=tests/test_schemas_asyncapi_parser.py $(PYTEST_ARGS)
+		--ignore=tests/contract/test_schemas_asyncapi_parser.py $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not kafka" $(PYTEST_ARGS)

@@ -109,7 +109,7 @@ def write_config(bootstrap: str, root: Path, max_in_flight: int, parallel: int) 
 
 async def create_topics(config: Path) -> Any:
     """The bridge's topics made exactly as `bridge serve` makes them (the ledger compacted); its settings."""
-    from bridge.config import load_settings
+    from bridge.config.settings import load_settings
     from bridge.kafka.connection import ensure_topics
 
     settings = load_settings(config)

@@ -59,11 +59,11 @@ def _operation(runs: int, duration: float, root: Path) -> Any:
 
 
 async def _bridge(address: str, runs: int, duration: float, root: Path) -> dict[str, Any]:
+    from bridge.engine.plan import plan_local
+    from bridge.engine.runtime import Runtime
+    from bridge.engine.scheduler import OperationRunner
     from bridge.executors.ray import RayExecutor
-    from bridge.ledger import FileLedger
-    from bridge.plan import plan_local
-    from bridge.runtime import Runtime
-    from bridge.scheduler import OperationRunner
+    from bridge.local.file_ledger import FileLedger
 
     op = _operation(runs, duration, root)
     executor = RayExecutor(address, max_parallel=runs, workdir=root / "work")

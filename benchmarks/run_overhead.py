@@ -93,7 +93,7 @@ def _quick_start_workload(tmp: Path) -> tuple[Path, list[list[str]], Path, int]:
     doc["cache"] = {"disable": True}
     path = src.parent / ".bench-mapping.yaml"
     path.write_text(yaml.safe_dump(doc))
-    from bridge.plan import plan_local
+    from bridge.engine.plan import plan_local
     from bridge.polyaxon import RunGlobals, load_operation, render_run
 
     op = load_operation(path)

@@ -453,7 +453,7 @@ async def spawn_executor(n: int, parallel: int, tmp: Path) -> dict[str, Any]:
 
 
 def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int, linger_ms: int = LINGER_MS) -> Any:
-    from bridge.config import load_settings
+    from bridge.config.settings import load_settings
 
     prefix = f"s{uuid.uuid4().hex[:10]}"
     component = {
@@ -490,7 +490,7 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int, lin
 @contextlib.asynccontextmanager
 async def serving(settings: Any, *, exactly_once: bool = True) -> AsyncIterator[Any]:
     from bridge.app import build_executor
-    from bridge.kafka.service import BridgeService
+    from bridge.service.service import BridgeService
 
     # `exactly_once=False` is a constructor argument no configuration reaches: the same service without ledger
     # records, transactions or committed offsets, to measure what the guarantees cost.

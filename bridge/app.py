@@ -1,6 +1,6 @@
 """The composition root: the one place that turns settings into concrete parts and wires them together.
 
-`bridge run` (bridge/local_run.py) and `bridge serve` (bridge/cli_serve.py) both get their executor here, and `serve`
+`bridge run` (bridge/local/run.py) and `bridge serve` (bridge/cli/serve.py) both get their executor here, and `serve`
 its whole service; everything else receives its parts, so a new executor kind, broker client or sink is chosen
 here and nowhere else.
 """
@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bridge import logs
-from bridge.config_sections import ExecutorSettings
+from bridge.config.sections import ExecutorSettings
 from bridge.errors import ConfigError
-from bridge.ports import Executor
+from bridge.executors.base import Executor
 
 if TYPE_CHECKING:  # the Kafka side and its settings (pydantic-settings) are imported only by the command that serves
-    from bridge.config import BridgeSettings
+    from bridge.config.settings import BridgeSettings
     from bridge.kafka.broker import Broker
-    from bridge.kafka.service import BridgeService
+    from bridge.service.service import BridgeService
 
 
 RAY_EXTRA = "pip install 'suggestion-bridge[ray]'"
@@ -68,7 +68,7 @@ def build_service(
 ) -> BridgeService:
     """`bridge serve`'s service: on the Kafka brokers and with the executor its settings name, unless given others
     (`bridge.kafka.memory.MemoryBroker` and a fake executor run it in one process, for the fast tests)."""
-    from bridge.kafka.service import BridgeService
+    from bridge.service.service import BridgeService
 
     return BridgeService(
         settings,

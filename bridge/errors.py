@@ -90,3 +90,7 @@ class Fenced(BridgeError):
 
 class PublishIncomplete(BridgeError):
     """Closing a publisher left records it could not commit."""
+
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+"""The `bridge` command's exit codes, shared by its handlers (bridge/cli/) and `bridge.cli.main.main`."""

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.cache import FileCache
+from bridge.engine.cache import FileCache
+from bridge.engine.plan import OperationPlan, plan_local
+from bridge.engine.runtime import Runtime
+from bridge.engine.scheduler import OperationOutcome, OperationRunner
+from bridge.executors.base import Executor
 from bridge.executors.local import LocalExecutor
-from bridge.ledger import FileLedger
-from bridge.plan import OperationPlan, plan_local
+from bridge.local.file_ledger import FileLedger
 from bridge.polyaxon import V1Operation, parse_operation
-from bridge.ports import Executor
-from bridge.runtime import Runtime
-from bridge.scheduler import OperationOutcome, OperationRunner
 
 JOB = Path(__file__).with_name("scripts_job.py").resolve()
 

@@ -11,8 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import InvalidInput
-from bridge.exit_codes import EXIT_OK
+from bridge.errors import EXIT_OK, InvalidInput
 
 
 def _params(pairs: Sequence[str]) -> dict[str, str]:
@@ -27,8 +26,8 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
 
 def _load(args: argparse.Namespace) -> Any:
     """The operation of `-f FILE`, `-f -` or `--url URL`, with its param warnings printed on stderr."""
-    from bridge.opsource import load
-    from bridge.param_hints import param_warnings
+    from bridge.local.hints import param_warnings
+    from bridge.local.source import load
 
     overrides = _params(args.param)
     loaded = load(file=args.file, url=args.url, params=overrides)
@@ -41,7 +40,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate a polyaxonfile and print the runs it expands to."""
-    from bridge.console import print_runs
+    from bridge.local.console import print_runs
     from bridge.polyaxon import expand_runs
 
     loaded = _load(args)
@@ -72,10 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise InvalidInput("--concurrency must be a positive integer")
     with _starting():
-        from bridge.config_sections import ExecutorSettings
-        from bridge.local_run import RunOptions, run_plan
-        from bridge.objective import objective_of, undeclared_metric
-        from bridge.plan import plan_local
+        from bridge.config.sections import ExecutorSettings
+        from bridge.engine.plan import plan_local
+        from bridge.local.objective import objective_of, undeclared_metric
+        from bridge.local.run import RunOptions, run_plan
 
         loaded = _load(args)
         objective = objective_of(loaded.operation, args.objective)

@@ -14,8 +14,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bridge import __version__
-from bridge.errors import BridgeError, ComponentFetchError, InvalidInput, Retryable
-from bridge.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID
+from bridge.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    BridgeError,
+    ComponentFetchError,
+    InvalidInput,
+    Retryable,
+)
 
 # Nothing heavy is imported here: `bridge --help` and `--version` answer from the parser alone (pydantic, jinja2,
 # structlog and aiokafka take most of a second to import), and a command's handler module is imported when it runs.
@@ -33,15 +40,15 @@ def _handler(module: str, name: str) -> Handler:
     return handle
 
 
-cmd_run = _handler("bridge.cli_local", "cmd_run")
-cmd_check = _handler("bridge.cli_local", "cmd_check")
-cmd_serve = _handler("bridge.cli_serve", "cmd_serve")
-cmd_submit = _handler("bridge.cli_serve", "cmd_submit")
-cmd_tail = _handler("bridge.cli_serve", "cmd_tail")
-cmd_schema = _handler("bridge.cli_serve", "cmd_schema")
-cmd_dlq = _handler("bridge.cli_ops", "cmd_dlq")
-cmd_stop = _handler("bridge.cli_ops", "cmd_stop")
-cmd_logs = _handler("bridge.cli_ops", "cmd_logs")
+cmd_run = _handler("bridge.cli.local", "cmd_run")
+cmd_check = _handler("bridge.cli.local", "cmd_check")
+cmd_serve = _handler("bridge.cli.serve", "cmd_serve")
+cmd_submit = _handler("bridge.cli.serve", "cmd_submit")
+cmd_tail = _handler("bridge.cli.serve", "cmd_tail")
+cmd_schema = _handler("bridge.cli.serve", "cmd_schema")
+cmd_dlq = _handler("bridge.cli.ops", "cmd_dlq")
+cmd_stop = _handler("bridge.cli.ops", "cmd_stop")
+cmd_logs = _handler("bridge.cli.ops", "cmd_logs")
 
 
 def _error(message: str) -> None:
@@ -57,7 +64,7 @@ def _kafka_flags(p: argparse.ArgumentParser, *, group: bool = False) -> None:
         "--config",
         default=os.environ.get("BRIDGE_CONFIG"),
         metavar="FILE",
-        help="the bridge's YAML config (default: $BRIDGE_CONFIG; see bridge/config.py for every key)",
+        help="the bridge's YAML config (default: $BRIDGE_CONFIG; see bridge/config/settings.py for every key)",
     )
     p.add_argument(
         "--bootstrap-servers", default=None, metavar="HOST:PORT,...", help="the Kafka brokers; overrides the config"

@@ -17,13 +17,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.errors import InvalidInput
-from bridge.exit_codes import EXIT_INVALID, EXIT_OK
+from bridge.errors import EXIT_INVALID, EXIT_OK, InvalidInput
 
 if TYPE_CHECKING:
-    from bridge.config import BridgeSettings
-    from bridge.kafka.answer_book import Answer
-    from bridge.messages import SuggestionMessage
+    from bridge.client.answer_book import Answer
+    from bridge.config.settings import BridgeSettings
+    from bridge.contract.messages import SuggestionMessage
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _DETAIL = 300  # characters of a reason in a table line; the jsonl output of `tail` and `dlq` has all of it
@@ -58,8 +57,8 @@ def _reason(kind: str, field: str | None, message: str) -> str:
 def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> bool:
     """Validate `message` against the config's templates as the bridge would; print and say whether any
     suggestion is refused (nothing is sent then)."""
-    from bridge.deadletters import DeadLetterError
-    from bridge.intake import Templates, accept
+    from bridge.contract.dead_letters import DeadLetterError
+    from bridge.service.intake import Templates, accept
 
     outcome = accept(message.to_json().encode(), Templates(settings), settings)
     if isinstance(outcome, DeadLetterError):
@@ -75,7 +74,7 @@ def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> boo
 
 
 def _answer_detail(answer: Answer, waited_s: float) -> str:
-    from bridge.console import fmt_mapping
+    from bridge.local.console import fmt_mapping
 
     if answer.reason is not None:
         return _reason(answer.reason.type, answer.reason.field, answer.reason.message)
@@ -110,7 +109,7 @@ def print_answers(answers: Iterable[Answer], *, waited_s: float) -> int:
 
 
 def _preview(letter: dict[str, Any], width: int = 60) -> str:
-    from bridge.text import printable
+    from bridge.contract.limits import printable
 
     try:
         raw = base64.b64decode(letter.get("value") or "")
@@ -141,8 +140,8 @@ def _letter_row(letter: dict[str, Any]) -> list[str]:
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     """Show the dead letters: why each record was refused, where it came from, and a preview of its bytes."""
-    from bridge.cli_serve import _settings
-    from bridge.kafka.operator import dead_letters
+    from bridge.cli.serve import _settings
+    from bridge.client.operator import dead_letters
 
     settings = _settings(args)
     header = ("TYPE", "FIELD", "SOURCE", "STUDY", "MESSAGE | ORIGINAL")
@@ -180,7 +179,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 def _control_message(args: argparse.Namespace, settings: BridgeSettings) -> Any:
     from pydantic import ValidationError
 
-    from bridge.messages import ControlMessage
+    from bridge.contract.messages import ControlMessage
 
     targets = [n for n in ("run_id", "operation", "suggestion") if getattr(args, n)]
     if len(targets) != 1:
@@ -208,9 +207,9 @@ def _control_message(args: argparse.Namespace, settings: BridgeSettings) -> Any:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop a run or an operation through the control topic, and print its final result when it comes."""
-    from bridge.cli_serve import _settings
-    from bridge.kafka.operator import stop
-    from bridge.kafka.tail import outcome_cell
+    from bridge.cli.serve import _settings
+    from bridge.cli.tail import outcome_cell
+    from bridge.client.operator import stop
 
     settings = _settings(args)
     message = _control_message(args, settings)
@@ -244,7 +243,7 @@ def _workdirs(args: argparse.Namespace) -> list[Path]:
         return [Path(args.workdir)]
     dirs = [Path(os.environ.get("BRIDGE_WORKDIR", ".bridge"))]
     if args.config:  # a served run: the bridge's work dir, from its config
-        from bridge.cli_serve import _settings
+        from bridge.cli.serve import _settings
 
         dirs.insert(0, Path(_settings(args).workdir))
     return list(dict.fromkeys(dirs))
@@ -258,7 +257,7 @@ def _last_attempt(run_dir: Path) -> Path | None:
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print the stdout (on stdout) and stderr (on stderr) of a run's last attempt, from the work dir of the
     bridge that ran it on this host."""
-    from bridge.workspace import runs_dir
+    from bridge.executors.workspace import runs_dir
 
     if not _RUN_ID.match(args.run_id):
         raise InvalidInput(f"{args.run_id!r} is not a run id")

@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import InvalidInput
-from bridge.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK
+from bridge.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from bridge.config import load_settings
+    from bridge.config.settings import load_settings
 
     overrides = {
         "kafka.bootstrap_servers": getattr(args, "bootstrap_servers", None),
@@ -75,15 +74,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     """Publish one suggestion message, then report what became of each suggestion (exit 2 when any was refused)."""
     from pydantic import ValidationError
 
-    from bridge.cli_ops import print_answers, refused_locally
+    from bridge.cli.ops import print_answers, refused_locally
     from bridge.client import BridgeClient
-    from bridge.messages import SuggestionMessage
+    from bridge.contract.messages import SuggestionMessage
 
     settings = _settings(args)
     try:
         message = SuggestionMessage.model_validate(_read_suggestions(args))
     except ValidationError as exc:
-        from bridge.messages import field_path
+        from bridge.contract.messages import field_path
 
         first = exc.errors()[0]
         raise InvalidInput(f"{field_path(first['loc'])}: {first['msg']}") from None
@@ -115,7 +114,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     """Follow the results and operations topics."""
-    from bridge.kafka.tail import tail
+    from bridge.cli.tail import tail
 
     settings = _settings(args)
     try:
@@ -136,7 +135,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Write the JSON Schemas of every message, and the AsyncAPI document."""
-    from bridge.schemas import write_schemas
+    from bridge.contract.jsonschema import write_schemas
 
     for path in write_schemas(Path(args.out)):
         print(path)

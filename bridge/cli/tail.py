@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from bridge import versions
-from bridge.config import BridgeSettings
-from bridge.console import fmt_mapping
+from bridge.config.settings import BridgeSettings
+from bridge.contract import versions
 from bridge.kafka.connection import client_kwargs, with_broker_retry
+from bridge.local.console import fmt_mapping
 
 MAX_ROWS = 40
 RESULT_SCHEMA = versions.current(versions.RESULT)

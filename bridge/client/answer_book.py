@@ -3,7 +3,7 @@
 Each suggestion id gets one `Answer`, the first that comes for it:
 - a result under its run id: `succeeded`, `failed`, `stopped` or `skipped`, or `cached` / `replayed` for an
   answer the bridge did not run for (a cache hit, a copy of a result published before);
-- a result with no operation (`bridge.answers`): `refused`, with the reason (type, message, field) the bridge
+- a result with no operation (`bridge.service.answers`): `refused`, with the reason (type, message, field) the bridge
   gave, e.g. `invalid_params` or `conflicting_suggestion`, under a run id of its own for a conflict;
 - the dead letter of the submitted record itself (matched by topic, partition and offset) that came with no
   answer at all, once the results committed with it are read: `refused` for each id (the whole message was);
@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.answers import NO_OPERATION
-from bridge.deadletters import DeadLetter, DeadLetterError
-from bridge.identity import run_id_of
-from bridge.models import RunResult, RunStatus
+from bridge.contract.dead_letters import DeadLetter, DeadLetterError
+from bridge.contract.identity import run_id_of
+from bridge.contract.results import RunResult, RunStatus
+from bridge.service.answers import NO_OPERATION
 
 AnswerState = Literal[
     "succeeded", "failed", "stopped", "skipped", "cached", "replayed", "refused", "accepted", "pending"

@@ -9,7 +9,7 @@ result whose `error` says why. To know what became of each suggestion of one mes
 message included, send it with `submit_message` and wait with `answers`:
 
         sent = await bridge.submit_message(message)
-        for answer in (await bridge.answers(sent, timeout=5)).values():
+        for answer in (await bridge.service.answers(sent, timeout=5)).values():
             print(answer.suggestion_id, answer.run_id, answer.state, answer.reason)
 
 The client reads the results and dead-letter topics from where they end when the client starts (read_committed),
@@ -29,13 +29,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from pydantic import ValidationError
 
-from bridge.config_sections import KafkaSettings, TopicsSettings
-from bridge.deadletters import DeadLetter
-from bridge.kafka.answer_book import Answer, AnswerBook, Submission
+from bridge.client.answer_book import Answer, AnswerBook, Submission
+from bridge.config.sections import KafkaSettings, TopicsSettings
+from bridge.contract.dead_letters import DeadLetter
+from bridge.contract.messages import SuggestionMessage
+from bridge.contract.results import RunResult
+from bridge.contract.versions import DEADLETTER, RESULT, current
 from bridge.kafka.connection import client_kwargs, with_broker_retry
-from bridge.messages import SuggestionMessage
-from bridge.models import RunResult
-from bridge.versions import DEADLETTER, RESULT, current
 
 
 class ResultsTimeout(TimeoutError):

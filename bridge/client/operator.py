@@ -12,12 +12,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bridge.config import BridgeSettings
-from bridge.deadletters import DeadLetterError
+from bridge.config.settings import BridgeSettings
+from bridge.contract.dead_letters import DeadLetterError
+from bridge.contract.messages import ControlMessage
+from bridge.contract.versions import DEADLETTER, OPERATION, RESULT, current
 from bridge.errors import BridgeError
 from bridge.kafka.connection import client_kwargs, with_broker_retry
-from bridge.messages import ControlMessage
-from bridge.versions import DEADLETTER, OPERATION, RESULT, current
 
 
 def _consumer(settings: BridgeSettings) -> AIOKafkaConsumer:

@@ -22,10 +22,10 @@ import itertools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from bridge.config import BridgeSettings
-from bridge.kafka.client import BridgeClient, ResultsTimeout
-from bridge.messages import SuggestionMessage
-from bridge.models import RunResult
+from bridge.client.client import BridgeClient, ResultsTimeout
+from bridge.config.settings import BridgeSettings
+from bridge.contract.messages import SuggestionMessage
+from bridge.contract.results import RunResult
 
 
 class Study:

@@ -21,7 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from bridge.config_sections import (
+from bridge.config.sections import (
     BatchingSettings,
     ControlSettings,
     ExecutorSettings,
@@ -31,9 +31,9 @@ from bridge.config_sections import (
     LimitsSettings,
     TopicsSettings,
 )
+from bridge.contract.limits import Limits
+from bridge.contract.messages import MAX_SUGGESTIONS, Name, field_path
 from bridge.errors import ConfigError
-from bridge.limits import Limits
-from bridge.messages import MAX_SUGGESTIONS, Name, field_path
 
 ENV_PREFIX = "BRIDGE_"
 ENV_DELIMITER = "__"

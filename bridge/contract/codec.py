@@ -1,7 +1,7 @@
 """From the bytes of one record to the message it holds, or to a `MessageError` that says why not.
 
-Every record is checked against the limits first (`bridge.limits`: size, depth, width, strings, numbers), then its
-`schema` is looked up in the registry (`bridge.versions`) and its fields are validated by that schema's model.
+Every record is checked against the limits first (`limits.py`: size, depth, width, strings, numbers), then its
+`schema` is looked up in the registry (`versions.py`) and its fields are validated by that schema's model.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
-from bridge.errors import Problem
-from bridge.limits import LimitExceeded, Limits, check_value
-from bridge.messages import (
+from bridge.contract.limits import LimitExceeded, Limits, check_value
+from bridge.contract.messages import (
     _OPERATION_EVENTS,
     CONTROL_SCHEMA,
     MAX_SUGGESTIONS,
@@ -26,7 +25,8 @@ from bridge.messages import (
     SuggestionMessage,
     field_path,
 )
-from bridge.versions import MESSAGE_TYPES, Message
+from bridge.contract.versions import MESSAGE_TYPES, Message
+from bridge.errors import Problem
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -13,10 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
+from bridge.contract.limits import printable
+from bridge.contract.messages import DEADLETTER_SCHEMA, MessageError, TopicMessage
+from bridge.contract.results import Frozen
 from bridge.errors import InvalidInput, NotSupported, PolyaxonfileError
-from bridge.messages import DEADLETTER_SCHEMA, MessageError, TopicMessage
-from bridge.models import Frozen
-from bridge.text import printable
 
 MAX_ERROR_TEXT = 2000
 """The longest error message a dead letter or a result carries (the rest is in the bridge's log)."""

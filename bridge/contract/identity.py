@@ -2,7 +2,7 @@
 
 Ids outlive the process that made them: suggestion ids and run ids are in the optimizer's hands and in the
 ledger topic, fingerprints in ledger records and the on-disk ledger index, local operation ids in `--workdir`.
-So each function here is pinned by tests/test_identity_stable.py: changing what one returns for the same input
+So each function here is pinned by tests/contract/test_identity_stable.py: changing what one returns for the same input
 is a migration, and the README says so.
 
 | id | of | used for |

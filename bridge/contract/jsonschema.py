@@ -17,8 +17,8 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from bridge import __version__
-from bridge.config_sections import TopicsSettings
-from bridge.messages import (
+from bridge.config.sections import TopicsSettings
+from bridge.contract.messages import (
     CONTROL_SCHEMA,
     DEADLETTER_SCHEMA,
     LEDGER_SCHEMA,
@@ -27,8 +27,8 @@ from bridge.messages import (
     OWNER_SCHEMA,
     SUGGESTION_SCHEMA,
 )
-from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA
-from bridge.versions import MESSAGE_TYPES
+from bridge.contract.results import PROGRESS_SCHEMA, RESULT_SCHEMA
+from bridge.contract.versions import MESSAGE_TYPES
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ASYNCAPI_FILE = "asyncapi.yaml"

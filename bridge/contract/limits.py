@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from bridge.text import printable
-
 LimitType = Literal[
     "too_deep", "too_wide", "string_too_long", "invalid_string", "non_finite_number", "number_out_of_range"
 ]
@@ -91,3 +89,9 @@ def check_value(value: Any, limits: Limits) -> None:
             raise LimitExceeded("non_finite_number", f"{node} is not a finite number", path or None)
         elif isinstance(node, int) and not isinstance(node, bool) and not -MAX_INT <= node < MAX_INT:
             raise LimitExceeded("number_out_of_range", "an integer beyond 64 bits", path or None)
+
+
+def printable(text: str) -> str:
+    """`text` with NUL bytes and lone surrogates written as escapes (`\\x00`, `\\ud800`): such characters in an
+    error message would make the result that carries it impossible to encode as UTF-8 JSON, or cut it short."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\0", "\\x00")

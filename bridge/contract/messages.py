@@ -1,9 +1,9 @@
 """The messages on the bridge's Kafka topics (models only: no parsing, no I/O).
 
 Every message is UTF-8 JSON whose `schema` field names its schema and version (CONTRACT.md section 3), as
-registered in `bridge.versions`. Results and progress events live in `bridge.models`, dead letters in
-`bridge.deadletters`; this module holds what the optimizer, the dashboards and the operators exchange with the
-bridge, and `MessageError`, what `bridge.wire` raises for bytes that are not one of them: a stable `type`, a
+registered in `bridge.contract.versions`. Results and progress events live in `bridge.contract.results`, dead letters in
+`bridge.contract.dead_letters`; this module holds what the optimizer, the dashboards and the operators exchange with the
+bridge, and `MessageError`, what `bridge.contract.codec` raises for bytes that are not one of them: a stable `type`, a
 message and the field path.
 """
 
@@ -22,10 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.contract.identity import suggestion_id
+from bridge.contract.limits import LimitType
+from bridge.contract.results import Frozen, RunResult
 from bridge.errors import InvalidInput, Problem
-from bridge.identity import suggestion_id
-from bridge.limits import LimitType
-from bridge.models import Frozen, RunResult
 
 SUGGESTION_SCHEMA: Final = "bridge.suggestion/v1"
 OPERATION_SCHEMA: Final = "bridge.operation/v1"
@@ -140,7 +140,7 @@ class SuggestionMessage(TopicMessage):
         return {**self.params, **self.suggestions[index].params}
 
     def suggestion_ids(self) -> list[str]:
-        """Each suggestion's id: its own, or the deterministic one of `bridge.identity.suggestion_id`."""
+        """Each suggestion's id: its own, or the deterministic one of `bridge.contract.identity.suggestion_id`."""
         return [
             s.id or suggestion_id(self.study, self.template, self.iteration, i, self.run_params(i))
             for i, s in enumerate(self.suggestions)
@@ -238,7 +238,7 @@ class OwnerMarker(TopicMessage):
     """Who holds a ledger partition (`bridge.owner/v1`, key `~owner`, in the ledger topic): `acquired` when a
     replica takes the input partition of the same number, `released` when it lets it go cleanly. A next owner that
     finds `acquired` counts a first attempt as made for every run the dead owner could have started
-    (`bridge/kafka/lease.py`)."""
+    (`bridge/service/ledger/lease.py`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -1,8 +1,8 @@
 """Every message schema the bridge knows, by family and version: the one place a new version is added.
 
-A schema's name is `<family>/v<version>` (`bridge.suggestion/v1`). Parsing (`bridge.wire`), the JSON Schemas and
-the AsyncAPI document (`bridge.schemas`), the client and `bridge tail` all look names up here; none spells one.
-A v2 of a message is a new model in `bridge.messages` and one more line below (keep v1 while producers send it).
+A schema's name is `<family>/v<version>` (`bridge.suggestion/v1`). Parsing (`codec.py`), the JSON Schemas and the
+AsyncAPI document (`jsonschema.py`), the client and `bridge tail` all look names up here; none spells one. A v2 of a
+message is a new model in `messages.py` and one more line below (keep v1 while producers send it).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, TypeAlias
 
-from bridge.deadletters import DeadLetter
-from bridge.messages import (
+from bridge.contract.dead_letters import DeadLetter
+from bridge.contract.messages import (
     CONTROL_SCHEMA,
     DEADLETTER_SCHEMA,
     LEDGER_SCHEMA,
@@ -28,7 +28,7 @@ from bridge.messages import (
     OwnerMarker,
     SuggestionMessage,
 )
-from bridge.models import PROGRESS_SCHEMA, RESULT_SCHEMA, ProgressEvent, RunResult
+from bridge.contract.results import PROGRESS_SCHEMA, RESULT_SCHEMA, ProgressEvent, RunResult
 
 Message: TypeAlias = (
     SuggestionMessage

@@ -1,6 +1,6 @@
 """One attempt of one run, the parts that need no scheduler: what it runs, how its exit is judged, its result.
 
-The scheduler (`bridge.scheduler`) dispatches, starts and waits; this module turns the run into the spec the
+The scheduler (`bridge.engine.scheduler`) dispatches, starts and waits; this module turns the run into the spec the
 executor starts (the executor renders it for the place it chooses), turns the attempt's exit into a status and
 why, and writes the run's one final result.
 """
@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from bridge.models import RunError, RunResult, RunStatus
-from bridge.plan import OperationPlan, PlannedRun
+from bridge.contract.limits import printable
+from bridge.contract.results import RunError, RunResult, RunStatus
+from bridge.engine.plan import OperationPlan, PlannedRun
+from bridge.executors.base import RunCommand, RunExit, RunPlace, RunSpec
+from bridge.executors.workspace import git_init_steps
 from bridge.polyaxon import RunGlobals, V1Component, render_run
-from bridge.ports import RunCommand, RunExit, RunPlace, RunSpec
-from bridge.text import printable
-from bridge.workspace import git_init_steps
 
 Verdict = tuple[RunStatus, Mapping[str, Any], RunError | None]
 """How an attempt ended: its status, its outputs and, unless it succeeded, why."""

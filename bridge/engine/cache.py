@@ -5,7 +5,7 @@ The key (`cache_key`) is a hash of everything that shapes the run: the component
 their fields (`type`, `value`, `isFlag`, `argFormat`, `toEnv`, ...), its `run` section (container with image,
 command, args, env, workingDir; init), and the run's params (only those named in `cache.io` when it is set). So
 the same configuration under another operation or study hits, and two components that differ in any of those
-never share a result. The hash is `bridge.identity.digest` (of its canonical JSON). Keys carry a version prefix
+never share a result. The hash is `bridge.contract.identity.digest` (of its canonical JSON). Keys carry a version prefix
 (`KEY_VERSION`): entries written under another key format are never read, and are pruned like any old entry.
 
 Entries are one small JSON file each under `root/<2 hex>/`; `prune_cache` keeps the folder bounded.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.identity import digest
+from bridge.contract.identity import digest
 from bridge.logs import get_logger
 from bridge.polyaxon import V1Component
 

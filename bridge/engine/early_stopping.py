@@ -15,7 +15,7 @@ The rules (Polyaxon's names; the policies mirror Azure ML HyperDrive's, which Po
   alone; the operation goes on. If the rule also has a `value`, reaching it stops the whole operation, either
   as a succeeded run's final output or as any intermediate value (it has been reached, waiting adds nothing).
 
-The policies (median, truncation, diff) and the grid of steps they judge on are in `bridge.stopping_policies`.
+The policies (median, truncation, diff) and the grid of steps they judge on are in `bridge.engine.stopping_policies`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
+from bridge.engine.stopping_policies import MetricRule, fmt, number
 from bridge.polyaxon import EarlyStoppingRule, V1FailureEarlyStopping, V1MetricEarlyStopping
-from bridge.stopping_policies import MetricRule, fmt, number
 
 __all__ = ["EarlyStopping", "StopOperation", "StopRun"]
 

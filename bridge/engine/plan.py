@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.identity import operation_id_for, run_id_for
+from bridge.contract.identity import operation_id_for, run_id_for
 from bridge.polyaxon import V1Operation, expand_runs
 
 

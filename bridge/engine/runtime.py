@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from bridge.cache import FileCache
-from bridge.models import RunResult
-from bridge.ports import Executor, RunLedger
+from bridge.contract.results import RunResult
+from bridge.engine.cache import FileCache
+from bridge.engine.ports import RunLedger
+from bridge.executors.base import Executor
 
 
 @dataclass

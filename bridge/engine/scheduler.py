@@ -5,7 +5,7 @@ for an identical run already in flight, or run it: under the operation's concurr
 cap, with `termination.timeout` per attempt and up to `termination.maxRetries` retries, while early stopping
 watches every metric and every result. Stopping (early stopping, an interrupt, a control message) signals
 running attempts (SIGTERM, then SIGKILL after a grace period) and skips runs not yet started.
-The request one attempt runs, the verdict of its exit and the run's result are built in `bridge.attempts`.
+The request one attempt runs, the verdict of its exit and the run's result are built in `bridge.engine.attempts`.
 """
 
 from __future__ import annotations
@@ -16,23 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.attempts import Verdict, judge_exit, prepare_spec, run_result
-from bridge.cache import cache_key, run_shape
-from bridge.early_stopping import EarlyStopping, StopOperation, StopRun
+from bridge.contract.limits import printable
+from bridge.contract.results import ProgressEvent, RunError, RunResult, RunStatus, StopReason
+from bridge.engine.attempts import Verdict, judge_exit, prepare_spec, run_result
+from bridge.engine.cache import cache_key, run_shape
+from bridge.engine.early_stopping import EarlyStopping, StopOperation, StopRun
+from bridge.engine.plan import OperationPlan, PlannedRun
+from bridge.engine.ports import LedgerEntry, OperationListener
+from bridge.engine.runtime import Runtime
+from bridge.executors.base import LogLine, MetricRecord, RunEvent, RunExit, RunHandle
 from bridge.logs import get_logger
-from bridge.models import ProgressEvent, RunError, RunResult, RunStatus, StopReason
-from bridge.plan import OperationPlan, PlannedRun
-from bridge.ports import (
-    LedgerEntry,
-    LogLine,
-    MetricRecord,
-    OperationListener,
-    RunEvent,
-    RunExit,
-    RunHandle,
-)
-from bridge.runtime import Runtime
-from bridge.text import printable
 
 log = get_logger(__name__)
 

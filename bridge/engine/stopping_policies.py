@@ -1,6 +1,6 @@
 """The early-stopping policies of a `metric_early_stopping` rule: median, truncation and diff, on a grid of steps.
 
-Pure logic, no I/O: `bridge.early_stopping` feeds each rule the intermediate values of its metric and asks it to
+Pure logic, no I/O: `bridge.engine.early_stopping` feeds each rule the intermediate values of its metric and asks it to
 judge a run when the run reaches a grid point; the rule answers with the reason to prune it, or None.
 
 Policies are evaluated on a grid of steps: step g is an evaluation point when g >= 1, g >= minInterval and
@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Real
 
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
 from bridge.polyaxon import (
     V1DiffStoppingPolicy,
     V1MedianStoppingPolicy,

@@ -1,6 +1,6 @@
 """The local executor: each attempt is a subprocess of this machine, started from an argv list, never a shell.
 
-`LocalExecutor.start` is the executor seam (`bridge.ports.Executor`): it places the run under the work dir, does
+`LocalExecutor.start` is the executor seam (`base.Executor`): it places the run under the work dir, does
 its `init` steps, renders its command for that place and spawns it (`spawn`, the process-level part that the Ray
 executor's actor reuses on its node)."""
 
@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge.contract.limits import printable
+from bridge.executors.base import EventCallback, MetricRecord, RunExit, RunPlace, RunSpec
 from bridge.executors.child import start_child
 from bridge.executors.environment import base_environment, run_environment
 from bridge.executors.metrics_file import MetricsTail
 from bridge.executors.process_group import GroupRecord, kill_leftovers, kill_orphan_group
 from bridge.executors.startable import cannot_start
+from bridge.executors.workspace import RunPaths, prepare_init
 from bridge.logs import get_logger
-from bridge.ports import EventCallback, MetricRecord, RunExit, RunPlace, RunSpec
-from bridge.text import printable
-from bridge.workspace import RunPaths, prepare_init
 
 log = get_logger(__name__)
 

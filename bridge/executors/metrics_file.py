@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bridge.executors.base import MetricRecord
 from bridge.logs import get_logger
-from bridge.ports import MetricRecord
 
 log = get_logger(__name__)
 

@@ -46,9 +46,9 @@ import structlog
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 
 from bridge.errors import ConfigError
+from bridge.executors.base import EventCallback, LogLine, MetricRecord, RunEvent, RunExit, RunSpec
 from bridge.executors.local import LocalExecutor, LocalRun, ProcessRequest, StartFailed, process_request
-from bridge.ports import EventCallback, LogLine, MetricRecord, RunEvent, RunExit, RunSpec
-from bridge.workspace import RunPaths, prepare_init
+from bridge.executors.workspace import RunPaths, prepare_init
 
 log = structlog.get_logger(__name__)
 

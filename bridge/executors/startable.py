@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from bridge.text import printable
+from bridge.contract.limits import printable
 
 
 def text_problem(text: str) -> str | None:

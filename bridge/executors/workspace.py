@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.executors.base import GitInit
 from bridge.logs import get_logger
 from bridge.polyaxon import V1Component
-from bridge.ports import GitInit
 
 log = get_logger(__name__)
 

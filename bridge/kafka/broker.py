@@ -15,14 +15,14 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bridge.config import BridgeSettings
+from bridge.config.settings import BridgeSettings
+from bridge.kafka.base import MessageConsumer, TransactionalPublisher
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
-from bridge.kafka.consume import ConsumeLoop
-from bridge.kafka.ledger import catch_up
-from bridge.kafka.ledger_index import LedgerIndex
+from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import PartitionPublisher
-from bridge.offsets import OffsetTracker, Partition
-from bridge.ports import MessageConsumer, TransactionalPublisher
+from bridge.service.consume import ConsumeLoop
+from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ledger.records import catch_up
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from bridge.config_sections import KafkaSettings, TopicsSettings
+from bridge.config.sections import KafkaSettings, TopicsSettings
 from bridge.errors import ConfigError, Retryable
 
 log = structlog.get_logger(__name__)

@@ -28,13 +28,13 @@ from aiokafka.errors import ProducerFenced
 # aiokafka's own record type: what the service's parts read is what Kafka would hand them
 from aiokafka.structs import ConsumerRecord as Record
 
-from bridge.config import BridgeSettings
-from bridge.kafka.consume import ConsumeLoop
-from bridge.kafka.ledger import index_entry
-from bridge.kafka.ledger_index import LedgerIndex
+from bridge.config.settings import BridgeSettings
+from bridge.kafka.base import MessageConsumer, TransactionalPublisher
+from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import PartitionPublisher
-from bridge.offsets import OffsetTracker, Partition
-from bridge.ports import MessageConsumer, TransactionalPublisher
+from bridge.service.consume import ConsumeLoop
+from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ledger.records import index_entry
 
 
 class MemoryBroker:

@@ -31,11 +31,11 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
-from bridge.config import BridgeSettings
+from bridge.config.settings import BridgeSettings
 from bridge.errors import BrokerRefused, Fenced, PublishIncomplete, Retryable
 from bridge.kafka.connection import client_kwargs
 from bridge.kafka.errors import kafka_error, publishing_may_go_on
-from bridge.offsets import OffsetTracker, Partition
+from bridge.kafka.offsets import OffsetTracker, Partition
 
 log = structlog.get_logger(__name__)
 

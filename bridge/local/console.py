@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bridge.models import ProgressEvent, RunResult, RunStatus
+from bridge.contract.results import ProgressEvent, RunResult, RunStatus
 
 # rich is imported where it draws (a live bar on a terminal, a table): `bridge run --output jsonl` into a pipe, what
 # programs run, never needs it.

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from bridge.contract.results import RunResult
+from bridge.engine.ports import LedgerEntry
 from bridge.logs import get_logger
-from bridge.models import RunResult
-from bridge.ports import LedgerEntry
 
 log = get_logger(__name__)
 

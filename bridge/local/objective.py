@@ -12,8 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bridge.contract.results import RunResult, RunStatus
 from bridge.errors import InvalidInput
-from bridge.models import RunResult, RunStatus
 from bridge.polyaxon import V1MetricEarlyStopping, V1Operation
 
 _DIRECTIONS = {"min": False, "minimize": False, "max": True, "maximize": True}

@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.app import build_executor
-from bridge.cache import CacheEntry, FileCache
-from bridge.config_sections import ExecutorSettings
-from bridge.console import ProgressListener, fmt_mapping, print_results
-from bridge.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from bridge.ledger import FileLedger
-from bridge.models import StopReason
-from bridge.objective import Objective
-from bridge.plan import OperationPlan
-from bridge.runtime import Runtime
-from bridge.scheduler import OperationOutcome, OperationRunner
+from bridge.config.sections import ExecutorSettings
+from bridge.contract.results import StopReason
+from bridge.engine.cache import CacheEntry, FileCache
+from bridge.engine.plan import OperationPlan
+from bridge.engine.runtime import Runtime
+from bridge.engine.scheduler import OperationOutcome, OperationRunner
+from bridge.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from bridge.local.console import ProgressListener, fmt_mapping, print_results
+from bridge.local.file_ledger import FileLedger
+from bridge.local.objective import Objective
 
 
 class WriteOnlyCache(FileCache):

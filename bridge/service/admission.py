@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from bridge.answers import conflict
-from bridge.deadletters import DeadLetterError
-from bridge.identity import fingerprint
-from bridge.intake import Accepted, Refused, dead_letter_of
-from bridge.kafka.ledger_index import LedgerIndex
-from bridge.kafka.registry import RunRegistry
-from bridge.models import RunResult
-from bridge.plan import PlannedRun
+from bridge.contract.dead_letters import DeadLetterError
+from bridge.contract.identity import fingerprint
+from bridge.contract.results import RunResult
+from bridge.engine.plan import PlannedRun
+from bridge.service.answers import conflict
+from bridge.service.intake import Accepted, Refused, dead_letter_of
+from bridge.service.ledger.index import LedgerIndex
+from bridge.service.registry import RunRegistry
 
 
 @dataclass

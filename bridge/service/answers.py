@@ -1,19 +1,19 @@
 """The answers the bridge gives without running anything: a refused suggestion's failed final result, and the
 `finished` ledger record that makes it known, so a resent copy is answered with a replay instead of again.
 
-Pure: the service publishes both in the transaction that commits the suggestion's offset (`kafka/records.py`).
+Pure: the service publishes both in the transaction that commits the suggestion's offset (`service/records.py`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bridge.deadletters import DeadLetterError
-from bridge.identity import conflict_run_id
-from bridge.intake import Refused
-from bridge.messages import LedgerRecord
-from bridge.models import RunError, RunResult, RunStatus
-from bridge.plan import PlannedRun
+from bridge.contract.dead_letters import DeadLetterError
+from bridge.contract.identity import conflict_run_id
+from bridge.contract.messages import LedgerRecord
+from bridge.contract.results import RunError, RunResult, RunStatus
+from bridge.engine.plan import PlannedRun
+from bridge.service.intake import Refused
 
 NO_OPERATION = ""
 """The `operation_id` of a refused suggestion's answer: no operation was built for it."""

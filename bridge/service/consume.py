@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from bridge.http import Health
-from bridge.kafka.registry import RunRegistry
-from bridge.offsets import Partition
-from bridge.telemetry import Telemetry
+from bridge.kafka.offsets import Partition
+from bridge.service.health import Health
+from bridge.service.registry import RunRegistry
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 

@@ -12,14 +12,14 @@ import hmac
 import structlog
 from aiokafka import ConsumerRecord
 
-from bridge.config_sections import ControlSettings
-from bridge.deadletters import DeadLetterError
-from bridge.kafka.dead_letters import DeadLetters
-from bridge.kafka.registry import RunRegistry
-from bridge.limits import Limits
-from bridge.messages import ControlMessage, MessageError
-from bridge.offsets import OffsetTracker, Partition
-from bridge.wire import parse_control
+from bridge.config.sections import ControlSettings
+from bridge.contract.codec import parse_control
+from bridge.contract.dead_letters import DeadLetterError
+from bridge.contract.limits import Limits
+from bridge.contract.messages import ControlMessage, MessageError
+from bridge.kafka.offsets import OffsetTracker, Partition
+from bridge.service.refusals import DeadLetters
+from bridge.service.registry import RunRegistry
 
 log = structlog.get_logger(__name__)
 

@@ -1,29 +1,26 @@
 """Health, readiness and metrics over HTTP: `/healthz`, `/readyz`, `/metrics`.
 
-Served by aiohttp's web server (the routes are in `bridge.http_app`). A connection costs a socket and nothing
+Served by aiohttp's web server (the routes are in `bridge.service.http_app`). A connection costs a socket and nothing
 else until it sends a request, and there is no connection cap: the hand-written server this replaces answered
 every connection past its 64th with an immediate 503, so 65 silent sockets made `/healthz` report a healthy pod
 as unhealthy. Here a silent, idle or slow client is closed when its time runs out (`idle_timeout_s`, which bounds
 both the wait for a complete request head and the idle gap between keep-alive requests), request heads are
 bounded (`max_field_bytes` per line, `max_headers` lines; past either, 400), and none of it delays anyone else.
 
-aiohttp is imported when the server starts, not with this module: the CLI imports `bridge.http` on every
+aiohttp is imported when the server starts, not with this module: the CLI imports `bridge.service.http` on every
 command, and loading aiohttp would slow `bridge --help` for nothing.
 
-Liveness is consumption progress, not "the process answers": aiokafka's consumer can hang silently after a
-broker restart, so the consume loop calls `Health.beat()` each time it polls the broker, and `/healthz` turns
-503 when the beats stop for longer than the stall window.
+What they report is `bridge.service.health.Health`, which the consume loop keeps up to date.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 import structlog
 
-from bridge.telemetry import Telemetry
+from bridge.service.health import Health
+from bridge.service.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -35,45 +32,6 @@ log = structlog.get_logger(__name__)
 _LINGER_S: Final = 1.0
 # How long `stop()` lets a request being answered finish; the handlers answer from memory, so this is ample.
 _SHUTDOWN_S: Final = 2.0
-
-
-class Health:
-    """What `/healthz` and `/readyz` report: consumption progress and readiness, both set by the service.
-
-    Creation counts as the first beat, so the service has `stall_after_s` to connect and poll for the first
-    time. `clock` is any monotonic clock in seconds; tests pass a fake one instead of sleeping.
-    """
-
-    def __init__(self, *, stall_after_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if stall_after_s <= 0:
-            raise ValueError(f"stall_after_s must be positive, got {stall_after_s}")
-        self.stall_after_s = stall_after_s
-        self._clock = clock
-        self._last_beat = clock()
-        self._ready = False
-        self._ready_reason = "starting"
-
-    def beat(self) -> None:
-        """Record progress: the consume loop polled the broker (whether or not records came back)."""
-        self._last_beat = self._clock()
-
-    def set_ready(self, ready: bool, reason: str = "") -> None:
-        """Set readiness (connected and partitions assigned) and, when not ready, why."""
-        self._ready = ready
-        self._ready_reason = "ok" if ready else (reason or "not ready")
-
-    def healthy(self, now: float | None = None) -> tuple[bool, str]:
-        """`(True, "ok")` while the last beat is within the stall window at `now` (default: the clock)."""
-        now = self._clock() if now is None else now
-        silent_s = now - self._last_beat
-        if silent_s > self.stall_after_s:
-            window = f"{self.stall_after_s:g}s"
-            return False, f"no consumption progress for {silent_s:.1f}s (stall window {window})"
-        return True, "ok"
-
-    def ready(self) -> tuple[bool, str]:
-        """`(True, "ok")` once the service says it is ready, else `(False, reason)`."""
-        return self._ready, self._ready_reason
 
 
 class HttpServer:
@@ -121,7 +79,7 @@ class HttpServer:
             raise RuntimeError("HttpServer is already started")
         from aiohttp import web  # here, not at the top: see the module's docstring
 
-        from bridge.http_app import SERVER_LOGGER, build_app
+        from bridge.service.http_app import SERVER_LOGGER, build_app
 
         runner = web.AppRunner(
             build_app(self._health, self._telemetry),

@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
-from bridge.http import Health
-from bridge.telemetry import Telemetry
+from bridge.service.health import Health
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +37,7 @@ class _DropClientErrors(logging.Filter):
         return not isinstance(error, HttpProcessingError)
 
 
-SERVER_LOGGER: Final = logging.getLogger("bridge.http.server")
+SERVER_LOGGER: Final = logging.getLogger("bridge.service.http.server")
 """The logger to give aiohttp's request handler in place of its own.
 
 aiohttp logs each malformed request (a bad request line, a header past the limits) at ERROR with a traceback

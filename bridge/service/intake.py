@@ -15,20 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.config import BridgeSettings
-from bridge.deadletters import DeadLetterError
-from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
-from bridge.identity import run_id_of
-from bridge.limits import LimitExceeded, check_value
-from bridge.messages import (
+from bridge.config.settings import BridgeSettings
+from bridge.contract.codec import parse_suggestion
+from bridge.contract.dead_letters import DeadLetterError
+from bridge.contract.identity import run_id_of
+from bridge.contract.limits import LimitExceeded, check_value
+from bridge.contract.messages import (
     SUGGESTION_SCHEMA,
     LedgerRecord,
     MessageError,
     SuggestionMessage,
 )
-from bridge.plan import PlannedRun
+from bridge.engine.plan import PlannedRun
+from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
 from bridge.polyaxon import RenderBudget, UrlPolicy, V1Operation, budget_scope, expand_runs, parse_operation
-from bridge.wire import parse_suggestion
 
 _SUGGESTION_PATH = re.compile(r"^suggestions\[(\d+)\]\.")
 

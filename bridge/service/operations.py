@@ -17,24 +17,24 @@ from typing import Any
 
 import structlog
 
-from bridge.batching import Batcher
-from bridge.config import BridgeSettings
-from bridge.identity import operation_id_of_runs
-from bridge.kafka.ledger_index import LedgerIndex
-from bridge.kafka.ownership import Ownership
+from bridge.config.settings import BridgeSettings
+from bridge.contract.identity import operation_id_of_runs
+from bridge.contract.messages import EarlyStop, LedgerRecord, OperationCounts, OperationCreated, OperationFinished
+from bridge.contract.results import ProgressEvent, RunResult, RunStatus, StopReason
+from bridge.engine.plan import OperationPlan
+from bridge.engine.ports import LedgerEntry
+from bridge.engine.runtime import Runtime
+from bridge.engine.scheduler import OperationOutcome, OperationRunner
+from bridge.kafka.offsets import Partition
 from bridge.kafka.publisher import Outgoing
-from bridge.kafka.publishing import Publishers
-from bridge.kafka.registry import RunRegistry
-from bridge.kafka.run_ledger import KafkaRunLedger
-from bridge.kafka.runs import RunItem, fit_result
-from bridge.messages import EarlyStop, LedgerRecord, OperationCounts, OperationCreated, OperationFinished
-from bridge.models import ProgressEvent, RunResult, RunStatus, StopReason
-from bridge.offsets import Partition
-from bridge.plan import OperationPlan
-from bridge.ports import LedgerEntry
-from bridge.runtime import Runtime
-from bridge.scheduler import OperationOutcome, OperationRunner
-from bridge.telemetry import Telemetry
+from bridge.service.batching import Batcher
+from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ledger.topic_ledger import KafkaRunLedger
+from bridge.service.ownership import Ownership
+from bridge.service.publishing import Publishers
+from bridge.service.registry import RunRegistry
+from bridge.service.runs import RunItem, fit_result
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 

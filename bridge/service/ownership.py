@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.kafka.runs import RunItem
-from bridge.models import RunResult
-from bridge.offsets import Partition
+from bridge.contract.results import RunResult
+from bridge.kafka.offsets import Partition
+from bridge.service.runs import RunItem
 
 
 class Ownership:

@@ -11,12 +11,12 @@ from typing import Protocol
 import structlog
 
 from bridge.errors import Fenced
-from bridge.kafka.lease import LEASE_S
-from bridge.kafka.ownership import Ownership
+from bridge.kafka.base import TransactionalPublisher
+from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import Outgoing
-from bridge.offsets import OffsetTracker, Partition
-from bridge.ports import TransactionalPublisher
-from bridge.telemetry import Telemetry
+from bridge.service.ledger.lease import LEASE_S
+from bridge.service.ownership import Ownership
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 

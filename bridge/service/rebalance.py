@@ -11,15 +11,15 @@ from __future__ import annotations
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from bridge.kafka.consume import ConsumeLoop
-from bridge.kafka.operations import Operations
-from bridge.kafka.ownership import Ownership
-from bridge.kafka.publishing import Publishers
-from bridge.kafka.reconcile import Reconciler
-from bridge.kafka.registry import RunRegistry
-from bridge.models import StopReason
-from bridge.offsets import OffsetTracker, Partition
-from bridge.telemetry import Telemetry
+from bridge.contract.results import StopReason
+from bridge.kafka.offsets import OffsetTracker, Partition
+from bridge.service.consume import ConsumeLoop
+from bridge.service.operations import Operations
+from bridge.service.ownership import Ownership
+from bridge.service.publishing import Publishers
+from bridge.service.reconcile import Reconciler
+from bridge.service.registry import RunRegistry
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 

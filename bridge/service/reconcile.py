@@ -16,24 +16,25 @@ from collections.abc import Callable
 
 import structlog
 
-from bridge.config import BridgeSettings
-from bridge.deadletters import DeadLetterError
-from bridge.intake import Templates, accept_ledger_record
-from bridge.kafka.dead_letters import DeadLetters
-from bridge.kafka.lease import CLAIM_AHEAD, Claims, Owner, owner_record
-from bridge.kafka.ledger import newer_version, parse_record
-from bridge.kafka.ledger_index import IndexedRun, LedgerIndex
-from bridge.kafka.ownership import Ownership
+from bridge.config.settings import BridgeSettings
+from bridge.contract.dead_letters import DeadLetterError
+from bridge.contract.messages import MessageError
+from bridge.contract.results import RunResult
+from bridge.engine.ports import LedgerEntry
+from bridge.kafka.base import LedgerReader
+from bridge.kafka.offsets import Partition
 from bridge.kafka.publisher import Outgoing
-from bridge.kafka.publishing import Publishers
-from bridge.kafka.records import OffLoop
-from bridge.kafka.registry import RunRegistry
-from bridge.kafka.run_ledger import KafkaRunLedger
-from bridge.kafka.runs import RunItem
-from bridge.messages import MessageError
-from bridge.models import RunResult
-from bridge.offsets import Partition
-from bridge.ports import LedgerEntry, LedgerReader
+from bridge.service.intake import Templates, accept_ledger_record
+from bridge.service.ledger.index import IndexedRun, LedgerIndex
+from bridge.service.ledger.lease import CLAIM_AHEAD, Claims, Owner, owner_record
+from bridge.service.ledger.records import newer_version, parse_record
+from bridge.service.ledger.topic_ledger import KafkaRunLedger
+from bridge.service.ownership import Ownership
+from bridge.service.publishing import Publishers
+from bridge.service.records import OffLoop
+from bridge.service.refusals import DeadLetters
+from bridge.service.registry import RunRegistry
+from bridge.service.runs import RunItem
 
 log = structlog.get_logger(__name__)
 

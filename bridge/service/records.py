@@ -17,23 +17,23 @@ from typing import Any, TypeVar
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 
-from bridge.answers import refusal_record, refusal_result
-from bridge.config import BridgeSettings
-from bridge.deadletters import DeadLetterError
-from bridge.intake import Accepted, Refused, Templates, accept
-from bridge.kafka.admission import Admission, admit
-from bridge.kafka.control import Control
-from bridge.kafka.dead_letters import DeadLetters
-from bridge.kafka.early_start import EarlyStarts
-from bridge.kafka.ledger_index import LedgerIndex
-from bridge.kafka.ownership import Ownership
+from bridge.config.settings import BridgeSettings
+from bridge.contract.dead_letters import DeadLetterError
+from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import Outgoing
-from bridge.kafka.publishing import Publishers
-from bridge.kafka.registry import RunRegistry
-from bridge.kafka.runs import RunItem, fit_result, received_record
-from bridge.offsets import OffsetTracker, Partition
 from bridge.polyaxon import V1Operation
-from bridge.telemetry import Telemetry
+from bridge.service.admission import Admission, admit
+from bridge.service.answers import refusal_record, refusal_result
+from bridge.service.control import Control
+from bridge.service.intake import Accepted, Refused, Templates, accept
+from bridge.service.ledger.early_start import EarlyStarts
+from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ownership import Ownership
+from bridge.service.publishing import Publishers
+from bridge.service.refusals import DeadLetters
+from bridge.service.registry import RunRegistry
+from bridge.service.runs import RunItem, fit_result, received_record
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

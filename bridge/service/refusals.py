@@ -5,13 +5,13 @@ from __future__ import annotations
 import structlog
 from aiokafka import ConsumerRecord
 
-from bridge.config import BridgeSettings
-from bridge.deadletters import DeadLetter, DeadLetterError
-from bridge.kafka.ledger_index import IndexedRun
+from bridge.config.settings import BridgeSettings
+from bridge.contract.dead_letters import DeadLetter, DeadLetterError
+from bridge.kafka.offsets import Partition
 from bridge.kafka.publisher import Outgoing
-from bridge.kafka.publishing import Publishers
-from bridge.offsets import Partition
-from bridge.telemetry import Telemetry
+from bridge.service.ledger.index import IndexedRun
+from bridge.service.publishing import Publishers
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 

@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
-from bridge.kafka.runs import RunItem
-from bridge.offsets import Partition
-from bridge.scheduler import OperationRunner
+from bridge.engine.scheduler import OperationRunner
+from bridge.kafka.offsets import Partition
+from bridge.service.runs import RunItem
 
 
 class RunRegistry:

@@ -11,7 +11,7 @@ moves on the event loop, where runs start, and ranks and deletes in a worker thr
 folders takes seconds).
 
 The cache (`<workdir>/cache/`) is pruned by the same loop when `keep_pruning` is given a `CacheRetention`: entries
-older than its `keep_s`, and the oldest beyond `max_entries` (see `bridge.cache.prune_cache`; no entry is in use
+older than its `keep_s`, and the oldest beyond `max_entries` (see `bridge.engine.cache.prune_cache`; no entry is in use
 the way a run folder is, so all of it happens in a worker thread).
 """
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import structlog
 
-from bridge.cache import prune_cache
-from bridge.workspace import runs_dir
+from bridge.engine.cache import prune_cache
+from bridge.executors.workspace import runs_dir
 
 log = structlog.get_logger(__name__)
 

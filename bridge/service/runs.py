@@ -9,10 +9,10 @@ from typing import Any
 
 import structlog
 
-from bridge.messages import LedgerRecord
-from bridge.models import RunError, RunResult, RunStatus
-from bridge.offsets import Partition
-from bridge.plan import PlannedRun
+from bridge.contract.messages import LedgerRecord
+from bridge.contract.results import RunError, RunResult, RunStatus
+from bridge.engine.plan import PlannedRun
+from bridge.kafka.offsets import Partition
 from bridge.polyaxon import V1Operation
 
 log = structlog.get_logger(__name__)

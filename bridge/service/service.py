@@ -20,30 +20,32 @@ from typing import Any, TypeVar
 
 import structlog
 
-from bridge.cache import FileCache
-from bridge.config import BridgeSettings
-from bridge.http import Health, HttpServer
-from bridge.intake import Templates
+from bridge.config.settings import BridgeSettings
+from bridge.engine.cache import FileCache
+from bridge.engine.runtime import Runtime
+from bridge.executors.base import Executor
+from bridge.kafka.base import MessageConsumer
 from bridge.kafka.broker import Broker, KafkaBroker
-from bridge.kafka.consume import ConsumeLoop
-from bridge.kafka.control import Control
-from bridge.kafka.dead_letters import DeadLetters
-from bridge.kafka.early_start import EarlyStarts
-from bridge.kafka.lease import Claims
-from bridge.kafka.ledger_index import LedgerIndex
-from bridge.kafka.operations import Operations
-from bridge.kafka.ownership import Ownership
-from bridge.kafka.publishing import Publishers
-from bridge.kafka.rebalance import Rebalance
-from bridge.kafka.reconcile import Reconciler
-from bridge.kafka.records import Records
-from bridge.kafka.registry import RunRegistry
-from bridge.kafka.run_ledger import KafkaRunLedger
-from bridge.offsets import OffsetTracker, Partition
-from bridge.ports import Executor, MessageConsumer
-from bridge.retention import CacheRetention, keep_pruning
-from bridge.runtime import Runtime
-from bridge.telemetry import Telemetry
+from bridge.kafka.offsets import OffsetTracker, Partition
+from bridge.service.consume import ConsumeLoop
+from bridge.service.control import Control
+from bridge.service.health import Health
+from bridge.service.http import HttpServer
+from bridge.service.intake import Templates
+from bridge.service.ledger.early_start import EarlyStarts
+from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ledger.lease import Claims
+from bridge.service.ledger.topic_ledger import KafkaRunLedger
+from bridge.service.operations import Operations
+from bridge.service.ownership import Ownership
+from bridge.service.publishing import Publishers
+from bridge.service.rebalance import Rebalance
+from bridge.service.reconcile import Reconciler
+from bridge.service.records import Records
+from bridge.service.refusals import DeadLetters
+from bridge.service.registry import RunRegistry
+from bridge.service.retention import CacheRetention, keep_pruning
+from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bridge.config import BridgeSettings
+from bridge.config.settings import BridgeSettings
 from bridge.kafka.memory import MemoryBroker
+from tests.service import memory_support as memory
 from tests.service import service_support as real
 from tests.service.service_support import suggestion
-from tests.unit import memory_support as memory
 
 
 @dataclass

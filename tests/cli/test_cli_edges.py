@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.cli import build_parser
+from bridge.cli.main import build_parser
 from tests.cli.cli_support import bridge
 
 NOBODY = "127.0.0.1:1"  # nothing listens on port 1: every connection is refused at once

@@ -13,7 +13,7 @@ HEAVY = ("pydantic", "jinja2", "structlog", "aiokafka")
 
 PROBE = """
 import json, sys
-from bridge.cli import main
+from bridge.cli.main import main
 try:
     main(sys.argv[1:])
 except SystemExit:

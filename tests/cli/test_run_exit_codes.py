@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bridge.models import RunResult
+from bridge.contract.results import RunResult
 from tests.cli.cli_support import bridge, write_operation
 
 

@@ -16,8 +16,8 @@ import yaml
 # renderer imports). Each of them but aiokafka and prometheus_client was imported by `bridge run` before.
 NOT_NEEDED = (
     "pydantic_settings",
-    "bridge.config",
-    "bridge.messages",
+    "bridge.config.settings",
+    "bridge.contract.messages",
     "bridge.kafka",
     "aiokafka",
     "prometheus_client",
@@ -27,7 +27,7 @@ NOT_NEEDED = (
 
 PROBE = """
 import json, sys
-from bridge.cli import main
+from bridge.cli.main import main
 code = main(sys.argv[1:])
 print(json.dumps({{"code": code, "imported": sorted(m for m in {modules!r} if m in sys.modules)}}))
 """

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.config import BridgeSettings
-from bridge.identity import run_id_of
+from bridge.config.settings import BridgeSettings
+from bridge.contract.identity import run_id_of
 from tests.cli.cli_support import bridge
 from tests.polling import eventually
 from tests.service.service_support import count_results, read_until, record_names, running, service_settings

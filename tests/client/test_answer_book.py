@@ -1,4 +1,4 @@
-"""What a client makes of the answers to one submission (bridge/kafka/answer_book.py): each suggestion id its
+"""What a client makes of the answers to one submission (bridge/client/answer_book.py): each suggestion id its
 first answer, refusals with their reason, and once the message is handled, `accepted` for the rest, or `refused`
 for all when the record itself was dead-lettered with no answer."""
 
@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bridge.answers import NO_OPERATION
-from bridge.deadletters import DeadLetter, DeadLetterError
-from bridge.kafka.answer_book import AnswerBook, Submission
-from bridge.models import RunError, RunResult, RunStatus
+from bridge.client.answer_book import AnswerBook, Submission
+from bridge.contract.dead_letters import DeadLetter, DeadLetterError
+from bridge.contract.results import RunError, RunResult, RunStatus
+from bridge.service.answers import NO_OPERATION
 
 SENT = Submission(study="s", template="job", suggestion_ids=["a", "b"], topic="sugg", partition=1, offset=7)
 

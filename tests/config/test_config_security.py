@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import load_settings
+from bridge.config.settings import load_settings
 from bridge.errors import ConfigError
 
 PASSWORD = "hunter2-s3cret"

@@ -1,5 +1,5 @@
 """Ids already handed out stay what they were: suggestion ids and fingerprints live in ledgers, local operation
-and run ids in `--workdir`. Every value pinned here was computed by the code before bridge/identity.py existed
+and run ids in `--workdir`. Every value pinned here was computed by the code before bridge/contract/identity.py existed
 (messages.suggestion_id, kafka/ledger.fingerprint, plan.operation_id_for, service.py's operation id)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.identity import canonical_json, fingerprint, operation_id_of_runs, run_id_of
-from bridge.plan import plan_local
+from bridge.contract.codec import parse_suggestion
+from bridge.contract.identity import canonical_json, fingerprint, operation_id_of_runs, run_id_of
+from bridge.engine.plan import plan_local
 from bridge.polyaxon import parse_operation
-from bridge.wire import parse_suggestion
 
 MESSAGES: list[tuple[dict[str, Any], list[str]]] = [
     (
@@ -85,7 +85,7 @@ _JSON = st.recursive(
 @settings(deadline=None)  # a shared machine: the time of one example is no part of what is checked
 @given(st.dictionaries(st.text(max_size=8), _JSON, max_size=5))
 def test_a_fingerprint_is_the_one_ledgers_were_written_with_for_any_params(given_: dict[str, Any]) -> None:
-    # The fingerprint as kafka/ledger.py computed it before it moved: ASCII-escaped JSON, surrogates passed.
+    # The fingerprint as service/ledger/records.py computed it before it moved: ASCII-escaped JSON, surrogates passed.
     text = json.dumps(given_, sort_keys=True, separators=(",", ":"), default=str)
     assert fingerprint(given_) == hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:24]
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge import versions
-from bridge.intake import run_id_of
+from bridge.contract import versions
+from bridge.contract.codec import parse_message
+from bridge.contract.messages import MessageError
 from bridge.kafka.memory import MemoryBroker
-from bridge.messages import MessageError
-from bridge.wire import parse_message
+from bridge.service.intake import run_id_of
+from tests.service.memory_support import RESULT, FakeExecutor, memory_settings, messages, serving, until
 from tests.service.service_support import suggestion
-from tests.unit.memory_support import RESULT, FakeExecutor, memory_settings, messages, serving, until
 
 
 def test_every_family_has_one_current_schema_that_the_registry_reads() -> None:

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.deadletters import DeadLetter, DeadLetterError
+from bridge.contract.codec import parse_message, parse_suggestion
+from bridge.contract.dead_letters import DeadLetter, DeadLetterError
+from bridge.contract.messages import MessageError
 from bridge.errors import NotSupported, PolyaxonfileError, Problem
-from bridge.messages import MessageError
-from bridge.wire import parse_message, parse_suggestion
 
 
 def test_the_original_key_and_value_come_back_exactly() -> None:

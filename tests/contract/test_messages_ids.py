@@ -6,9 +6,9 @@ import json
 import re
 from typing import Any
 
-from bridge.identity import suggestion_id
-from bridge.messages import NAME_PATTERN
-from bridge.wire import parse_suggestion
+from bridge.contract.codec import parse_suggestion
+from bridge.contract.identity import suggestion_id
+from bridge.contract.messages import NAME_PATTERN
 
 MESSAGE: dict[str, Any] = {
     "study": "cnn-tpe",

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from bridge.errors import InvalidInput
-from bridge.messages import (
+from bridge.contract.codec import parse_control, parse_message, parse_suggestion
+from bridge.contract.messages import (
     ControlMessage,
     MessageError,
     OperationFinished,
     SuggestionMessage,
     field_path,
 )
-from bridge.wire import parse_control, parse_message, parse_suggestion
+from bridge.errors import InvalidInput
 
 
 def _suggestion(**fields: Any) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"
 CHECKER = ROOT / "tests" / "asyncapi"
 INSTALL = ROOT / ".venv" / "asyncapi-parser"

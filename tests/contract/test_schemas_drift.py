@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge.messages import SuggestionMessage
-from bridge.models import RunResult
-from bridge.schemas import ASYNCAPI_FILE, asyncapi_document, schema_file_name, write_schemas
-from bridge.versions import MESSAGE_TYPES
-from bridge.wire import parse_message
+from bridge.contract.codec import parse_message
+from bridge.contract.jsonschema import ASYNCAPI_FILE, asyncapi_document, schema_file_name, write_schemas
+from bridge.contract.messages import SuggestionMessage
+from bridge.contract.results import RunResult
+from bridge.contract.versions import MESSAGE_TYPES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas"
 CONTRACT = ROOT.parent / "shared" / "CONTRACT.md"  # beside the checkout, as on a developer's machine and CI
 FIX = "schemas/ has drifted from the code: run `bridge schema --out schemas` and commit the result"

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import referencing  # jsonschema's own $ref resolution
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILES = sorted((ROOT / "schemas").glob("*.json"))
 
 

@@ -28,12 +28,13 @@ import pytest_asyncio
 import yaml
 from pydantic import BaseModel, SecretStr
 
-from bridge.config import ENV_DELIMITER, ENV_PREFIX, BridgeSettings, load_settings
-from bridge.http import Health, HttpServer
-from bridge.intake import Templates
-from bridge.telemetry import Telemetry
+from bridge.config.settings import ENV_DELIMITER, ENV_PREFIX, BridgeSettings, load_settings
+from bridge.service.health import Health
+from bridge.service.http import HttpServer
+from bridge.service.intake import Templates
+from bridge.service.telemetry import Telemetry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

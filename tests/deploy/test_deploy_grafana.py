@@ -17,11 +17,11 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.config import load_settings
-from bridge.telemetry import Telemetry
+from bridge.config.settings import load_settings
+from bridge.service.telemetry import Telemetry
 from tests.promql_names import Selector, selectors
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "suggestion-bridge.json"
 COMPOSE = ROOT / "docker-compose.yml"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bridge.cache import FileCache
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
+from bridge.engine.cache import FileCache
 from tests.engine_support import Engine, job_component
 
 

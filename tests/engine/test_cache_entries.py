@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.cache import FileCache
+from bridge.engine.cache import FileCache
 
 
 def test_outputs_with_any_text_are_kept_and_read_back(tmp_path: Path) -> None:

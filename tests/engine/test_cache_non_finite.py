@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
 from tests.engine_support import Engine, job_component
 
 

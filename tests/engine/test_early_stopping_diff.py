@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bridge.early_stopping import EarlyStopping, StopRun
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
+from bridge.engine.early_stopping import EarlyStopping, StopRun
 from bridge.polyaxon import V1MetricEarlyStopping
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.early_stopping import EarlyStopping, StopOperation
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
+from bridge.engine.early_stopping import EarlyStopping, StopOperation
 from bridge.polyaxon import V1FailureEarlyStopping
 
 

@@ -3,7 +3,7 @@ a policy prunes one run and lets the others go on."""
 
 from __future__ import annotations
 
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
 from tests.engine_support import Engine
 
 

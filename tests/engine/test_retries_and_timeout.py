@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
 from tests.engine_support import Engine
 
 

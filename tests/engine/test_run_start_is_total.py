@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bridge.models import ProgressEvent, RunResult, RunStatus
-from bridge.scheduler import OperationRunner
+from bridge.contract.results import ProgressEvent, RunResult, RunStatus
+from bridge.engine.scheduler import OperationRunner
 from tests.engine_support import Engine
 
 

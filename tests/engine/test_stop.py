@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bridge.models import RunStatus, StopReason
-from bridge.scheduler import OperationRunner
+from bridge.contract.results import RunStatus, StopReason
+from bridge.engine.scheduler import OperationRunner
 from tests.engine_support import Engine
 from tests.polling import eventually
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bridge.executors import child
+from bridge.executors.base import MetricRecord
 from bridge.executors.local import LocalExecutor, ProcessRequest
-from bridge.ports import MetricRecord
 
 
 def _ignore(_record: MetricRecord) -> None:

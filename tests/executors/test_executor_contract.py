@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from bridge.contract.results import ProgressEvent, RunResult, RunStatus
+from bridge.engine.scheduler import OperationRunner
+from bridge.executors.base import Executor
 from bridge.executors.local import LocalExecutor
-from bridge.models import ProgressEvent, RunResult, RunStatus
-from bridge.ports import Executor
-from bridge.scheduler import OperationRunner
-from bridge.workspace import RunPaths
+from bridge.executors.workspace import RunPaths
 from tests.engine_support import Engine
 from tests.polling import eventually
 

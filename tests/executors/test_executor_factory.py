@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridge.app import build_executor
-from bridge.config_sections import ExecutorSettings
+from bridge.config.sections import ExecutorSettings
 from bridge.errors import ConfigError
 from bridge.executors.local import LocalExecutor
 
@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 from bridge import logs
 from bridge.app import build_executor
-from bridge.config_sections import ExecutorSettings
+from bridge.config.sections import ExecutorSettings
 logs.configure(None, lazy=True)
 assert "structlog" not in sys.modules
 build_executor(ExecutorSettings(kind="ray", address="127.0.0.1:1"), workdir=Path({str(tmp_path)!r}))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from bridge.executors.base import MetricRecord
 from bridge.executors.local import LocalExecutor, ProcessRequest
-from bridge.ports import MetricRecord
 
 
 async def test_a_metrics_file_left_in_the_attempt_folder_is_not_this_runs(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from bridge.executors.base import MetricRecord
 from bridge.executors.local import LocalExecutor, LocalRun, ProcessRequest
-from bridge.ports import MetricRecord
-from tests.engine.grandchild import Grandchild
+from tests.executors.grandchild import Grandchild
 from tests.polling import eventually
 
 Which = Callable[[str], str | None]

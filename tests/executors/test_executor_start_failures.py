@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bridge.executors.base import MetricRecord, RunExit
 from bridge.executors.local import LocalExecutor, ProcessRequest
-from bridge.ports import MetricRecord, RunExit
 
 Which = Callable[[str], str | None]
 

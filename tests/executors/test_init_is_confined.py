@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridge.models import RunStatus
+from bridge.contract.results import RunStatus
 from tests.engine_support import Engine
 
 

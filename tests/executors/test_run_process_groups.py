@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from bridge.contract.results import RunStatus
+from bridge.executors.base import MetricRecord
 from bridge.executors.local import LocalExecutor, LocalRun, ProcessRequest
-from bridge.models import RunStatus
-from bridge.ports import MetricRecord
-from tests.engine import grandchild
-from tests.engine.grandchild import Grandchild
 from tests.engine_support import Engine
+from tests.executors import grandchild
+from tests.executors.grandchild import Grandchild
 
 
 def _ignore(_record: MetricRecord) -> None:

@@ -37,8 +37,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from bridge.config import BridgeSettings
-from bridge.config_sections import TopicsSettings
+from bridge.config.sections import TopicsSettings
+from bridge.config.settings import BridgeSettings
 from tests.engine_support import job_component
 from tests.kafka_broker import _free_ports, read_topic
 from tests.service.service_support import service_settings

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bridge.intake import run_id_of
+from bridge.service.intake import run_id_of
 from tests.faults.harness import study_names
 
 TOKEN = "fuzz-control-token"  # control.token of the service under test

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from bridge.config_sections import KafkaSettings, TopicsSettings
+from bridge.config.sections import KafkaSettings, TopicsSettings
 from bridge.errors import ConfigError
 from bridge.kafka.connection import ensure_topics
 

@@ -8,7 +8,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bridge.ledger import FileLedger
+from bridge.local.file_ledger import FileLedger
 
 
 async def test_each_event_is_in_the_file_before_the_scheduler_goes_on(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
+from bridge.contract.results import RunStatus
+from bridge.engine.scheduler import OperationRunner
 from bridge.executors.ray import RayExecutor
-from bridge.models import RunStatus
-from bridge.scheduler import OperationRunner
 from tests.engine_support import Engine
 from tests.polling import eventually
 from tests.ray_cluster import RayCluster

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from bridge.contract.results import RunStatus
 from bridge.executors.ray import RayExecutor
-from bridge.models import RunStatus
 from tests.engine_support import Engine, job_component
 from tests.ray_cluster import RayCluster
 

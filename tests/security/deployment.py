@@ -21,8 +21,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import SecretStr
 
-from bridge.config import BridgeSettings
-from bridge.config_sections import KafkaSettings, TopicsSettings
+from bridge.config.sections import KafkaSettings, TopicsSettings
+from bridge.config.settings import BridgeSettings
 from bridge.kafka.connection import wait_for_leaders
 from tests.faults.harness import Replica
 from tests.kafka_broker import SecureKafkaBroker

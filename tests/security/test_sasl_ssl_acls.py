@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from bridge.client import BridgeClient
-from bridge.messages import LedgerRecord
-from bridge.models import RunResult
+from bridge.contract.messages import LedgerRecord
+from bridge.contract.results import RunResult
 from tests.faults.harness import Replica
 from tests.kafka_broker import SecureKafkaBroker, read_topic
 from tests.security.deployment import SecureDeployment, kafka_settings

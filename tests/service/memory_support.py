@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from bridge.app import build_service
-from bridge.config import BridgeSettings
+from bridge.config.settings import BridgeSettings
+from bridge.executors.base import EventCallback, RunCommand, RunExit, RunPlace, RunSpec
 from bridge.kafka.memory import MemoryBroker
-from bridge.kafka.service import BridgeService
-from bridge.ports import EventCallback, RunCommand, RunExit, RunPlace, RunSpec
+from bridge.service.service import BridgeService
 from tests.polling import eventually
 from tests.service.service_support import service_settings
 
 RESULT = "bridge.result/v1"
-LEDGER = "bridge.ledger/v1"  # the runs' records; the ledger also holds `~owner` markers (bridge/kafka/lease.py)
+LEDGER = (
+    "bridge.ledger/v1"  # the runs' records; the ledger also holds `~owner` markers (bridge/service/ledger/lease.py)
+)
 
 
 def memory_settings(root: Path, **overrides: Any) -> BridgeSettings:

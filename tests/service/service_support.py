@@ -14,8 +14,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from bridge.app import build_service
-from bridge.config import BridgeSettings, load_settings
-from bridge.kafka.service import BridgeService
+from bridge.config.settings import BridgeSettings, load_settings
+from bridge.service.service import BridgeService
 from tests.engine_support import job_component
 from tests.kafka_broker import read_topic
 

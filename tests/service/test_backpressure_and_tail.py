@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.kafka.service import BridgeService
+from bridge.service.service import BridgeService
 from tests.polling import eventually
 from tests.service.service_support import count_results, read_until, running, send_raw, service_settings, suggestion
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.intake import run_id_of
+from bridge.service.intake import run_id_of
 from tests.polling import eventually
 from tests.service.service_support import (
     count_results,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bridge.client import BridgeClient
-from bridge.messages import SuggestionMessage
+from bridge.contract.messages import SuggestionMessage
 from tests.service.service_support import count_results, read_until, record_names, running, service_settings
 
 pytestmark = pytest.mark.kafka

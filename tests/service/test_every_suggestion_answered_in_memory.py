@@ -8,13 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bridge.answers import refusal_result
-from bridge.deadletters import DeadLetterError
-from bridge.intake import Accepted, Refused, Templates, accept
+from bridge.contract.dead_letters import DeadLetterError
 from bridge.kafka.memory import MemoryBroker
+from bridge.service.answers import refusal_result
+from bridge.service.intake import Accepted, Refused, Templates, accept
 from tests.polling import eventually
+from tests.service.memory_support import RESULT, FakeExecutor, committed, memory_settings, messages, serving, until
 from tests.service.service_support import suggestion
-from tests.unit.memory_support import RESULT, FakeExecutor, committed, memory_settings, messages, serving, until
 
 
 def _answers(results: list[dict[str, Any]]) -> list[tuple[str, str, str | None, str | None, bool]]:

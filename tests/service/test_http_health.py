@@ -16,8 +16,9 @@ from email.message import Message
 import pytest
 import pytest_asyncio
 
-from bridge.http import Health, HttpServer
-from bridge.telemetry import Telemetry
+from bridge.service.health import Health
+from bridge.service.http import HttpServer
+from bridge.service.telemetry import Telemetry
 
 
 class FakeClock:

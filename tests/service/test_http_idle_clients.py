@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.http import Health, HttpServer
-from bridge.telemetry import Telemetry
+from bridge.service.health import Health
+from bridge.service.http import HttpServer
+from bridge.service.telemetry import Telemetry
 
 IDLE_CLIENTS = 200  # connect and send nothing
 STALLED_CLIENTS = 20  # send half a request line, then nothing

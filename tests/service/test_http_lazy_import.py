@@ -14,17 +14,17 @@ def _modules_after(code: str) -> set[str]:
 
 
 def test_importing_the_cli_and_the_http_module_does_not_load_aiohttp() -> None:
-    loaded = _modules_after("import bridge.cli, bridge.http")
+    loaded = _modules_after("import bridge.cli.main, bridge.service.http")
 
-    assert "bridge.http" in loaded
+    assert "bridge.service.http" in loaded
     assert "aiohttp" not in loaded
 
 
 def test_starting_the_server_loads_it() -> None:
     code = """
 import asyncio
-from bridge.http import Health, HttpServer
-from bridge.telemetry import Telemetry
+from bridge.service.http import Health, HttpServer
+from bridge.service.telemetry import Telemetry
 
 async def serve_once() -> None:
     async with HttpServer("127.0.0.1", 0, Health(), Telemetry()):

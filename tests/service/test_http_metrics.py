@@ -10,8 +10,9 @@ import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bridge.http import Health, HttpServer
-from bridge.telemetry import OTHER, Telemetry
+from bridge.service.health import Health
+from bridge.service.http import HttpServer
+from bridge.service.telemetry import OTHER, Telemetry
 
 METRIC_NAMES = (
     "bridge_suggestions_received",

@@ -15,8 +15,9 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from bridge.http import Health, HttpServer
-from bridge.telemetry import Telemetry
+from bridge.service.health import Health
+from bridge.service.http import HttpServer
+from bridge.service.telemetry import Telemetry
 
 IDLE_TIMEOUT_S = 1.0
 DEADLINE_S = 10.0  # a bound on waiting for the server, far above any expected answer time

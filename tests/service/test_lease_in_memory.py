@@ -1,5 +1,5 @@
 """Runs start before their ledger records commit, and a partition's next owner still counts every attempt
-(bridge/kafka/lease.py): the real `BridgeService` on the in-memory broker."""
+(bridge/service/ledger/lease.py): the real `BridgeService` on the in-memory broker."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from bridge.identity import run_id_of
-from bridge.kafka import publishing
-from bridge.kafka.lease import OWNER_KEY, owner_marker, owner_of
+from bridge.contract.identity import run_id_of
+from bridge.executors.base import EventCallback, RunSpec
 from bridge.kafka.memory import MemoryBroker
-from bridge.ports import EventCallback, RunSpec
-from tests.service.service_support import suggestion
-from tests.unit.memory_support import (
+from bridge.service import publishing
+from bridge.service.ledger.lease import OWNER_KEY, owner_marker, owner_of
+from tests.service.memory_support import (
     LEDGER,
     PLACE,
     RESULT,
@@ -26,6 +25,7 @@ from tests.unit.memory_support import (
     serving,
     until,
 )
+from tests.service.service_support import suggestion
 
 
 class WatchingExecutor(FakeExecutor):
@@ -69,7 +69,7 @@ async def test_a_first_attempt_starts_before_its_records_commit_and_its_result_f
     assert ("dispatched", 1) not in executor.committed_at_start["early"]
     # ...and every record of it committed before (or with) its result: the ledger says the whole story.
     states = [(m["state"], m.get("attempt", 0)) for m in messages(broker, topics.ledger, LEDGER)]
-    # Its grant in place of its `received` record (bridge/kafka/early_start.py), its attempt, its result's record.
+    # Its grant in place of its `received` record (service/ledger/early_start.py), its attempt, its result's record.
     assert states[0] == ("dispatched", 0) and ("dispatched", 1) in states and states[-1] == ("finished", 1)
 
 

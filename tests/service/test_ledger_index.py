@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.kafka.ledger_index import LedgerEntryIn, LedgerIndex
+from bridge.service.ledger.index import LedgerEntryIn, LedgerIndex
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bridge.intake import run_id_of
 from bridge.kafka.connection import ensure_topics
+from bridge.service.intake import run_id_of
 from tests.service.service_support import (
     count_results,
     read_until,

@@ -55,7 +55,12 @@ async def test_a_refused_ledger_record_is_one_dead_letter_across_rebalances(
     )
     async with running(settings) as first:
         for partition in (0, 1):
-            forged = {"schema": "bridge.ledger/v1", "run_id": f"forged-{partition}", "state": "received", "study": "s"}
+            forged = {
+                "schema": "bridge.ledger/v1",
+                "run_id": f"forged-{partition}",
+                "state": "received",
+                "study": "s",
+            }
             value = json.dumps(forged).encode()
             await send_record(
                 kafka_bootstrap, settings.topics.ledger, value, key=value[:0] + b"f%d" % partition, partition=partition

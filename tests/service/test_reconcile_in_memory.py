@@ -6,14 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bridge.intake import run_id_of
 from bridge.kafka.memory import MemoryBroker
+from bridge.service.intake import run_id_of
+from tests.service.memory_support import LEDGER, RESULT, FakeExecutor, memory_settings, messages, serving, until
 from tests.service.service_support import suggestion
-from tests.unit.memory_support import LEDGER, RESULT, FakeExecutor, memory_settings, messages, serving, until
 
 
 def _ledger(run_id: str, suggestion_id: str, **fields: Any) -> bytes:
-    body = {"schema": "bridge.ledger/v1", "run_id": run_id, "state": "received", "study": "s", "template": "job"}
+    body = {
+        "schema": "bridge.ledger/v1",
+        "run_id": run_id,
+        "state": "received",
+        "study": "s",
+        "template": "job",
+    }
     return json.dumps({**body, "suggestion_id": suggestion_id, **fields}).encode()
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bridge.cache import FileCache, prune_cache
-from bridge.retention import CacheRetention, keep_pruning
+from bridge.engine.cache import FileCache, prune_cache
+from bridge.service.retention import CacheRetention, keep_pruning
 
 NOW = 1_000_000.0
 DAY = 86_400.0

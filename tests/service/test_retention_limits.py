@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.retention import prune_runs
-from bridge.workspace import RunPaths, runs_dir
+from bridge.executors.workspace import RunPaths, runs_dir
+from bridge.service.retention import prune_runs
 
 NOW = 1_000_000.0
 DAY = 86_400.0

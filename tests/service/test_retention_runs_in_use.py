@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bridge.models import RunStatus
-from bridge.retention import keep_pruning, prune_runs, prune_runs_async
-from bridge.scheduler import OperationRunner
-from bridge.workspace import RunPaths, runs_dir
+from bridge.contract.results import RunStatus
+from bridge.engine.scheduler import OperationRunner
+from bridge.executors.workspace import RunPaths, runs_dir
+from bridge.service.retention import keep_pruning, prune_runs, prune_runs_async
 from tests.engine_support import Engine
 from tests.polling import eventually
 

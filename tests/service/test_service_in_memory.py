@@ -7,8 +7,17 @@ from pathlib import Path
 
 from bridge.kafka.memory import MemoryBroker
 from tests.polling import eventually
+from tests.service.memory_support import (
+    LEDGER,
+    RESULT,
+    FakeExecutor,
+    committed,
+    memory_settings,
+    messages,
+    serving,
+    until,
+)
 from tests.service.service_support import suggestion
-from tests.unit.memory_support import LEDGER, RESULT, FakeExecutor, committed, memory_settings, messages, serving, until
 
 
 async def test_a_suggestion_gets_one_result_and_its_offset_is_committed_with_it(tmp_path: Path) -> None:
@@ -142,7 +151,7 @@ async def test_a_runs_process_group_is_in_the_ledger_while_it_runs_and_before_it
         executor.release()
         await until(broker, topics.results, 1, RESULT)
     ledger = [(m["state"], bool(m.get("dispatch"))) for m in messages(broker, topics.ledger, LEDGER)]
-    # Its grant, in place of `received` (`bridge/kafka/early_start.py`); its attempt, with the process group (the
+    # Its grant, in place of `received` (`service/ledger/early_start.py`); its attempt, with the process group (the
     # record without it replaced if that one had not left yet); finished, last.
     assert ledger[0] == ("dispatched", False)
     assert ledger[-2:] == [("dispatched", True), ("finished", False)]

@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bridge.identity import fingerprint
-from bridge.intake import Accepted, Templates, accept
-from bridge.kafka.admission import admit
-from bridge.kafka.ledger_index import LedgerIndex
-from bridge.kafka.ownership import Ownership
-from bridge.kafka.registry import RunRegistry
-from bridge.kafka.runs import RunItem, received_record
-from bridge.offsets import OffsetTracker, Partition
+from bridge.contract.identity import fingerprint
+from bridge.kafka.offsets import OffsetTracker, Partition
+from bridge.service.admission import admit
+from bridge.service.intake import Accepted, Templates, accept
+from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ownership import Ownership
+from bridge.service.registry import RunRegistry
+from bridge.service.runs import RunItem, received_record
+from tests.service.memory_support import memory_settings
 from tests.service.service_support import suggestion
-from tests.unit.memory_support import memory_settings
 
 P0 = Partition("suggestions", 0)
 P1 = Partition("suggestions", 1)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.kafka.client import ResultsTimeout
-from bridge.kafka.study import Study
+from bridge.client.client import ResultsTimeout
+from bridge.client.study import Study
 from tests.service.service_support import running, service_settings
 
 pytestmark = pytest.mark.kafka

@@ -23,10 +23,10 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.kafka.lease import Claims, Queue
+from bridge.kafka.offsets import Partition
 from bridge.kafka.publisher import Outgoing
-from bridge.kafka.runs import RunItem
-from bridge.offsets import Partition
+from bridge.service.ledger.lease import Claims, Queue
+from bridge.service.runs import RunItem
 
 # Runs per partition granted ahead of their slot: enough that a burst of instant runs mostly finds its grants
 # committed (serve_throughput.py at 4 slots: 190 results/s with 2, 326 with 4, no more with 8), few enough that a

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-from bridge.kafka.lease import OWNER_KEY, Owner
+from bridge.service.ledger.lease import OWNER_KEY, Owner
 
 LocalState = Literal["active", "finished"]
 

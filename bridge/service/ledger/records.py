@@ -28,15 +28,15 @@ import time
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bridge.config import BridgeSettings
-from bridge.identity import fingerprint
+from bridge.config.settings import BridgeSettings
+from bridge.contract.codec import parse_message
+from bridge.contract.identity import fingerprint
+from bridge.contract.limits import Limits
+from bridge.contract.messages import LEDGER_SCHEMA, LedgerRecord
+from bridge.contract.versions import LEDGER, is_newer
 from bridge.kafka.connection import client_kwargs
-from bridge.kafka.lease import OWNER_KEY, owner_of
-from bridge.kafka.ledger_index import LedgerEntryIn, LedgerIndex
-from bridge.limits import Limits
-from bridge.messages import LEDGER_SCHEMA, LedgerRecord
-from bridge.versions import LEDGER, is_newer
-from bridge.wire import parse_message
+from bridge.service.ledger.index import LedgerEntryIn, LedgerIndex
+from bridge.service.ledger.lease import OWNER_KEY, owner_of
 
 log = structlog.get_logger(__name__)
 

@@ -8,15 +8,15 @@ from typing import Any
 
 import structlog
 
+from bridge.contract.results import RunResult
+from bridge.engine.ports import LedgerEntry
 from bridge.errors import Fenced
-from bridge.kafka.early_start import EarlyStarts
-from bridge.kafka.lease import Queue
+from bridge.kafka.offsets import Partition
 from bridge.kafka.publisher import Outgoing
-from bridge.kafka.registry import RunRegistry
-from bridge.kafka.runs import RunItem
-from bridge.models import RunResult
-from bridge.offsets import Partition
-from bridge.ports import LedgerEntry
+from bridge.service.ledger.early_start import EarlyStarts
+from bridge.service.ledger.lease import Queue
+from bridge.service.registry import RunRegistry
+from bridge.service.runs import RunItem
 
 log = structlog.get_logger(__name__)
 
