@@ -1,8 +1,8 @@
 """The `bridge` command: `run` and `check` a polyaxonfile, `serve` the Kafka bridge, and its companions."""
 
 # The docstring above is `bridge --help`'s description. This module holds the parser and `main`; the handlers are in
-# cli_local.py (check, run), cli_serve.py (serve, submit, tail, schema) and cli_ops.py (dlq, stop, logs; imported
-# when one of them runs).
+# local.py (check, run), serve.py (serve, tail, schema), submit.py and ops.py (dlq, stop, logs), each imported when
+# one of its commands runs; common.py holds what they share.
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _handler(module: str, name: str) -> Handler:
 cmd_run = _handler("bridge.cli.local", "cmd_run")
 cmd_check = _handler("bridge.cli.local", "cmd_check")
 cmd_serve = _handler("bridge.cli.serve", "cmd_serve")
-cmd_submit = _handler("bridge.cli.serve", "cmd_submit")
+cmd_submit = _handler("bridge.cli.submit", "cmd_submit")
 cmd_tail = _handler("bridge.cli.serve", "cmd_tail")
 cmd_schema = _handler("bridge.cli.serve", "cmd_schema")
 cmd_dlq = _handler("bridge.cli.ops", "cmd_dlq")

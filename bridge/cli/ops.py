@@ -1,5 +1,4 @@
-"""`bridge dlq`, `stop` and `logs`, and what `submit` says of each suggestion it sent: the commands that show a
-person what the bridge refused, and act on runs.
+"""`bridge dlq`, `stop` and `logs`: the commands that show a person what the bridge refused, and act on runs.
 
 Heavy imports (the Kafka client, the config) happen inside the handlers: `bridge --help` stays fast.
 """
@@ -13,97 +12,16 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bridge.cli.common import cut, reason, settings_of, table_lines
 from bridge.errors import EXIT_INVALID, EXIT_OK, InvalidInput
 
-if TYPE_CHECKING:
-    from bridge.client.answer_book import Answer
-    from bridge.config.settings import BridgeSettings
-    from bridge.contract.messages import SuggestionMessage
-
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-_DETAIL = 300  # characters of a reason in a table line; the jsonl output of `tail` and `dlq` has all of it
 
-_STATE_WORDS = {
-    "cached": "answered from cache",
-    "replayed": "replayed",
-    "accepted": "accepted",
-    "pending": "no answer yet",
-}
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _lines(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """Rows aligned under their header (the last column unpadded: it is the long one)."""
-    rows = [list(header), *map(list, rows)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip() for r in rows]
-
-
-def _reason(kind: str, field: str | None, message: str) -> str:
-    where = f" at {field}" if field else ""
-    return _cut(f"{kind}{where}: {message}", _DETAIL)
-
-
-# ---- submit ------------------------------------------------------------------------------------------------
-
-
-def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> bool:
-    """Validate `message` against the config's templates as the bridge would; print and say whether any
-    suggestion is refused (nothing is sent then)."""
-    from bridge.contract.dead_letters import DeadLetterError
-    from bridge.service.intake import Templates, accept
-
-    outcome = accept(message.to_json().encode(), Templates(settings), settings)
-    if isinstance(outcome, DeadLetterError):
-        print(f"refused: {_reason(outcome.type, outcome.field, outcome.message)}")
-        return True
-    rows = [
-        (r.suggestion_id, r.run_id, "refused", _reason(r.error.type, r.error.field, r.error.message))
-        for r in outcome.refused
-    ]
-    if rows:
-        print("\n".join(_lines(("SUGGESTION", "RUN", "STATE", "DETAIL"), rows)))
-    return bool(rows)
-
-
-def _answer_detail(answer: Answer, waited_s: float) -> str:
-    from bridge.local.console import fmt_mapping
-
-    if answer.reason is not None:
-        return _reason(answer.reason.type, answer.reason.field, answer.reason.message)
-    result = answer.result
-    if result is not None:
-        if result.error is not None:
-            return _reason(result.error.type, result.error.field, result.error.message)
-        return _cut(fmt_mapping(result.outputs), _DETAIL)
-    if answer.state == "accepted":
-        return "its run is on its way: `bridge tail` shows its result"
-    return f"nothing within {waited_s:g} s: is `bridge serve` running? (`bridge tail` shows answers as they come)"
-
-
-def print_answers(answers: Iterable[Answer], *, waited_s: float) -> int:
-    """Print what became of each suggestion sent; the exit code: 2 when any was refused."""
-    answers = list(answers)
-    rows = []
-    for a in answers:
-        state = _STATE_WORDS.get(a.state, a.state)
-        if a.result is not None and a.state in ("cached", "replayed"):
-            state += f" ({a.result.status.value})"
-        rows.append((a.suggestion_id, a.run_id, state, _answer_detail(a, waited_s)))
-    print("\n".join(_lines(("SUGGESTION", "RUN", "STATE", "DETAIL"), rows)))
-    refused = sum(1 for a in answers if a.refused)
-    if refused:
-        print(f"{refused} suggestion(s) refused: nothing runs for them", file=sys.stderr)
-        return EXIT_INVALID
-    return EXIT_OK
-
+if TYPE_CHECKING:
+    from bridge.config.settings import BridgeSettings
 
 # ---- dlq ---------------------------------------------------------------------------------------------------
 
@@ -116,7 +34,7 @@ def _preview(letter: dict[str, Any], width: int = 60) -> str:
     except ValueError:
         return ""
     text = printable(raw[: width * 4].decode("utf-8", "replace")).replace("\n", " ")
-    return _cut(text, width) if len(raw) <= width * 4 else _cut(text, width - 3) + "..."
+    return cut(text, width) if len(raw) <= width * 4 else cut(text, width - 3) + "..."
 
 
 def _study(letter: dict[str, Any]) -> str:
@@ -131,19 +49,18 @@ def _letter_row(letter: dict[str, Any]) -> list[str]:
     where = f"{letter.get('topic')}:{letter.get('partition')}@{letter.get('offset')}"
     return [
         str(error.get("type", "")),
-        _cut(str(error.get("field") or "-"), 40),
+        cut(str(error.get("field") or "-"), 40),
         where,
         _study(letter) or "-",
-        f"{_cut(str(error.get('message', '')), 120)} | {_preview(letter)}",
+        f"{cut(str(error.get('message', '')), 120)} | {_preview(letter)}",
     ]
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     """Show the dead letters: why each record was refused, where it came from, and a preview of its bytes."""
-    from bridge.cli.serve import _settings
     from bridge.client.operator import dead_letters
 
-    settings = _settings(args)
+    settings = settings_of(args)
     header = ("TYPE", "FIELD", "SOURCE", "STUDY", "MESSAGE | ORIGINAL")
 
     async def show() -> int:
@@ -162,7 +79,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             return count
         rows = [_letter_row(letter) async for letter in stream]
         if rows:
-            print("\n".join(_lines(header, rows)))
+            print("\n".join(table_lines(header, rows)))
         return len(rows)
 
     try:
@@ -207,24 +124,23 @@ def _control_message(args: argparse.Namespace, settings: BridgeSettings) -> Any:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     """Stop a run or an operation through the control topic, and print its final result when it comes."""
-    from bridge.cli.serve import _settings
     from bridge.cli.tail import outcome_cell
     from bridge.client.operator import stop
 
-    settings = _settings(args)
+    settings = settings_of(args)
     message = _control_message(args, settings)
     stopped = asyncio.run(stop(settings, message, wait_s=args.wait, connect_timeout_s=args.connect_timeout))
     where = f"{settings.topics.control}:{stopped.partition}@{stopped.offset}"
     if stopped.refusal is not None:
         r = stopped.refusal
-        print(f"refused by the bridge ({where}): {_reason(r.type, r.field, r.message)}", file=sys.stderr)
+        print(f"refused by the bridge ({where}): {reason(r.type, r.field, r.message)}", file=sys.stderr)
         return EXIT_INVALID
     rows = [
         (str(d.get("suggestion_id") or "-"), str(d.get("run_id")), str(d.get("status")), outcome_cell(d))
         for d in stopped.results
     ]
     if rows:
-        print("\n".join(_lines(("SUGGESTION", "RUN", "STATUS", "DETAIL"), rows)))
+        print("\n".join(table_lines(("SUGGESTION", "RUN", "STATUS", "DETAIL"), rows)))
     awaited = bool(rows) if message.action == "stop_run" else stopped.operation_finished
     if not awaited:
         print(
@@ -243,9 +159,7 @@ def _workdirs(args: argparse.Namespace) -> list[Path]:
         return [Path(args.workdir)]
     dirs = [Path(os.environ.get("BRIDGE_WORKDIR", ".bridge"))]
     if args.config:  # a served run: the bridge's work dir, from its config
-        from bridge.cli.serve import _settings
-
-        dirs.insert(0, Path(_settings(args).workdir))
+        dirs.insert(0, Path(settings_of(args).workdir))
     return list(dict.fromkeys(dirs))
 
 

@@ -1,0 +1,142 @@
+"""`bridge submit`: publish one suggestion message, then say what became of each suggestion it carries."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bridge.cli.common import DETAIL, cut, reason, settings_of, table_lines
+from bridge.errors import EXIT_INVALID, EXIT_OK, InvalidInput
+
+if TYPE_CHECKING:
+    from bridge.client.answer_book import Answer
+    from bridge.config.settings import BridgeSettings
+    from bridge.contract.messages import SuggestionMessage
+
+_STATE_WORDS = {
+    "cached": "answered from cache",
+    "replayed": "replayed",
+    "accepted": "accepted",
+    "pending": "no answer yet",
+}
+
+
+def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> bool:
+    """Validate `message` against the config's templates as the bridge would; print and say whether any
+    suggestion is refused (nothing is sent then)."""
+    from bridge.contract.dead_letters import DeadLetterError
+    from bridge.service.intake import Templates, accept
+
+    outcome = accept(message.to_json().encode(), Templates(settings), settings)
+    if isinstance(outcome, DeadLetterError):
+        print(f"refused: {reason(outcome.type, outcome.field, outcome.message)}")
+        return True
+    rows = [
+        (r.suggestion_id, r.run_id, "refused", reason(r.error.type, r.error.field, r.error.message))
+        for r in outcome.refused
+    ]
+    if rows:
+        print("\n".join(table_lines(("SUGGESTION", "RUN", "STATE", "DETAIL"), rows)))
+    return bool(rows)
+
+
+def _answer_detail(answer: Answer, waited_s: float) -> str:
+    from bridge.local.console import fmt_mapping
+
+    if answer.reason is not None:
+        return reason(answer.reason.type, answer.reason.field, answer.reason.message)
+    result = answer.result
+    if result is not None:
+        if result.error is not None:
+            return reason(result.error.type, result.error.field, result.error.message)
+        return cut(fmt_mapping(result.outputs), DETAIL)
+    if answer.state == "accepted":
+        return "its run is on its way: `bridge tail` shows its result"
+    return f"nothing within {waited_s:g} s: is `bridge serve` running? (`bridge tail` shows answers as they come)"
+
+
+def print_answers(answers: Iterable[Answer], *, waited_s: float) -> int:
+    """Print what became of each suggestion sent; the exit code: 2 when any was refused."""
+    answers = list(answers)
+    rows = []
+    for a in answers:
+        state = _STATE_WORDS.get(a.state, a.state)
+        if a.result is not None and a.state in ("cached", "replayed"):
+            state += f" ({a.result.status.value})"
+        rows.append((a.suggestion_id, a.run_id, state, _answer_detail(a, waited_s)))
+    print("\n".join(table_lines(("SUGGESTION", "RUN", "STATE", "DETAIL"), rows)))
+    refused = sum(1 for a in answers if a.refused)
+    if refused:
+        print(f"{refused} suggestion(s) refused: nothing runs for them", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _read_suggestions(args: argparse.Namespace) -> dict[str, Any]:
+    import json
+
+    import yaml
+
+    text = sys.stdin.read() if args.file in (None, "-") else Path(args.file).read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{args.file or '-'}: not JSON or YAML: {exc}") from None
+    if isinstance(data, list):  # a bare list of suggestions, or of params dicts
+        data = {"suggestions": [s if isinstance(s, dict) and "params" in s else {"params": s} for s in data]}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{args.file or '-'}: expected a suggestion message or a list of suggestions")
+    message = {
+        **data,
+        "study": args.study or data.get("study"),
+        "template": args.template or data.get("template"),
+    }
+    if args.iteration is not None:
+        message["iteration"] = args.iteration
+    json.dumps(message)  # only JSON values go on the wire
+    return message
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Publish one suggestion message, then report what became of each suggestion (exit 2 when any was refused)."""
+    from pydantic import ValidationError
+
+    from bridge.client import BridgeClient
+    from bridge.contract.messages import SuggestionMessage
+
+    settings = settings_of(args)
+    try:
+        message = SuggestionMessage.model_validate(_read_suggestions(args))
+    except ValidationError as exc:
+        from bridge.contract.messages import field_path
+
+        first = exc.errors()[0]
+        raise InvalidInput(f"{field_path(first['loc'])}: {first['msg']}") from None
+    if settings.templates and refused_locally(message, settings):
+        print("nothing sent: the config's templates refuse this message", file=sys.stderr)
+        return EXIT_INVALID
+
+    async def send() -> Any:
+        client = BridgeClient(kafka=settings.kafka, topics=settings.topics, connect_timeout_s=args.connect_timeout)
+        # Not `async with`: a start that fails never reaches __aexit__, and its producer would be left unclosed.
+        try:
+            await client.start()
+            sent = await client.submit_message(message)
+            return None if args.wait <= 0 else await client.answers(sent, timeout=args.wait)
+        finally:
+            await client.stop()
+
+    answers = asyncio.run(send())
+    print(
+        f"submitted {len(message.suggestions)} suggestion(s) for {message.study}/{message.template}",
+        file=sys.stderr,
+    )
+    if answers is None:  # --no-wait: the ids only, as the bridge will know them
+        for sid in message.suggestion_ids():
+            print(sid)
+        return EXIT_OK
+    return print_answers(answers.values(), waited_s=args.wait)
