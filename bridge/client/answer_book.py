@@ -19,8 +19,7 @@ from typing import Literal
 
 from bridge.contract.dead_letters import DeadLetter, DeadLetterError
 from bridge.contract.identity import run_id_of
-from bridge.contract.results import RunResult, RunStatus
-from bridge.service.answers import NO_OPERATION
+from bridge.contract.results import NO_OPERATION, RunResult, RunStatus
 
 AnswerState = Literal[
     "succeeded", "failed", "stopped", "skipped", "cached", "replayed", "refused", "accepted", "pending"

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_validator
 
+from bridge.contract.topics import DEFAULT_TOPICS
+
 TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
 
 
@@ -74,13 +76,13 @@ class KafkaSettings(_Section):
 class TopicsSettings(_Section):
     """The five topics' names; they must differ, or the bridge would read what it writes."""
 
-    suggestions: str = Field(default="bridge.suggestions", pattern=TOPIC_PATTERN)
-    results: str = Field(default="bridge.results", pattern=TOPIC_PATTERN)
-    operations: str = Field(default="bridge.operations", pattern=TOPIC_PATTERN)
-    dead_letters: str = Field(default="bridge.dlq", pattern=TOPIC_PATTERN)
-    control: str = Field(default="bridge.control", pattern=TOPIC_PATTERN)
+    suggestions: str = Field(default=DEFAULT_TOPICS["suggestions"], pattern=TOPIC_PATTERN)
+    results: str = Field(default=DEFAULT_TOPICS["results"], pattern=TOPIC_PATTERN)
+    operations: str = Field(default=DEFAULT_TOPICS["operations"], pattern=TOPIC_PATTERN)
+    dead_letters: str = Field(default=DEFAULT_TOPICS["dead_letters"], pattern=TOPIC_PATTERN)
+    control: str = Field(default=DEFAULT_TOPICS["control"], pattern=TOPIC_PATTERN)
     ledger: str = Field(
-        default="bridge.ledger",
+        default=DEFAULT_TOPICS["ledger"],
         pattern=TOPIC_PATTERN,
         description="The compacted run ledger (received, dispatched, finished), partitioned like suggestions.",
     )

@@ -8,6 +8,7 @@ reads describe what it accepts; schemas of what it writes mark every field requi
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from bridge import __version__
-from bridge.config.sections import TopicsSettings
 from bridge.contract.messages import (
     CONTROL_SCHEMA,
     DEADLETTER_SCHEMA,
@@ -28,6 +28,7 @@ from bridge.contract.messages import (
     SUGGESTION_SCHEMA,
 )
 from bridge.contract.results import PROGRESS_SCHEMA, RESULT_SCHEMA
+from bridge.contract.topics import DEFAULT_TOPICS
 from bridge.contract.versions import MESSAGE_TYPES
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -76,7 +77,7 @@ def message_schemas() -> dict[str, dict[str, Any]]:
 
 
 _TOPICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    # channel (TopicsSettings field), the bridge's action, what flows there, its schemas
+    # channel (a key of DEFAULT_TOPICS), the bridge's action, what flows there, its schemas
     (
         "suggestions",
         "receive",
@@ -120,9 +121,9 @@ def _message_key(schema: str) -> str:
     return schema.split("/", maxsplit=1)[0].removeprefix("bridge.")
 
 
-def asyncapi_document(topics: TopicsSettings | None = None) -> dict[str, Any]:
-    """An AsyncAPI 3.0 document of the five topics, named as in `topics` (the defaults when None)."""
-    names = (topics or TopicsSettings()).model_dump()
+def asyncapi_document(topics: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An AsyncAPI 3.0 document of the topics, named as in `topics` (channel -> topic; the defaults when None)."""
+    names = {**DEFAULT_TOPICS, **(topics or {})}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -167,7 +168,7 @@ def asyncapi_document(topics: TopicsSettings | None = None) -> dict[str, Any]:
     }
 
 
-def write_schemas(out_dir: Path, topics: TopicsSettings | None = None) -> list[Path]:
+def write_schemas(out_dir: Path, topics: Mapping[str, str] | None = None) -> list[Path]:
     """Write each message's JSON Schema and `asyncapi.yaml` into `out_dir`; the same code, the same bytes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     texts = {name: _json_text(schema) for name, schema in message_schemas().items()}

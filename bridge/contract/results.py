@@ -52,6 +52,10 @@ class RunError(Frozen):
     )
 
 
+NO_OPERATION = ""
+"""The `operation_id` of a refused suggestion's answer: no operation was built for it."""
+
+
 class RunResult(Frozen):
     """The one final result of a run (`bridge.result/v1`)."""
 

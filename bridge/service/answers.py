@@ -11,12 +11,9 @@ from datetime import UTC, datetime
 from bridge.contract.dead_letters import DeadLetterError
 from bridge.contract.identity import conflict_run_id
 from bridge.contract.messages import LedgerRecord
-from bridge.contract.results import RunError, RunResult, RunStatus
+from bridge.contract.results import NO_OPERATION, RunError, RunResult, RunStatus
 from bridge.engine.plan import PlannedRun
 from bridge.service.intake import Refused
-
-NO_OPERATION = ""
-"""The `operation_id` of a refused suggestion's answer: no operation was built for it."""
 
 
 def conflict(run: PlannedRun | Refused, position: int, given_fingerprint: str) -> Refused:

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 from bridge.client.answer_book import AnswerBook, Submission
 from bridge.contract.dead_letters import DeadLetter, DeadLetterError
-from bridge.contract.results import RunError, RunResult, RunStatus
-from bridge.service.answers import NO_OPERATION
+from bridge.contract.results import NO_OPERATION, RunError, RunResult, RunStatus
 
 SENT = Submission(study="s", template="job", suggestion_ids=["a", "b"], topic="sugg", partition=1, offset=7)
 

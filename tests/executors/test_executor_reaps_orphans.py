@@ -115,7 +115,7 @@ from pathlib import Path
 from bridge.executors.local import LocalExecutor, ProcessRequest
 from bridge.logs import configure
 
-from tests.engine import grandchild
+from tests.executors import grandchild
 
 async def main(root: Path, use_setpriv: bool) -> None:
     executor = LocalExecutor(which=shutil.which if use_setpriv else (lambda _name: None))
