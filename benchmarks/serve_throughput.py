@@ -489,17 +489,11 @@ def bridge_settings(bootstrap: str, root: Path, stamps: Path, parallel: int, lin
 
 @contextlib.asynccontextmanager
 async def serving(settings: Any, *, exactly_once: bool = True) -> AsyncIterator[Any]:
-    from bridge.app import build_executor
-    from bridge.service.service import BridgeService
+    from bridge.app import build_service
 
-    # `exactly_once=False` is a constructor argument no configuration reaches: the same service without ledger
-    # records, transactions or committed offsets, to measure what the guarantees cost.
-    service = BridgeService(
-        settings,
-        executor=build_executor(settings.executor, workdir=settings.workdir),
-        connect_timeout_s=30,
-        exactly_once=exactly_once,
-    )
+    # `exactly_once=False` is an argument no configuration reaches: the same service without ledger records,
+    # transactions or committed offsets, to measure what the guarantees cost.
+    service = build_service(settings, connect_timeout_s=30, exactly_once=exactly_once)
     task = asyncio.create_task(service.run())
     deadline = time.monotonic() + 60
     while not service.health.ready()[0]:

@@ -19,7 +19,7 @@ from bridge.executors.base import Executor
 
 if TYPE_CHECKING:  # the Kafka side and its settings (pydantic-settings) are imported only by the command that serves
     from bridge.config.settings import BridgeSettings
-    from bridge.kafka.broker import Broker
+    from bridge.kafka.base import Broker
     from bridge.service.service import BridgeService
 
 
@@ -65,14 +65,23 @@ def build_service(
     connect_timeout_s: float = 30.0,
     broker: Broker | None = None,
     executor: Executor | None = None,
+    exactly_once: bool = True,
 ) -> BridgeService:
     """`bridge serve`'s service: on the Kafka brokers and with the executor its settings name, unless given others
-    (`bridge.kafka.memory.MemoryBroker` and a fake executor run it in one process, for the fast tests)."""
+    (`bridge.kafka.memory.MemoryBroker` and a fake executor run it in one process, for the fast tests).
+
+    `exactly_once=False` is for benchmarks/serve_throughput.py alone: the same path without ledger records,
+    transactions or committed offsets, to measure what the guarantees cost. It is no setting on purpose: no
+    configuration file or environment variable can reach it."""
     from bridge.service.service import BridgeService
 
+    if broker is None:
+        from bridge.kafka.broker import KafkaBroker
+
+        broker = KafkaBroker(settings, connect_timeout_s=connect_timeout_s, exactly_once=exactly_once)
     return BridgeService(
         settings,
         executor=executor or build_executor(settings.executor, workdir=settings.workdir),
         broker=broker,
-        connect_timeout_s=connect_timeout_s,
+        exactly_once=exactly_once,
     )

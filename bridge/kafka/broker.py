@@ -1,7 +1,7 @@
-"""What `serve` needs of a message broker, in one object the composition root hands to the service.
+"""The real broker of `serve`: `base.Broker` through aiokafka's clients, built from the settings.
 
-`KafkaBroker` is the real one (aiokafka's clients, built from the settings); `memory.MemoryBroker` keeps topics in
-the process so the service's logic can be driven in milliseconds. The service only ever sees the `Broker` shape.
+`memory.MemoryBroker` is the other one, topics in the process, so the service's logic can be driven in
+milliseconds. The service only ever sees the `Broker` shape.
 """
 
 from __future__ import annotations
@@ -9,20 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Protocol
 
 import structlog
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bridge.config.settings import BridgeSettings
-from bridge.kafka.base import MessageConsumer, TransactionalPublisher
+from bridge.kafka.base import (
+    BrokerWatcher,
+    MessageConsumer,
+    PartitionSink,
+    RebalanceListener,
+    TransactionalPublisher,
+)
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import PartitionPublisher
-from bridge.service.consume import ConsumeLoop
-from bridge.service.ledger.index import LedgerIndex
-from bridge.service.ledger.records import catch_up
+from bridge.kafka.reader import read_to_end
 
 log = structlog.get_logger(__name__)
 
@@ -30,33 +33,24 @@ PROBE_EVERY_S = 5.0
 PROBE_TIMEOUT_MS = 5000
 
 
-class Broker(Protocol):
-    """The broker parts of one replica: its topics, its group consumer, its per-partition transactional
-    publishers, the reader of its ledger, and the watch on the broker's own health."""
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
+    """aiokafka's listener type (its `subscribe` takes no other), handing each call to the bridge's listener."""
 
-    async def prepare(self) -> None:
-        """Make sure the bridge's topics exist; raises `Retryable` when the broker cannot be reached."""
+    def __init__(self, listener: RebalanceListener) -> None:
+        self._listener = listener
 
-    async def connect(self) -> MessageConsumer:
-        """A started consumer of the bridge's group (not yet subscribed)."""
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._listener.on_partitions_revoked(revoked)
 
-    def publisher(
-        self,
-        source: Partition,
-        tracker: OffsetTracker,
-        *,
-        on_commit: Callable[[int, float], None],
-        on_fenced: Callable[[Partition], None],
-        owns: Callable[[Partition], bool],
-        on_trouble: Callable[[Partition, str | None], None],
-    ) -> TransactionalPublisher:
-        """The (not yet started) transactional publisher of one input partition."""
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._listener.on_partitions_assigned(assigned)
 
-    async def catch_up(self, partition: int, index: LedgerIndex) -> None:
-        """Read one ledger partition, from where `index` stopped to its end, into `index`."""
 
-    async def watch(self, loop: ConsumeLoop, stopping: asyncio.Event) -> None:
-        """Keep `loop` told whether the broker answers and where the assigned partitions end, until `stopping`."""
+class _GroupConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships no types
+    """aiokafka's consumer, subscribing with any `RebalanceListener`."""
+
+    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
+        super().subscribe(topics=topics, listener=_Listener(listener))
 
 
 class KafkaBroker:
@@ -81,7 +75,7 @@ class KafkaBroker:
     async def connect(self) -> MessageConsumer:
         """A read_committed consumer of the group, committing only through the publishers' transactions."""
         s = self._settings
-        consumer = AIOKafkaConsumer(
+        consumer = _GroupConsumer(
             **client_kwargs(s.kafka),
             group_id=s.kafka.group_id,
             enable_auto_commit=False,
@@ -120,13 +114,13 @@ class KafkaBroker:
             exactly_once=self._exactly_once,
         )
 
-    async def catch_up(self, partition: int, index: LedgerIndex) -> None:
-        """`ledger.catch_up` on the ledger topic."""
-        await catch_up(self._settings, partition, index)
+    async def catch_up(self, partition: int, sink: PartitionSink) -> None:
+        """`reader.read_to_end` of the ledger topic's partition."""
+        await read_to_end(self._settings, self._settings.topics.ledger, partition, sink)
 
-    async def watch(self, loop: ConsumeLoop, stopping: asyncio.Event) -> None:
+    async def watch(self, watcher: BrokerWatcher, stopping: asyncio.Event) -> None:
         """Ask the broker every few seconds whether it answers (an admin client's metadata request, bounded by its
-        own request timeout), and tell `loop`, until `stopping` is set. Never cancelled mid-request: a
+        own request timeout), and tell `watcher`, until `stopping` is set. Never cancelled mid-request: a
         cancellation that lands while aiokafka opens a connection leaves that connection open for good."""
         admin = AIOKafkaAdminClient(**client_kwargs(self._settings.kafka), request_timeout_ms=PROBE_TIMEOUT_MS)
         started = False
@@ -137,10 +131,10 @@ class KafkaBroker:
                         await admin.start()
                         started = True
                     await admin.list_topics()
-                    await loop.refresh(broker_ok=True)
+                    await watcher.refresh(broker_ok=True)
                 except Exception as exc:
                     log.debug("broker_probe_failed", error=str(exc))
-                    await loop.refresh(broker_ok=False)
+                    await watcher.refresh(broker_ok=False)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), PROBE_EVERY_S)  # the probe's period
         finally:

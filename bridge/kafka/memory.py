@@ -22,19 +22,16 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 
 # aiokafka's own record type: what the service's parts read is what Kafka would hand them
 from aiokafka.structs import ConsumerRecord as Record
 
 from bridge.config.settings import BridgeSettings
-from bridge.kafka.base import MessageConsumer, TransactionalPublisher
+from bridge.kafka.base import BrokerWatcher, MessageConsumer, PartitionSink, RebalanceListener, TransactionalPublisher
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import PartitionPublisher
-from bridge.service.consume import ConsumeLoop
-from bridge.service.ledger.index import LedgerIndex
-from bridge.service.ledger.records import index_entry
 
 
 class MemoryBroker:
@@ -171,19 +168,18 @@ class MemoryBroker:
             on_trouble=on_trouble,
         )
 
-    async def catch_up(self, partition: int, index: LedgerIndex) -> None:
-        """Read the ledger partition from where `index` stopped to its end into `index`."""
+    async def catch_up(self, partition: int, sink: PartitionSink) -> None:
+        """Read the ledger partition from where `sink` stopped to its end into `sink`."""
         records = self._log(self._settings.topics.ledger)[partition]
-        start = index.next_offset(partition)
-        if start > len(records):  # another broker's index: start over
-            index.forget(partition)
+        start = sink.next_offset(partition)
+        if start > len(records):  # another broker's records: start over
+            sink.forget(partition)
             start = 0
-        entries = [e for r in records[start:] if (e := index_entry(r.offset, r.key, r.value)) is not None]
-        index.apply(partition, entries, len(records))
+        sink.take(partition, records[start:], len(records))
 
-    async def watch(self, loop: ConsumeLoop, stopping: asyncio.Event) -> None:
+    async def watch(self, watcher: BrokerWatcher, stopping: asyncio.Event) -> None:
         """This broker is always there."""
-        await loop.refresh(broker_ok=True)
+        await watcher.refresh(broker_ok=True)
 
 
 class MemoryConsumer:
@@ -192,7 +188,7 @@ class MemoryConsumer:
     def __init__(self, broker: MemoryBroker) -> None:
         self._broker = broker
         self._topics: list[str] = []
-        self._listener: ConsumerRebalanceListener | None = None
+        self._listener: RebalanceListener | None = None
         self._joined = False
         self._assigned: set[TopicPartition] = set()
         self._paused: set[TopicPartition] = set()
@@ -205,7 +201,7 @@ class MemoryConsumer:
         """Leave the group."""
         self._assigned.clear()
 
-    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None:
+    def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         """Join; the assignment (and its listener call) happens at the next `getmany`, as with aiokafka."""
         self._topics = list(topics)
         self._listener = listener

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -33,6 +32,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 
 from bridge.config.settings import BridgeSettings
 from bridge.errors import BrokerRefused, Fenced, PublishIncomplete, Retryable
+from bridge.kafka.base import Outgoing
 from bridge.kafka.connection import client_kwargs
 from bridge.kafka.errors import kafka_error, publishing_may_go_on
 from bridge.kafka.offsets import OffsetTracker, Partition
@@ -44,18 +44,6 @@ COMMIT_GAP_S = 0.002
 answering its commit; a transaction begun before that is refused with ConcurrentTransactions, and aiokafka then
 waits 20 ms (measured on one local broker: a transaction takes ~1 ms, ~22 ms at p90 back to back, ~1 ms at p90
 with a 1 ms gap). Records that arrive meanwhile join the next transaction: a group commit every few ms."""
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One record to publish, the partition it must go to (None: by key), and the unit of work (a consumed
-    record's offset) it completes, if any."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None  # None: a tombstone
-    completes: int | None = None
-    partition: int | None = None
 
 
 class PartitionPublisher:

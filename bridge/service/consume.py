@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from bridge.kafka.base import ConsumedRecord, MessageConsumer, TopicPartitionLike
 from bridge.kafka.offsets import Partition
 from bridge.service.health import Health
 from bridge.service.registry import RunRegistry
@@ -34,10 +34,10 @@ class ConsumeLoop:
 
     def __init__(
         self,
-        consumer: AIOKafkaConsumer,
+        consumer: MessageConsumer,
         registry: RunRegistry,
         *,
-        handle: Callable[[TopicPartition, ConsumerRecord], Awaitable[None]],
+        handle: Callable[[TopicPartitionLike, ConsumedRecord], Awaitable[None]],
         before_poll: Callable[[], Awaitable[None]],
         unservable: Callable[[], dict[Partition, str]],
         health: Health,
@@ -52,9 +52,9 @@ class ConsumeLoop:
         self._unservable = unservable
         self._health = health
         self._telemetry = telemetry
-        self._held: deque[tuple[TopicPartition, ConsumerRecord]] = deque()
-        self._consumed: dict[TopicPartition, int] = {}  # next offset to handle, per partition (what we took)
-        self._ends: dict[TopicPartition, int] = {}  # end offsets asked of the broker by the probe
+        self._held: deque[tuple[TopicPartitionLike, ConsumedRecord]] = deque()
+        self._consumed: dict[TopicPartitionLike, int] = {}  # next offset to handle, per partition (what we took)
+        self._ends: dict[TopicPartitionLike, int] = {}  # end offsets asked of the broker by the probe
         self._handled: dict[Partition, int] = {}  # next offset to handle, once what is before it was handled
         self._paused = False
         self._announced = False  # `bridge_ready` is logged once, the first time the replica is ready
@@ -88,7 +88,7 @@ class ConsumeLoop:
 
     # ---- partitions coming and going -----------------------------------------------------------------
 
-    async def assigned(self, tp: TopicPartition) -> None:
+    async def assigned(self, tp: TopicPartitionLike) -> None:
         """Where consumption of a newly assigned partition starts: its committed offset, else its beginning. Not
         `position()`: the fetcher moves that as it prefetches, which would hide a backlog nobody handles."""
         with contextlib.suppress(Exception):
@@ -100,7 +100,7 @@ class ConsumeLoop:
         """Every record of `part` below this offset was handled since it was assigned (0: none yet)."""
         return self._handled.get(part, 0)
 
-    async def end_offset(self, tp: TopicPartition) -> int | None:
+    async def end_offset(self, tp: TopicPartitionLike) -> int | None:
         """The partition's end offset now (read_committed: its last stable offset); None if the broker did not
         tell in time."""
         try:
@@ -122,7 +122,7 @@ class ConsumeLoop:
         self._held.clear()
         self._held.extend(kept)
 
-    async def _start_offset(self, tp: TopicPartition) -> int:
+    async def _start_offset(self, tp: TopicPartitionLike) -> int:
         committed = await self._consumer.committed(tp)
         if committed is not None:
             return int(committed)

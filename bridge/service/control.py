@@ -10,13 +10,13 @@ from __future__ import annotations
 import hmac
 
 import structlog
-from aiokafka import ConsumerRecord
 
 from bridge.config.sections import ControlSettings
 from bridge.contract.codec import parse_control
 from bridge.contract.dead_letters import DeadLetterError
 from bridge.contract.limits import Limits
 from bridge.contract.messages import ControlMessage, MessageError
+from bridge.kafka.base import ConsumedRecord
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.service.refusals import DeadLetters
 from bridge.service.registry import RunRegistry
@@ -47,7 +47,7 @@ class Control:
         self._tracker = tracker
         self._dead_letters = dead_letters
 
-    def handle(self, part: Partition, record: ConsumerRecord) -> None:
+    def handle(self, part: Partition, record: ConsumedRecord) -> None:
         """Act on one record of the control topic; its offset completes at once, or with its dead letter."""
         try:
             msg = parse_control(record.value or b"", limits=self._limits)
@@ -85,6 +85,6 @@ class Control:
         log.info("control_stop_run", run_id=run_id, found=owner is not None)
         return None
 
-    def _refuse(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
+    def _refuse(self, part: Partition, record: ConsumedRecord, error: DeadLetterError) -> None:
         self._tracker.add(part, record.offset, 1)
         self._dead_letters.of_record(part, record, error)

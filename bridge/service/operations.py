@@ -25,8 +25,8 @@ from bridge.engine.plan import OperationPlan
 from bridge.engine.ports import LedgerEntry
 from bridge.engine.runtime import Runtime
 from bridge.engine.scheduler import OperationOutcome, OperationRunner
+from bridge.kafka.base import Outgoing
 from bridge.kafka.offsets import Partition
-from bridge.kafka.publisher import Outgoing
 from bridge.service.batching import Batcher
 from bridge.service.ledger.index import LedgerIndex
 from bridge.service.ledger.topic_ledger import KafkaRunLedger

@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
 
 import structlog
 
 from bridge.errors import Fenced
-from bridge.kafka.base import TransactionalPublisher
+from bridge.kafka.base import NewPublisher, Outgoing, TransactionalPublisher
 from bridge.kafka.offsets import OffsetTracker, Partition
-from bridge.kafka.publisher import Outgoing
 from bridge.service.ledger.lease import LEASE_S
 from bridge.service.ownership import Ownership
 from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
-
-
-class NewPublisher(Protocol):
-    """Makes the (not yet started) transactional publisher of one input partition."""
-
-    def __call__(
-        self,
-        source: Partition,
-        tracker: OffsetTracker,
-        *,
-        on_commit: Callable[[int, float], None],
-        on_fenced: Callable[[Partition], None],
-        owns: Callable[[Partition], bool],
-        on_trouble: Callable[[Partition, str | None], None],
-    ) -> TransactionalPublisher: ...
 
 
 class Publishers:

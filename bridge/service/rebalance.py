@@ -9,9 +9,9 @@ partitions are gone, and only theirs are stopped (their new owner runs them agai
 from __future__ import annotations
 
 import structlog
-from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from bridge.contract.results import StopReason
+from bridge.kafka.base import TopicPartitionLike
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.service.consume import ConsumeLoop
 from bridge.service.operations import Operations
@@ -26,12 +26,12 @@ log = structlog.get_logger(__name__)
 SUSPECT_ALL = 2**62  # the end offset was not known: every record the dead owner claimed may have run
 
 
-def _names(tps: list[TopicPartition]) -> list[str]:
+def _names(tps: list[TopicPartitionLike]) -> list[str]:
     return [f"{tp.topic}:{tp.partition}" for tp in tps]
 
 
-class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
-    """The consumer's rebalance listener."""
+class Rebalance:
+    """The consumer's rebalance listener (a `kafka.base.RebalanceListener`)."""
 
     def __init__(
         self,
@@ -56,7 +56,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         self._reconciler = reconciler
         self._telemetry = telemetry
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+    async def on_partitions_revoked(self, revoked: list[TopicPartitionLike]) -> None:
         """Commit what is done on the partitions leaving and stop publishing for them."""
         parts = {Partition(tp.topic, tp.partition) for tp in revoked}
         self.release(parts)  # before anything is forgotten: whether it may be released depends on it
@@ -70,7 +70,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
         if revoked:
             log.info("partitions_revoked", partitions=_names(revoked))
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+    async def on_partitions_assigned(self, assigned: list[TopicPartitionLike]) -> None:
         """Fence each new partition's previous owner, hand over the runs of partitions gone, then reconcile."""
         for tp in assigned:
             await self._loop.assigned(tp)

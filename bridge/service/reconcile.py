@@ -1,7 +1,7 @@
 """Reconciliation: what a newly assigned partition's ledger says is unfinished runs again, once, validated.
 
 On assignment (after its publisher fenced the previous owner) the partition's ledger is read into the on-disk
-index (by the broker's `LedgerReader`, `ledger.catch_up` on Kafka); runs still running here (the partition
+index (by the broker's `catch_up`, `kafka.reader.read_to_end` on Kafka); runs still running here (the partition
 came back) stay as they are. The unfinished ones are then taken a page at a time, as room allows, from the
 consume loop: each record is re-validated exactly like the suggestion it claims to be
 (`intake.accept_ledger_record`), what an earlier bridge left running of it is reaped, and it is batched to run
@@ -12,7 +12,7 @@ looks at it again.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -21,13 +21,12 @@ from bridge.contract.dead_letters import DeadLetterError
 from bridge.contract.messages import MessageError
 from bridge.contract.results import RunResult
 from bridge.engine.ports import LedgerEntry
-from bridge.kafka.base import LedgerReader
+from bridge.kafka.base import Outgoing, PartitionSink
 from bridge.kafka.offsets import Partition
-from bridge.kafka.publisher import Outgoing
 from bridge.service.intake import Templates, accept_ledger_record
 from bridge.service.ledger.index import IndexedRun, LedgerIndex
 from bridge.service.ledger.lease import CLAIM_AHEAD, Claims, Owner, owner_record
-from bridge.service.ledger.records import newer_version, parse_record
+from bridge.service.ledger.records import IndexSink, newer_version, parse_record
 from bridge.service.ledger.topic_ledger import KafkaRunLedger
 from bridge.service.ownership import Ownership
 from bridge.service.publishing import Publishers
@@ -55,7 +54,7 @@ class Reconciler:
         publishers: Publishers,
         dead_letters: DeadLetters,
         ledger: KafkaRunLedger,
-        read_ledger: LedgerReader,
+        read_ledger: Callable[[int, PartitionSink], Awaitable[None]],
         batch: Callable[[Partition, str, str, list[RunItem]], None],
         finish: Callable[[RunItem, RunResult], None],
         off_loop: OffLoop,
@@ -90,7 +89,7 @@ class Reconciler:
         await publisher.flush()  # what this replica queued itself is in the ledger before it is read
         # What this replica noted is tentative; the topic, read to its end, says what was committed.
         self._index.clear_local(part.partition)
-        await self._read_ledger(part.partition, self._index)
+        await self._read_ledger(part.partition, IndexSink(self._index))
         ours = [item.run.run_id for item in self._registry.of_partition(part)]
         self._index.note_many(part.partition, ours, "active")  # still running here: the partition came back
         previous = self._index.owner(part.partition)

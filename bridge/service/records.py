@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka import ConsumerRecord, TopicPartition
 
 from bridge.config.settings import BridgeSettings
 from bridge.contract.dead_letters import DeadLetterError
+from bridge.kafka.base import ConsumedRecord, Outgoing, TopicPartitionLike
 from bridge.kafka.offsets import OffsetTracker, Partition
-from bridge.kafka.publisher import Outgoing
 from bridge.polyaxon import V1Operation
 from bridge.service.admission import Admission, admit
 from bridge.service.answers import refusal_record, refusal_result
@@ -76,7 +75,7 @@ class Records:
         self._off_loop = off_loop
         self._early = early
 
-    async def handle(self, tp: TopicPartition, record: ConsumerRecord) -> None:
+    async def handle(self, tp: TopicPartitionLike, record: ConsumedRecord) -> None:
         """Handle one record; returns once its runs are registered or its dead letter is queued."""
         part = Partition(tp.topic, tp.partition)
         await self._ownership.wait_reconciled(part)
@@ -98,7 +97,7 @@ class Records:
             self._tracker.add(part, record.offset, 1)
             self._dead_letters.of_record(part, record, error)
 
-    async def _suggestions(self, part: Partition, record: ConsumerRecord) -> None:
+    async def _suggestions(self, part: Partition, record: ConsumedRecord) -> None:
         outcome = await self._off_loop(accept, record.value or b"", self._templates, self._settings)
         if isinstance(outcome, DeadLetterError):
             self._refuse(part, record, outcome)
@@ -132,7 +131,7 @@ class Records:
             self._register(part, record, outcome.study, outcome.template, prepared)
 
     def _prepare(
-        self, part: Partition, record: ConsumerRecord, outcome: Accepted, operation: V1Operation, admission: Admission
+        self, part: Partition, record: ConsumedRecord, outcome: Accepted, operation: V1Operation, admission: Admission
     ) -> list[tuple[RunItem, bytes]] | None:
         """The fresh runs' items and `received` records, built and sized before anything is registered: a record
         too large refuses the whole message (None), leaving no trace behind."""
@@ -163,7 +162,7 @@ class Records:
         return prepared
 
     def _answer(
-        self, part: Partition, record: ConsumerRecord, accepted: Accepted, refused: Refused, print_: str
+        self, part: Partition, record: ConsumedRecord, accepted: Accepted, refused: Refused, print_: str
     ) -> None:
         """A refused suggestion's failed result and its `finished` ledger record, queued with no await between
         them: they commit together, and with the offset of the record that caused them."""
@@ -188,7 +187,7 @@ class Records:
         )
 
     def _register(
-        self, part: Partition, record: ConsumerRecord, study: str, template: str, prepared: list[tuple[RunItem, bytes]]
+        self, part: Partition, record: ConsumedRecord, study: str, template: str, prepared: list[tuple[RunItem, bytes]]
     ) -> None:
         self._telemetry.suggestion_received(template, "accepted", len(prepared))
         ledger = self._settings.topics.ledger
@@ -204,6 +203,6 @@ class Records:
         self._index.note_many(part.partition, [(i.run.run_id, i.record.fingerprint) for i in items], "active")
         self._batch(part, study, template, items)
 
-    def _refuse(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
+    def _refuse(self, part: Partition, record: ConsumedRecord, error: DeadLetterError) -> None:
         self._tracker.add(part, record.offset, 1)
         self._dead_letters.of_record(part, record, error)

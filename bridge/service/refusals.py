@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from aiokafka import ConsumerRecord
 
 from bridge.config.settings import BridgeSettings
 from bridge.contract.dead_letters import DeadLetter, DeadLetterError
+from bridge.kafka.base import ConsumedRecord, Outgoing
 from bridge.kafka.offsets import Partition
-from bridge.kafka.publisher import Outgoing
 from bridge.service.ledger.index import IndexedRun
 from bridge.service.publishing import Publishers
 from bridge.service.telemetry import Telemetry
@@ -25,7 +24,7 @@ class DeadLetters:
         self._publishers = publishers
         self._telemetry = telemetry
 
-    def of_record(self, part: Partition, record: ConsumerRecord, error: DeadLetterError) -> None:
+    def of_record(self, part: Partition, record: ConsumedRecord, error: DeadLetterError) -> None:
         """The dead letter of a consumed record; it completes the record's offset."""
         letter = DeadLetter.of_record(
             topic=record.topic,

@@ -24,8 +24,7 @@ from bridge.config.settings import BridgeSettings
 from bridge.engine.cache import FileCache
 from bridge.engine.runtime import Runtime
 from bridge.executors.base import Executor
-from bridge.kafka.base import MessageConsumer
-from bridge.kafka.broker import Broker, KafkaBroker
+from bridge.kafka.base import Broker, MessageConsumer
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.service.consume import ConsumeLoop
 from bridge.service.control import Control
@@ -61,19 +60,15 @@ class BridgeService:
         settings: BridgeSettings,
         *,
         executor: Executor,
-        broker: Broker | None = None,
+        broker: Broker,
         telemetry: Telemetry | None = None,
-        connect_timeout_s: float = 30.0,
         exactly_once: bool = True,
     ) -> None:
         """`exactly_once=False` is for benchmarks/serve_throughput.py alone: the same path without ledger records,
         transactions or committed offsets, to measure what the guarantees cost. It is no setting on purpose: no
         configuration file or environment variable can reach it."""
         self.settings = settings
-        # The topics, consumer, publishers and ledger reader: Kafka's unless the composition root gives others.
-        self._broker: Broker = broker or KafkaBroker(
-            settings, connect_timeout_s=connect_timeout_s, exactly_once=exactly_once
-        )
+        self._broker = broker  # the topics, consumer, publishers and ledger reader (`bridge.kafka.base.Broker`)
         self.templates = Templates(settings)
         self.telemetry = telemetry or Telemetry(templates=self.templates.names())
         self.health = Health(stall_after_s=settings.http.stall_after_s)

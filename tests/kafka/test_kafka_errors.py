@@ -42,7 +42,8 @@ def test_a_publisher_outlasts_everything_but_a_fence() -> None:
 
 
 def test_only_a_record_level_refusal_leaves_a_record_out() -> None:
-    from bridge.kafka.publisher import Outgoing, _refused
+    from bridge.kafka.base import Outgoing
+    from bridge.kafka.publisher import _refused
 
     loop = asyncio.new_event_loop()
     try:

@@ -23,8 +23,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bridge.kafka.base import Outgoing
 from bridge.kafka.offsets import Partition
-from bridge.kafka.publisher import Outgoing
 from bridge.service.ledger.lease import Claims, Queue
 from bridge.service.runs import RunItem
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bridge.contract.messages import OWNER_SCHEMA, OwnerMarker
+from bridge.kafka.base import Outgoing
 from bridge.kafka.offsets import Partition
-from bridge.kafka.publisher import Outgoing
 
 OWNER_KEY = "~owner"
 LEASE_S = 3.0  # well inside aiokafka's default 10 s session: a replica that committed this recently still owns

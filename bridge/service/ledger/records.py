@@ -23,18 +23,16 @@ ledger is a topic, and whoever can write to it must not be able to make the brid
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Sequence
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bridge.config.settings import BridgeSettings
 from bridge.contract.codec import parse_message
 from bridge.contract.identity import fingerprint
 from bridge.contract.limits import Limits
 from bridge.contract.messages import LEDGER_SCHEMA, LedgerRecord
 from bridge.contract.versions import LEDGER, is_newer
-from bridge.kafka.connection import client_kwargs
+from bridge.kafka.base import ConsumedRecord
 from bridge.service.ledger.index import LedgerEntryIn, LedgerIndex
 from bridge.service.ledger.lease import OWNER_KEY, owner_of
 
@@ -81,44 +79,21 @@ def index_entry(offset: int, key: bytes | None, value: bytes | None) -> LedgerEn
     return LedgerEntryIn(offset, run_id, state, attempt, print_ if isinstance(print_, str) else None, value)
 
 
-async def catch_up(
-    settings: BridgeSettings, partition: int, index: LedgerIndex, *, timeout_s: float = 120.0, page: int = 2000
-) -> None:
-    """Read one ledger partition (read_committed) from where `index` stopped to its end, into `index`, a page at a
-    time: memory stays bounded however many runs the ledger holds."""
-    tp = TopicPartition(settings.topics.ledger, partition)
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings.kafka),
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=max(settings.limits.max_record_bytes, 1024 * 1024),
-    )
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        begin = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
-        start = index.next_offset(partition)
-        if start > end:  # the topic was recreated: what the index holds is of another topic
-            index.forget(partition)
-            start = 0
-        start = max(start, begin)
-        consumer.seek(tp, start)
-        deadline = time.monotonic() + timeout_s
-        position = start
-        read = tombstones = 0
-        while position < end:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"ledger partition {partition} not read to its end ({end}) in {timeout_s:g} s")
-            # A batch can be empty while the position still moves past transaction markers.
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=page)
-            entries = [e for r in batch.get(tp, []) if (e := index_entry(r.offset, r.key, r.value)) is not None]
-            position = await consumer.position(tp)
-            index.apply(partition, entries, position)
-            read += len(entries)
-            tombstones += sum(1 for e in entries if e.state is None)
-        log.info("ledger_caught_up", partition=partition, start=start, end=end, read=read, tombstones=tombstones)
-    finally:
-        await consumer.stop()
+class IndexSink:
+    """A ledger partition's records, as the broker reads them (`kafka.base.PartitionSink`), into the index."""
+
+    def __init__(self, index: LedgerIndex) -> None:
+        self._index = index
+
+    def next_offset(self, partition: int) -> int:
+        return self._index.next_offset(partition)
+
+    def forget(self, partition: int) -> None:
+        self._index.forget(partition)
+
+    def take(self, partition: int, records: Sequence[ConsumedRecord], position: int) -> None:
+        entries = [e for r in records if (e := index_entry(r.offset, r.key, r.value)) is not None]
+        self._index.apply(partition, entries, position)
+        tombstones = sum(1 for e in entries if e.state is None)
+        if tombstones:
+            log.debug("ledger_tombstones_read", partition=partition, tombstones=tombstones)

@@ -11,8 +11,8 @@ import structlog
 from bridge.contract.results import RunResult
 from bridge.engine.ports import LedgerEntry
 from bridge.errors import Fenced
+from bridge.kafka.base import Outgoing
 from bridge.kafka.offsets import Partition
-from bridge.kafka.publisher import Outgoing
 from bridge.service.ledger.early_start import EarlyStarts
 from bridge.service.ledger.lease import Queue
 from bridge.service.registry import RunRegistry
