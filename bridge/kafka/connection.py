@@ -10,18 +10,13 @@ from typing import Any, Final, TypeVar
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    TopicAlreadyExistsError,
-    for_code,
-)
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.helpers import create_ssl_context
-from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_delay, wait_exponential
 
 from bridge.config.sections import KafkaSettings, TopicsSettings
-from bridge.errors import ConfigError, Retryable
+from bridge.errors import Retryable
+from bridge.kafka.errors import broker_away, raise_for_topic_errors
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -54,7 +49,7 @@ async def with_broker_retry(
     `Retryable` with one clear sentence."""
     try:
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception_type((KafkaConnectionError, KafkaError, OSError)),
+            retry=retry_if_exception(broker_away),
             wait=wait_exponential(multiplier=0.2, max=5),
             stop=stop_after_delay(give_up_after_s),
             reraise=False,
@@ -110,7 +105,7 @@ async def ensure_topics(
                         for t in missing
                     ]
                 )
-                for topic in _raise_for_refusals(response.topic_errors):
+                for topic in raise_for_topic_errors(response.topic_errors):
                     fresh[topic] = None  # another replica created it meanwhile
                 log.info(
                     "topics_created",
@@ -127,24 +122,6 @@ async def ensure_topics(
     await with_broker_retry(
         "create its topics", create, give_up_after_s=give_up_after_s, servers=kafka.bootstrap_servers
     )
-
-
-def _raise_for_refusals(topic_errors: list[tuple[Any, ...]]) -> list[str]:
-    """The topics that already existed; raise for any other per-topic error of a CreateTopics response
-    (aiokafka returns them, it does not raise): a retriable one as itself, the others as `ConfigError`."""
-    existed: list[str] = []
-    for topic, code, *rest in topic_errors:
-        if code == 0:
-            continue
-        if code == TopicAlreadyExistsError.errno:
-            existed.append(topic)
-            continue
-        error = for_code(code)
-        detail = rest[0] if rest and rest[0] else error.description
-        if error.retriable:
-            raise error(f"creating topic {topic}: {detail}")
-        raise ConfigError(f"Kafka refused to create topic {topic}: {error.__name__}: {detail}")
-    return existed
 
 
 async def wait_for_leaders(admin: AIOKafkaAdminClient, topics: Mapping[str, int | None], *, timeout_s: float) -> None:

@@ -1,4 +1,5 @@
-"""aiokafka's errors, mapped into the bridge's tree (`bridge.errors`) at the boundary, in one place.
+"""aiokafka's errors, mapped into the bridge's tree (`bridge.errors`) at the boundary, in one place: every other
+module of bridge/kafka/ asks this one what an aiokafka error means.
 
 ProducerFenced                        -> Fenced       another replica owns the partition: never retried
 retriable KafkaError, KafkaTimeoutError,
@@ -10,10 +11,36 @@ asyncio.CancelledError                -> itself       a cancellation is never re
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProducerFenced
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
-from bridge.errors import BridgeError, BrokerRefused, Fenced, Retryable
+from bridge.errors import BridgeError, BrokerRefused, ConfigError, Fenced, Retryable
+
+RECORD_REFUSALS: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+)
+"""What the broker says of one record it will never take. Only these leave a record out of its transaction: any
+other error (aiokafka's bare "Unexpected error during batch delivery" after a broker restart among them) says
+nothing about the record, and the whole batch is tried again."""
 
 
 def kafka_error(exc: BaseException, doing: str) -> BaseException:
@@ -48,3 +75,36 @@ def publishing_may_go_on(exc: BaseException) -> bool:
     still cannot publish after the retry window is named by `/readyz`.
     """
     return isinstance(exc, Retryable | BrokerRefused)
+
+
+def from_the_broker(exc: BaseException | None) -> bool:
+    """Whether `exc` is the broker's (or aiokafka's) word, rather than the bridge's or the network's."""
+    return isinstance(exc, KafkaError)
+
+
+def refuses_the_record(exc: BaseException | None) -> bool:
+    """Whether `exc` says the broker will never take the one record it was raised for (`RECORD_REFUSALS`)."""
+    return isinstance(exc, RECORD_REFUSALS)
+
+
+def broker_away(exc: BaseException) -> bool:
+    """What `connection.with_broker_retry` waits out while connecting: any error of the broker or the network."""
+    return isinstance(exc, KafkaError | OSError)
+
+
+def raise_for_topic_errors(topic_errors: list[tuple[Any, ...]]) -> list[str]:
+    """The topics that already existed; raise for any other per-topic error of a CreateTopics response
+    (aiokafka returns them, it does not raise): a retriable one as itself, the others as `ConfigError`."""
+    existed: list[str] = []
+    for topic, code, *rest in topic_errors:
+        if code == 0:
+            continue
+        if code == TopicAlreadyExistsError.errno:
+            existed.append(topic)
+            continue
+        error = for_code(code)
+        detail = rest[0] if rest and rest[0] else error.description
+        if error.retriable:
+            raise error(f"creating topic {topic}: {detail}")
+        raise ConfigError(f"Kafka refused to create topic {topic}: {error.__name__}: {detail}")
+    return existed

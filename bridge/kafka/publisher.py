@@ -18,15 +18,6 @@ from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidMessageError,
-    InvalidTimestampError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-)
 from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
@@ -34,7 +25,7 @@ from bridge.config.settings import BridgeSettings
 from bridge.errors import BrokerRefused, Fenced, PublishIncomplete, Retryable
 from bridge.kafka.base import Outgoing
 from bridge.kafka.connection import client_kwargs
-from bridge.kafka.errors import kafka_error, publishing_may_go_on
+from bridge.kafka.errors import from_the_broker, kafka_error, publishing_may_go_on, refuses_the_record
 from bridge.kafka.offsets import OffsetTracker, Partition
 
 log = structlog.get_logger(__name__)
@@ -301,7 +292,7 @@ class PartitionPublisher:
                 if futures:
                     await asyncio.gather(*futures)
         except Exception as exc:
-            refused = _refused(self._pending, futures, exc) if isinstance(exc, KafkaError) else []
+            refused = _refused(self._pending, futures, exc) if from_the_broker(exc) else []
             for r in refused:
                 self._drop(r, f"{type(exc).__name__}: {exc}")
             self._pending = [r for r in self._pending if r not in refused]
@@ -352,26 +343,13 @@ class PartitionPublisher:
                     raise kafka_error(exc, f"restart the producer of {self.transactional_id}") from exc
 
 
-RECORD_REFUSALS: tuple[type[KafkaError], ...] = (
-    MessageSizeTooLargeError,
-    RecordTooLargeError,
-    RecordListTooLargeError,
-    CorruptRecordException,
-    InvalidMessageError,
-    InvalidTimestampError,
-)
-"""What the broker says of one record it will never take. Only these leave a record out of its transaction: any
-other error (aiokafka's bare "Unexpected error during batch delivery" after a broker restart among them) says
-nothing about the record, and the whole batch is tried again."""
-
-
-def _refused(batch: list[Outgoing], futures: list[asyncio.Future[object]], exc: KafkaError) -> list[Outgoing]:
+def _refused(batch: list[Outgoing], futures: list[asyncio.Future[object]], exc: BaseException) -> list[Outgoing]:
     """The records the broker refused for good (a record-level refusal on their own send), if any is known."""
     out = []
     for record, future in zip(batch, futures, strict=False):
-        if future.done() and not future.cancelled() and isinstance(future.exception(), RECORD_REFUSALS):
+        if future.done() and not future.cancelled() and refuses_the_record(future.exception()):
             out.append(record)
-    if not out and isinstance(exc, RECORD_REFUSALS) and len(futures) < len(batch):
+    if not out and refuses_the_record(exc) and len(futures) < len(batch):
         out.append(batch[len(futures)])  # refused by send() itself, before a future existed
     return out
 
