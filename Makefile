@@ -38,6 +38,7 @@ test-fast: install
 	$(BIN)/pytest -q -m "not kafka" $(PYTEST_ARGS)
 
 lint: install
+	$(BIN)/python tests/import_graph.py  # no import circle, the layers kept, aiokafka and ray in their folders
 	$(BIN)/ruff check bridge tests examples benchmarks
 	$(BIN)/ruff format --check bridge tests examples benchmarks
 	$(BIN)/mypy

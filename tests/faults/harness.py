@@ -41,6 +41,7 @@ from bridge.config.sections import TopicsSettings
 from bridge.config.settings import BridgeSettings
 from tests.engine_support import job_component
 from tests.kafka_broker import _free_ports, read_topic
+from tests.polling import eventually
 from tests.service.service_support import service_settings
 
 PARTITIONS = 4  # the service creates its topics with 4 partitions
@@ -169,13 +170,21 @@ class Replica:
     async def wait_ready(self, timeout: float = 60) -> float:
         """Poll /readyz until it answers 200; returns the seconds it took. Fails if the process exits."""
         began = time.monotonic()
-        deadline = began + timeout
-        while not await asyncio.to_thread(self.ready):
+
+        def ready() -> bool:
+            if self.ready():
+                return True
             if not self.alive():
                 raise AssertionError(f"replica {self.name} exited before ready:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"replica {self.name} not ready after {timeout}s:\n{self.log_tail()}")
-            await asyncio.sleep(0.1)
+            return False
+
+        await eventually(
+            ready,
+            timeout=timeout,
+            interval=0.1,
+            in_thread=True,
+            what=lambda: f"replica {self.name} not ready:\n{self.log_tail()}",
+        )
         return time.monotonic() - began
 
     def kill9(self) -> float:
@@ -380,11 +389,13 @@ class Executions:
 
     async def wait_running(self, since: float, *, workdir: Path | None = None, timeout: float = 30) -> int:
         """Poll until some run is in flight (started after `since`, not ended); returns how many."""
-        deadline = time.monotonic() + timeout
-        while not (running := self.running(since, workdir)):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no run in flight within {timeout}s (since {since:.3f})")
-            await asyncio.sleep(0.05)
+        running: list[Execution] = []
+
+        def some() -> bool:
+            running[:] = self.running(since, workdir)
+            return bool(running)
+
+        await eventually(some, timeout=timeout, what=f"no run in flight (since {since:.3f})")
         return len(running)
 
     async def wait_ended(self, names: set[str], timeout: float = 30) -> int:

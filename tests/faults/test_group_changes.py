@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import Checker, Cluster, Fault, Study, stop_all
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -31,10 +32,13 @@ async def test_three_replicas_one_killed_one_added(kafka_bootstrap: str, tmp_pat
             replica.start()
         await asyncio.gather(*(r.wait_ready(timeout=90) for r in first))
         # Ready together: the group settled with a partition (at least) for each.
-        deadline = time.monotonic() + 60
-        while not all(await asyncio.gather(*(asyncio.to_thread(r.ready) for r in first))):
-            assert time.monotonic() < deadline, "the three replicas were never ready together"
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: all(r.ready() for r in first),
+            timeout=60,
+            interval=0.1,
+            in_thread=True,
+            what="the three replicas were never ready together",
+        )
         study.start()
         victim = rng.choice(first)
         await checker.executions.wait_running(since=victim.started_at, workdir=victim.workdir, timeout=45)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, ProducerFenced, UnknownTopicOrPartitionError
 
 from tests.kafka_broker import ExternalKafkaBroker, KafkaBroker, TopicFactory, read_topic
+from tests.polling import reaches
 
 pytestmark = pytest.mark.kafka
 
@@ -35,15 +36,6 @@ def positions(records: Records) -> set[tuple[int, int, bytes | None]]:
 def has(value: bytes) -> Callable[[Records], bool]:
     """A ``read_topic`` condition: the record with this value has been read."""
     return lambda records: value in values(records)
-
-
-async def eventually(probe: Callable[[], Awaitable[object]], expected: object, within_s: float = 20.0) -> None:
-    """Poll ``probe`` until it returns ``expected``; fail with the last value after ``within_s`` seconds."""
-    deadline = time.monotonic() + within_s
-    while (got := await probe()) != expected:
-        if time.monotonic() > deadline:
-            pytest.fail(f"still {got!r} after {within_s}s, expected {expected!r}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -162,7 +154,7 @@ async def test_an_open_transaction_holds_read_committed_consumers_back_until_it_
     await tx.commit_transaction()
 
     # 3 records and the commit marker; the marker is written after commit returns, hence the polling.
-    await eventually(lambda: end_offset("read_committed"), 4)
+    await reaches(lambda: end_offset("read_committed"), 4)
     records = await read_topic(kafka_bootstrap, topic, until=lambda r: len(r) == 3)
     assert values(records) == [b"before", b"pending", b"after"]
 
@@ -255,7 +247,7 @@ async def test_send_offsets_to_transaction_commits_the_group_offset_with_the_out
         async with tx.transaction():
             await tx.send(sink, b"out-committed")
             await tx.send_offsets_to_transaction({tp: next_offset}, group)
-        await eventually(lambda: group_offsets(admin, group), {tp: next_offset})
+        await reaches(lambda: group_offsets(admin, group), {tp: next_offset})
         output = await read_topic(kafka_bootstrap, sink, until=has(b"out-committed"))
         assert values(output) == [b"out-sentinel", b"out-committed"]
     finally:
@@ -312,7 +304,7 @@ async def test_a_broker_restart_keeps_records_transactions_and_group_offsets(
         await tx.abort_transaction()
     finally:
         await tx.stop()
-    await eventually(lambda: group_offsets(admin, group), {TopicPartition(topic, 0): 3})
+    await reaches(lambda: group_offsets(admin, group), {TopicPartition(topic, 0): 3})
     # Everything above is acknowledged; the read below makes sure the commit marker is in place too.
     before = await read_topic(kafka_bootstrap, topic, until=lambda r: len(r) == 11)
 
@@ -335,7 +327,7 @@ async def test_a_broker_restart_keeps_records_transactions_and_group_offsets(
             return f"not yet: {exc!r}"
 
     try:
-        await eventually(loaded_offsets, {TopicPartition(topic, 0): 3}, within_s=60)
+        await reaches(loaded_offsets, {TopicPartition(topic, 0): 3}, timeout=60)
     finally:
         await fresh_admin.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from bridge.config.settings import BridgeSettings, load_settings
 from bridge.service.service import BridgeService
 from tests.engine_support import job_component
 from tests.kafka_broker import read_topic
+from tests.polling import eventually
 
 
 def service_settings(bootstrap: str, root: Path, **overrides: Any) -> BridgeSettings:
@@ -56,12 +56,13 @@ async def running(settings: BridgeSettings) -> AsyncIterator[BridgeService]:
     """The service, serving until the block ends, then drained."""
     service = build_service(settings, connect_timeout_s=30)
     task = asyncio.create_task(service.run())
-    deadline = time.monotonic() + 60
-    while not service.health.ready()[0]:
+
+    def ready() -> bool:
         if task.done():
-            task.result()
-        assert time.monotonic() < deadline, "the service never became ready"
-        await asyncio.sleep(0.05)
+            task.result()  # it ended before it was ready: its error fails the test
+        return service.health.ready()[0]
+
+    await eventually(ready, timeout=60, what="the service never became ready")
     try:
         yield service
     finally:
