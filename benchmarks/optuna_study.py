@@ -5,7 +5,7 @@ subprocess (`python3 trial.py x y`: it prints its loss and reports it with `brid
 
 - `in_process`: `study.optimize(objective, n_trials, n_jobs=in_flight)`, the objective running the subprocess.
 - `bridge`: `bridge serve` (the command, in its own process; `linger_ms: 0`, `max_parallel` = in-flight, cache
-  off) on a broker, driven by `bridge.client.study.Study`: ask `in_flight` trials, then one new trial per result
+  off) on a broker, driven by `bridge.client.Study`: ask `in_flight` trials, then one new trial per result
   (ask-and-tell), until `--trials` were told. Measured from the first ask to the last tell; `bridge serve`'s
   start-up and the client's connection are not counted (a study runs for longer than one start-up).
 
@@ -141,7 +141,7 @@ async def through_bridge(
     """`bridge serve` in its own process, driven by `Study`: one new trial per result."""
     import optuna
 
-    from bridge.client.study import Study
+    from bridge.client import Study
     from bridge.config.settings import load_settings
 
     root = Path(tempfile.mkdtemp(dir=tmp, prefix="bridge-"))

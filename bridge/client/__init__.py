@@ -1,5 +1,13 @@
-"""The optimizer's side of the bridge: `BridgeClient` publishes suggestions and awaits their results."""
+"""The optimizer's side of the bridge, and the one place to import it from.
 
+    BridgeClient    publish suggestions, await their results by suggestion id (client.py)
+    Study           one study's loop: N trials in flight, a new one per result (study.py)
+    Answer          what became of one suggestion sent (answer_book.py)
+operator.py holds what an operator reads and sends (`bridge dlq`, `bridge stop`).
+"""
+
+from bridge.client.answer_book import Answer
 from bridge.client.client import BridgeClient, ResultsTimeout
+from bridge.client.study import Study
 
-__all__ = ["BridgeClient", "ResultsTimeout"]
+__all__ = ["Answer", "BridgeClient", "ResultsTimeout", "Study"]

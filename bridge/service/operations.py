@@ -29,7 +29,7 @@ from bridge.kafka.base import Outgoing
 from bridge.kafka.offsets import Partition
 from bridge.service.batching import Batcher
 from bridge.service.ledger.index import LedgerIndex
-from bridge.service.ledger.topic_ledger import KafkaRunLedger
+from bridge.service.ledger.topic_ledger import TopicLedger
 from bridge.service.ownership import Ownership
 from bridge.service.publishing import Publishers
 from bridge.service.registry import RunRegistry
@@ -80,7 +80,7 @@ class Operations:
         ownership: Ownership,
         publishers: Publishers,
         index: LedgerIndex,
-        ledger: KafkaRunLedger,
+        ledger: TopicLedger,
         telemetry: Telemetry,
     ) -> None:
         self._settings = settings

@@ -27,7 +27,7 @@ from bridge.service.intake import Templates, accept_ledger_record
 from bridge.service.ledger.index import IndexedRun, LedgerIndex
 from bridge.service.ledger.lease import CLAIM_AHEAD, Claims, Owner, owner_record
 from bridge.service.ledger.records import IndexSink, newer_version, parse_record
-from bridge.service.ledger.topic_ledger import KafkaRunLedger
+from bridge.service.ledger.topic_ledger import TopicLedger
 from bridge.service.ownership import Ownership
 from bridge.service.publishing import Publishers
 from bridge.service.records import OffLoop
@@ -53,7 +53,7 @@ class Reconciler:
         ownership: Ownership,
         publishers: Publishers,
         dead_letters: DeadLetters,
-        ledger: KafkaRunLedger,
+        ledger: TopicLedger,
         read_ledger: Callable[[int, PartitionSink], Awaitable[None]],
         batch: Callable[[Partition, str, str, list[RunItem]], None],
         finish: Callable[[RunItem, RunResult], None],

@@ -34,7 +34,7 @@ from bridge.service.intake import Templates
 from bridge.service.ledger.early_start import EarlyStarts
 from bridge.service.ledger.index import LedgerIndex
 from bridge.service.ledger.lease import Claims
-from bridge.service.ledger.topic_ledger import KafkaRunLedger
+from bridge.service.ledger.topic_ledger import TopicLedger
 from bridge.service.operations import Operations
 from bridge.service.ownership import Ownership
 from bridge.service.publishing import Publishers
@@ -91,7 +91,7 @@ class BridgeService:
         )
         self._claims = Claims(settings.topics.ledger, self._publishers.publish)
         self._dead_letters = DeadLetters(settings, self._publishers, self.telemetry)
-        self._ledger = KafkaRunLedger(
+        self._ledger = TopicLedger(
             self.registry,
             settings.topics.ledger,
             self._publishers.publish_durably,

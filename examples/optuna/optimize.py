@@ -1,7 +1,7 @@
 """Tune the quick-start model with Optuna's TPE, through a running `bridge serve` (ask-and-tell over Kafka).
 
 By default (`--mode async`) it keeps `--batch` trials in flight: it asks that many, then one new trial as each
-result arrives (`bridge.client.study.Study`), so no run waits for the slowest of its batch, until
+result arrives (`bridge.client.Study`), so no run waits for the slowest of its batch, until
 `--iterations` x `--batch` trials were told. With `--mode batch`, each iteration asks Optuna for a batch of
 trials, publishes them as ONE suggestion message (so the bridge runs them as one mapping operation, where
 early stopping compares them), and waits for all their results. Either way the ids are `trial-<number>`, and
@@ -147,8 +147,7 @@ async def optimize_async(args: argparse.Namespace) -> int:
     """`--batch` trials in flight: ask that many, then one new trial per result (Optuna's ask-and-tell)."""
     from optuna.trial import TrialState
 
-    from bridge.client.client import ResultsTimeout
-    from bridge.client.study import Study
+    from bridge.client import ResultsTimeout, Study
 
     study = make_study(args)
     space = search_space()

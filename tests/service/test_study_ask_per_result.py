@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.client.client import ResultsTimeout
-from bridge.client.study import Study
+from bridge.client import ResultsTimeout, Study
 from tests.service.service_support import running, service_settings
 
 pytestmark = pytest.mark.kafka

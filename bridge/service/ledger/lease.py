@@ -2,7 +2,7 @@
 committed, and a later owner still count every attempt.
 
 A first attempt that holds a grant (`early_start.py`) starts as soon as its `dispatched` record is *queued* on the
-partition's transactional producer (`run_ledger.KafkaRunLedger`): it commits within a few ms, always before the
+partition's transactional producer (`run_ledger.TopicLedger`): it commits within a few ms, always before the
 run's result, which is in a later transaction of the same producer. The price is what a kill -9 in between leaves:
 an attempt that ran with nothing of it committed. A next owner cannot see it, so it must assume it, and only where
 it could have happened:

@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 Publish = Callable[[Partition, Outgoing], Awaitable[None]]
 
 
-class KafkaRunLedger:
+class TopicLedger:
     """The scheduler's `RunLedger` for `serve`. Each attempt gets a `dispatched` ledger record as it starts, and
     another with where it runs and how to find it again once it has (queued, not waited for); `finished` goes out
     with the result (see `Operations.finish_run`), so here it does nothing.
