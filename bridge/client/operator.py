@@ -5,14 +5,15 @@ decode them with the topics' one decoder (`bridge.contract.records`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.config.settings import BridgeSettings
-from bridge.contract.dead_letters import DeadLetterError
+from bridge.contract.dead_letters import DeadLetter, DeadLetterError
 from bridge.contract.messages import ControlMessage, OperationFinished
-from bridge.contract.records import Unreadable, read_dead_letter, read_operation, read_result
+from bridge.contract.records import Decoded, Unreadable, read_dead_letter, read_operation, read_result
 from bridge.contract.results import RunResult
 from bridge.errors import BridgeError
 from bridge.kafka.lookups import Lookups
@@ -28,9 +29,26 @@ async def dead_letters(
     connect_timeout_s: float = 30.0,
     on_unreadable: Callable[[Unreadable], None] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    """The dead letters from the topic's start, each as the JSON object on the topic: up to where it ends now, or
-    on as they come with `follow`; at most `limit` of them. A record that is not a dead letter this bridge reads
-    (a newer bridge's, or not one at all) is skipped, and handed to `on_unreadable`."""
+    """`read_dead_letters`, each as the JSON object on the topic (what `bridge dlq --output jsonl` prints)."""
+    letters = read_dead_letters(
+        settings, follow=follow, limit=limit, connect_timeout_s=connect_timeout_s, on_unreadable=on_unreadable
+    )
+    async with contextlib.aclosing(letters):
+        async for letter in letters:
+            yield dict(letter.data)
+
+
+async def read_dead_letters(
+    settings: BridgeSettings,
+    *,
+    follow: bool,
+    limit: int | None,
+    connect_timeout_s: float = 30.0,
+    on_unreadable: Callable[[Unreadable], None] | None = None,
+) -> AsyncGenerator[Decoded[DeadLetter], None]:
+    """The dead letters from the topic's start: up to where it ends now, or on as they come with `follow`; at
+    most `limit` of them. A record that is not a dead letter this bridge reads (a newer bridge's, or not one at
+    all) is skipped, and handed to `on_unreadable`."""
     reader = TopicReader(settings.kafka)
     try:
         await reader.start("read dead letters", give_up_after_s=connect_timeout_s)
@@ -50,7 +68,7 @@ async def dead_letters(
                     if on_unreadable is not None:
                         on_unreadable(letter)
                     continue
-                yield dict(letter.data)
+                yield letter
                 seen += 1
                 if limit is not None and seen >= limit:
                     return
