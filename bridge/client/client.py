@@ -19,30 +19,41 @@ so it sees every answer to what it submits afterwards, and nothing older.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
-from pydantic import ValidationError
+import structlog
 
 from bridge.client.answer_book import Answer, AnswerBook, Submission
 from bridge.config.sections import KafkaSettings, TopicsSettings
 from bridge.contract.dead_letters import DeadLetter
 from bridge.contract.messages import SuggestionMessage
+from bridge.contract.records import Decoded, Unreadable, read_dead_letter, read_result
 from bridge.contract.results import RunResult
-from bridge.contract.versions import DEADLETTER, RESULT, current
-from bridge.kafka.connection import client_kwargs, with_broker_retry
+from bridge.errors import BrokerRefused, Retryable
+from bridge.kafka.lookups import Lookups
+from bridge.kafka.offsets import Partition
+from bridge.kafka.reader import Record, TopicReader
+from bridge.kafka.writer import TopicWriter
+
+log = structlog.get_logger(__name__)
+_M = TypeVar("_M")
 
 
 class ResultsTimeout(TimeoutError):
     """Not every awaited result arrived in time; `received` holds those that did."""
 
-    def __init__(self, missing: Sequence[str], received: Mapping[str, RunResult]) -> None:
-        super().__init__(f"{len(missing)} result(s) did not arrive in time: {', '.join(list(missing)[:5])}")
+    def __init__(
+        self, missing: Sequence[str], received: Mapping[str, RunResult], unreadable: Mapping[str, int] | None = None
+    ) -> None:
+        text = f"{len(missing)} result(s) did not arrive in time: {', '.join(list(missing)[:5])}"
+        if unreadable:  # maybe they came, in a form this client cannot read: say so
+            text += "; records this client could not read meanwhile: " + "; ".join(
+                f"{n} x {why}" for why, n in unreadable.items()
+            )
+        super().__init__(text)
         self.missing = list(missing)
         self.received = dict(received)
 
@@ -62,9 +73,12 @@ class BridgeClient:
         self._kafka = base.model_copy(update={"bootstrap_servers": bootstrap_servers}) if bootstrap_servers else base
         self._topics = topics or TopicsSettings()
         self._connect_timeout_s = connect_timeout_s
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: TopicWriter | None = None
+        self._consumer: TopicReader | None = None
         self._seen: dict[tuple[str, str], RunResult] = {}
+        self.unreadable: Counter[str] = Counter()
+        """Records of the results and dead-letter topics this client skipped, by why it could not read them
+        (a newer bridge's schema version, or not a message at all)."""
 
     async def __aenter__(self) -> BridgeClient:
         try:
@@ -79,48 +93,32 @@ class BridgeClient:
 
     async def start(self) -> None:
         """Connect, and start reading results from the end of the results topic."""
-        kwargs = client_kwargs(self._kafka)
-        self._producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
-        await with_broker_retry(
-            "connect",
-            self._producer.start,
-            give_up_after_s=self._connect_timeout_s,
-            servers=self._kafka.bootstrap_servers,
-        )
-        self._consumer = AIOKafkaConsumer(
-            **kwargs, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-        )
-        await self._consumer.start()
-        # The consumer's metadata only covers subscribed topics; an admin client describes any topic.
-        admin = AIOKafkaAdminClient(**client_kwargs(self._kafka))
-        await admin.start()
-        try:
-            partitions = await self._wait_partitions(admin, self._topics.results)
+        self._producer = TopicWriter(self._kafka)
+        await self._producer.start("connect", give_up_after_s=self._connect_timeout_s)
+        self._consumer = TopicReader(self._kafka)
+        await self._consumer.start("connect", give_up_after_s=self._connect_timeout_s)
+        # The consumer's metadata only covers what it reads; the admin API describes any topic.
+        async with Lookups(self._kafka) as lookups:
+            partitions = await self._wait_partitions(lookups, self._topics.results)
             # Dead letters tell of a submitted message refused as a whole; created with the results topic, by the
             # bridge. A principal that may not read them (deploy/kafka/ACLS.md's optimizer) still gets every
             # readable message's answers from the results topic; only a refusal of the whole message then stays
             # unseen ("pending").
-            letters = await self._wait_partitions(admin, self._topics.dead_letters, optional=True)
-        finally:
-            await admin.close()
-        tps = [TopicPartition(self._topics.results, p) for p in sorted(partitions)]
-        tps += [TopicPartition(self._topics.dead_letters, p) for p in sorted(letters)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:  # pin the positions now, before anything is submitted
-            await self._consumer.position(tp)
+            letters = await self._wait_partitions(lookups, self._topics.dead_letters, optional=True)
+        parts = [Partition(self._topics.results, p) for p in sorted(partitions)]
+        parts += [Partition(self._topics.dead_letters, p) for p in sorted(letters)]
+        await self._consumer.assign(parts, at="end")  # the positions are pinned now, before anything is submitted
 
-    async def _wait_partitions(self, admin: AIOKafkaAdminClient, topic: str, *, optional: bool = False) -> set[int]:
+    async def _wait_partitions(self, lookups: Lookups, topic: str, *, optional: bool = False) -> frozenset[int]:
         """The partitions of `topic` once it exists; none when `optional` and this principal may not read it."""
         deadline = time.monotonic() + self._connect_timeout_s
         while True:
-            (described,) = await admin.describe_topics([topic])
-            partitions = {p["partition"] for p in described["partitions"] if p["leader"] >= 0}
-            if described["error_code"] == 0 and partitions:
-                return partitions
-            if described["error_code"] == TopicAuthorizationFailedError.errno:
+            (described,) = await lookups.topics(topic)
+            if described.exists and described.led:
+                return described.led
+            if not described.authorized:
                 if optional:
-                    return set()
+                    return frozenset()
                 raise PermissionError(f"not authorized to read topic {topic} (see deploy/kafka/ACLS.md)")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topic {topic} does not exist (is `bridge serve` running?)")
@@ -166,7 +164,7 @@ class BridgeClient:
         """Publish a suggestion message as it is, wait until the broker has it, and say where it landed (what
         `answers` matches the bridge's answers to)."""
         assert self._producer is not None, "start() the client first"
-        sent = await self._producer.send_and_wait(
+        sent = await self._producer.send(
             self._topics.suggestions, message.to_json().encode(), key=message.study.encode()
         )
         return Submission(
@@ -186,53 +184,64 @@ class BridgeClient:
         book = AnswerBook(submission)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        ends: dict[TopicPartition, int] | None = None  # where the answers committed with the message end
-        admin = AIOKafkaAdminClient(**client_kwargs(self._kafka))
-        await admin.start()
-        try:
+        ends: dict[Partition, int] | None = None  # where the answers committed with the message end
+        async with Lookups(self._kafka) as lookups:
             while not book.complete and loop.time() < deadline:
                 if ends is not None and await self._read_up_to(ends):
                     book.settle()
                     break
                 for record in await self._poll(max(0.0, min(0.5, deadline - loop.time()))):
                     if record.topic == self._topics.results:
-                        if (result := _result(record)) is not None:
+                        if (result := self._result(record)) is not None:
                             self._note(result)
                             book.take_result(result)
-                    elif (letter := _letter(record)) is not None and book.take_letter(letter):
+                    elif (letter := self._letter(record)) is not None and book.take_letter(letter):
                         ends = ends or await self._ends()
-                if ends is None and await self._handled(admin, submission):
+                if ends is None and await self._handled(lookups, submission):
                     ends = await self._ends()
-        finally:
-            await admin.close()
         return book.answers()
 
-    async def _handled(self, admin: AIOKafkaAdminClient, submission: Submission) -> bool:
+    async def _handled(self, lookups: Lookups, submission: Submission) -> bool:
         """The bridge's group committed the message's offset: it commits only with what the message caused."""
-        tp = TopicPartition(submission.topic, submission.partition)
         try:
-            committed = await admin.list_consumer_group_offsets(self._kafka.group_id, partitions=[tp])
-        except KafkaError:
+            at = await lookups.committed(self._kafka.group_id, Partition(submission.topic, submission.partition))
+        except (BrokerRefused, Retryable):
             return False  # not allowed to see the group (ACLs), or it is rebalancing: answers alone then
-        at = committed.get(tp)
-        return at is not None and at.offset > submission.offset
+        return at is not None and at > submission.offset
 
-    async def _poll(self, timeout_s: float) -> list[ConsumerRecord[bytes, bytes]]:
+    async def _poll(self, timeout_s: float) -> list[Record]:
         assert self._consumer is not None, "start() the client first"
-        batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000))
-        return [record for records in batches.values() for record in records]
+        return await self._consumer.read(timeout_s)
 
-    async def _ends(self) -> dict[TopicPartition, int]:
+    async def _ends(self) -> dict[Partition, int]:
         assert self._consumer is not None
         # read_committed: the ends are the last stable offsets, past the transaction that committed the message.
-        return dict(await self._consumer.end_offsets(list(self._consumer.assignment())))
+        return await self._consumer.end_offsets(self._consumer.assignment())
 
-    async def _read_up_to(self, ends: Mapping[TopicPartition, int]) -> bool:
+    async def _read_up_to(self, ends: Mapping[Partition, int]) -> bool:
         assert self._consumer is not None
-        for tp, end in ends.items():
-            if await self._consumer.position(tp) < end:
-                return False
-        return True
+        return not await self._consumer.behind(ends)
+
+    def _result(self, record: Record) -> RunResult | None:
+        """The final result a results-topic record holds; None for a progress event or a record not readable."""
+        read = self._read(read_result(record.value), record)
+        return read.message if read is not None and isinstance(read.message, RunResult) else None
+
+    def _letter(self, record: Record) -> DeadLetter | None:
+        read = self._read(read_dead_letter(record.value), record)
+        return None if read is None else read.message
+
+    def _read(self, read: Decoded[_M] | Unreadable, record: Record) -> Decoded[_M] | None:
+        """`read`, or None after counting (and logging, the first time for each reason) a record not readable."""
+        if not isinstance(read, Unreadable):
+            return read
+        why = str(read)
+        if not self.unreadable[why]:
+            log.warning(
+                "record_unreadable", topic=record.topic, partition=record.partition, offset=record.offset, why=why
+            )
+        self.unreadable[why] += 1
+        return None
 
     def _note(self, result: RunResult) -> None:
         if result.study is not None and result.suggestion_id is not None:
@@ -242,7 +251,7 @@ class BridgeClient:
         """Every final result published from now on (refusals included: failed, with their reason)."""
         while True:
             for record in await self._poll(0.5):
-                if record.topic == self._topics.results and (result := _result(record)) is not None:
+                if record.topic == self._topics.results and (result := self._result(record)) is not None:
                     yield result
 
     async def results(self, study: str, suggestion_ids: Sequence[str], *, timeout: float) -> dict[str, RunResult]:
@@ -253,7 +262,8 @@ class BridgeClient:
                 await asyncio.wait_for(self._collect(study, set(wanted)), timeout=timeout)
             except TimeoutError:
                 got = {i: self._seen[(study, i)] for i in suggestion_ids if (study, i) in self._seen}
-                raise ResultsTimeout([i for i in suggestion_ids if i not in got], got) from None
+                missing = [i for i in suggestion_ids if i not in got]
+                raise ResultsTimeout(missing, got, self.unreadable) from None
         return {i: self._seen.pop((study, i)) for i in suggestion_ids}
 
     async def _collect(self, study: str, wanted: set[str]) -> None:
@@ -263,27 +273,3 @@ class BridgeClient:
                 wanted.discard(result.suggestion_id)
                 if not wanted:
                     return
-
-
-def _json(record: ConsumerRecord[bytes, bytes], schema: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(record.value)
-    except (TypeError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("schema") == current(schema) else None
-
-
-def _result(record: ConsumerRecord[bytes, bytes]) -> RunResult | None:
-    data = _json(record, RESULT)
-    try:
-        return None if data is None else RunResult.model_validate(data)
-    except ValidationError:
-        return None  # not one this client can read: a newer minor field, or not the bridge's
-
-
-def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter | None:
-    data = _json(record, DEADLETTER)
-    try:
-        return None if data is None else DeadLetter.model_validate(data)
-    except ValidationError:
-        return None

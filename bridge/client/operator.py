@@ -1,95 +1,86 @@
 """What an operator reads and sends through Kafka: the dead letters (`bridge dlq`), and a stop through the control
-topic, waiting for what it stopped (`bridge stop`). Both read committed records only, as the bridge wrote them."""
+topic, waiting for what it stopped (`bridge stop`). Both read committed records only, as the bridge wrote them, and
+decode them with the topics' one decoder (`bridge.contract.records`)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
 from bridge.config.settings import BridgeSettings
-from bridge.contract.dead_letters import DeadLetterError
-from bridge.contract.messages import ControlMessage
-from bridge.contract.versions import DEADLETTER, OPERATION, RESULT, current
+from bridge.contract.dead_letters import DeadLetter, DeadLetterError
+from bridge.contract.messages import ControlMessage, OperationFinished
+from bridge.contract.records import Decoded, Unreadable, read_dead_letter, read_operation, read_result
+from bridge.contract.results import RunResult
 from bridge.errors import BridgeError
-from bridge.kafka.connection import client_kwargs, with_broker_retry
-
-
-def _consumer(settings: BridgeSettings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        **client_kwargs(settings.kafka), group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
-
-
-async def _start(consumer: AIOKafkaConsumer, settings: BridgeSettings, doing: str, timeout_s: float) -> None:
-    await with_broker_retry(doing, consumer.start, give_up_after_s=timeout_s, servers=settings.kafka.bootstrap_servers)
-
-
-async def _partitions(settings: BridgeSettings, *topics: str) -> list[TopicPartition]:
-    """The partitions of `topics` that exist (a consumer's metadata covers only what it subscribed to)."""
-    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(topics))
-    finally:
-        await admin.close()
-    return [
-        TopicPartition(d["topic"], p["partition"])
-        for d in described
-        if d["error_code"] == 0
-        for p in sorted(d["partitions"], key=lambda p: p["partition"])
-    ]
-
-
-def _json(record: ConsumerRecord[Any, Any]) -> dict[str, Any] | None:
-    try:
-        data = json.loads(record.value)
-    except (TypeError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+from bridge.kafka.lookups import Lookups
+from bridge.kafka.reader import Record, TopicReader
+from bridge.kafka.writer import TopicWriter
 
 
 async def dead_letters(
-    settings: BridgeSettings, *, follow: bool, limit: int | None, connect_timeout_s: float = 30.0
+    settings: BridgeSettings,
+    *,
+    follow: bool,
+    limit: int | None,
+    connect_timeout_s: float = 30.0,
+    on_unreadable: Callable[[Unreadable], None] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
+    """`read_dead_letters`, each as the JSON object on the topic (what `bridge dlq --output jsonl` prints)."""
+    letters = read_dead_letters(
+        settings, follow=follow, limit=limit, connect_timeout_s=connect_timeout_s, on_unreadable=on_unreadable
+    )
+    async with contextlib.aclosing(letters):
+        async for letter in letters:
+            yield dict(letter.data)
+
+
+async def read_dead_letters(
+    settings: BridgeSettings,
+    *,
+    follow: bool,
+    limit: int | None,
+    connect_timeout_s: float = 30.0,
+    on_unreadable: Callable[[Unreadable], None] | None = None,
+) -> AsyncGenerator[Decoded[DeadLetter], None]:
     """The dead letters from the topic's start: up to where it ends now, or on as they come with `follow`; at
-    most `limit` of them."""
-    consumer = _consumer(settings)
+    most `limit` of them. A record that is not a dead letter this bridge reads (a newer bridge's, or not one at
+    all) is skipped, and handed to `on_unreadable`."""
+    reader = TopicReader(settings.kafka)
     try:
-        await _start(consumer, settings, "read dead letters", connect_timeout_s)
-        tps = await _partitions(settings, settings.topics.dead_letters)
-        if not tps:
+        await reader.start("read dead letters", give_up_after_s=connect_timeout_s)
+        async with Lookups(settings.kafka) as lookups:
+            parts = await lookups.partitions(settings.topics.dead_letters)
+        if not parts:
             return  # no topic yet: the bridge never served with this config
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        await reader.assign(parts, at="beginning")
+        ends = await reader.end_offsets(parts)
         seen = 0
         while limit is None or seen < limit:
-            if not follow and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+            if not follow and not await reader.behind(ends):
                 return
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    data = _json(record)
-                    if data is None or data.get("schema") != current(DEADLETTER):
-                        continue
-                    yield data
-                    seen += 1
-                    if limit is not None and seen >= limit:
-                        return
+            for record in await reader.read(0.5):
+                letter = read_dead_letter(record.value)
+                if isinstance(letter, Unreadable):
+                    if on_unreadable is not None:
+                        on_unreadable(letter)
+                    continue
+                yield letter
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
     finally:
-        await consumer.stop()
+        await reader.stop()
 
 
 @dataclass
 class Stopped:
     """What a stop came to: where the control message went, the final results of what it stopped that came
-    within the wait, and the bridge's refusal of the message, if it refused it."""
+    within the wait (each as the JSON object on the topic), and the bridge's refusal of the message, if it
+    refused it."""
 
     partition: int
     offset: int
@@ -98,14 +89,14 @@ class Stopped:
     operation_finished: bool = False
 
 
-def _stops(message: ControlMessage, data: dict[str, Any]) -> bool:
-    if data.get("study") != message.study or data.get("replayed"):
+def _stops(message: ControlMessage, result: RunResult) -> bool:
+    if result.study != message.study or result.replayed:
         return False
     if message.action == "stop_operation":
-        return data.get("operation_id") == message.operation_id
+        return result.operation_id == message.operation_id
     if message.run_id is not None:
-        return data.get("run_id") == message.run_id
-    return data.get("suggestion_id") == message.suggestion_id
+        return result.run_id == message.run_id
+    return result.suggestion_id == message.suggestion_id
 
 
 async def stop(
@@ -114,56 +105,72 @@ async def stop(
     """Publish a control message, then wait up to `wait_s` for the final result of the run it stops (for an
     operation, its results until its `finished` event), or for the dead letter that refuses it."""
     topics = settings.topics
-    consumer = _consumer(settings)
-    producer = AIOKafkaProducer(**client_kwargs(settings.kafka), acks="all", enable_idempotence=True)
+    reader = TopicReader(settings.kafka)
+    writer = TopicWriter(settings.kafka)
     try:
-        await _start(consumer, settings, "follow results", connect_timeout_s)
-        tps = await _partitions(settings, topics.results, topics.dead_letters, topics.operations)
-        if not any(tp.topic == topics.results for tp in tps):
+        await reader.start("follow results", give_up_after_s=connect_timeout_s)
+        async with Lookups(settings.kafka) as lookups:
+            parts = await lookups.partitions(topics.results, topics.dead_letters, topics.operations)
+        if not any(p.topic == topics.results for p in parts):
             raise BridgeError(f"topic {topics.results} does not exist (is `bridge serve` running with this config?)")
-        consumer.assign(tps)
-        await consumer.seek_to_end(*tps)
-        for tp in tps:  # pin the positions before sending: what the stop causes comes after them
-            await consumer.position(tp)
-        await with_broker_retry(
-            "send the stop", producer.start, give_up_after_s=connect_timeout_s, servers=settings.kafka.bootstrap_servers
-        )
-        sent = await producer.send_and_wait(topics.control, message.to_json().encode(), key=message.study.encode())
+        await reader.assign(parts, at="end")  # positions pinned before sending: what the stop causes comes after
+        await writer.start("send the stop", give_up_after_s=connect_timeout_s)
+        sent = await writer.send(topics.control, message.to_json().encode(), key=message.study.encode())
         out = Stopped(partition=sent.partition, offset=sent.offset)
-        await _wait(consumer, message, out, wait_s, settings)
+        await _wait(reader, message, out, wait_s, settings)
         return out
     finally:
-        await producer.stop()
-        await consumer.stop()
+        await writer.stop()
+        await reader.stop()
 
 
 async def _wait(
-    consumer: AIOKafkaConsumer, message: ControlMessage, out: Stopped, wait_s: float, settings: BridgeSettings
+    reader: TopicReader, message: ControlMessage, out: Stopped, wait_s: float, settings: BridgeSettings
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while loop.time() < deadline:
-        batches = await consumer.getmany(timeout_ms=int(max(0.0, min(0.5, deadline - loop.time())) * 1000))
-        for records in batches.values():
-            for record in records:
-                data = _json(record)
-                if data is not None and _take(data, message, out, settings.topics.control):
-                    return
+        for record in await reader.read(min(0.5, deadline - loop.time())):
+            if _take(record, message, out, settings):
+                return
 
 
-def _take(data: dict[str, Any], message: ControlMessage, out: Stopped, control_topic: str) -> bool:
-    """Note one record read after the stop was sent; True when nothing more is awaited."""
-    schema = data.get("schema")
-    if schema == current(DEADLETTER):
-        if (data.get("topic"), data.get("partition"), data.get("offset")) != (control_topic, out.partition, out.offset):
+def _take(record: Record, message: ControlMessage, out: Stopped, settings: BridgeSettings) -> bool:
+    """Note one record read after the stop was sent; True when nothing more is awaited. A record not readable
+    is passed over: it cannot be what the stop awaits."""
+    topics = settings.topics
+    if record.topic == topics.dead_letters:
+        return _refused(record, out, topics.control)
+    if record.topic == topics.results:
+        return _stopped(record, message, out)
+    if record.topic == topics.operations and message.action == "stop_operation":
+        event = read_operation(record.value)
+        if isinstance(event, Unreadable):
             return False
-        out.refusal = DeadLetterError.model_validate(data.get("error"))
-        return True
-    if schema == current(RESULT) and _stops(message, data):
-        out.results.append(data)
-        return message.action == "stop_run"
-    if schema == current(OPERATION) and message.action == "stop_operation":
-        finished = data.get("event") == "finished" and data.get("operation_id") == message.operation_id
+        finished = isinstance(event.message, OperationFinished) and event.message.operation_id == message.operation_id
         out.operation_finished = finished
         return finished
     return False
+
+
+def _refused(record: Record, out: Stopped, control_topic: str) -> bool:
+    """A dead letter: the bridge's refusal of the stop when it names the control message sent."""
+    letter = read_dead_letter(record.value)
+    if isinstance(letter, Unreadable):
+        return False
+    source = (letter.message.topic, letter.message.partition, letter.message.offset)
+    if source != (control_topic, out.partition, out.offset):
+        return False
+    out.refusal = letter.message.error
+    return True
+
+
+def _stopped(record: Record, message: ControlMessage, out: Stopped) -> bool:
+    """A result: kept when it is of what the stop names; True when that was the one run stopped."""
+    result = read_result(record.value)
+    if isinstance(result, Unreadable) or not isinstance(result.message, RunResult):
+        return False
+    if not _stops(message, result.message):
+        return False
+    out.results.append(dict(result.data))
+    return message.action == "stop_run"

@@ -45,7 +45,27 @@ def parse_message(
     `accept` limits the schemas taken (others are `unknown_schema`); `default_schema` stands for a missing
     `schema` field; `max_suggestions`, `max_bytes` and `limits` are the service's caps.
     """
-    data = _load(raw, _limits(limits, max_bytes))
+    return parse_object(
+        load_object(raw, limits=_limits(limits, max_bytes)),
+        accept=accept,
+        default_schema=default_schema,
+        max_suggestions=max_suggestions,
+    )
+
+
+def load_object(raw: bytes, *, limits: Limits | None = None) -> dict[str, Any]:
+    """The JSON object one record's value holds, checked against `limits`; or raise `MessageError`."""
+    return _load(raw, limits or Limits())
+
+
+def parse_object(
+    data: Mapping[str, Any],
+    *,
+    accept: Collection[str] | None = None,
+    default_schema: str | None = None,
+    max_suggestions: int = MAX_SUGGESTIONS,
+) -> Message:
+    """The message a decoded JSON object (from `load_object`) holds, by its `schema`; or raise `MessageError`."""
     name = _schema_of(data, accept if accept is not None else MESSAGE_TYPES.keys(), default_schema)
     if name == OPERATION_SCHEMA:
         event = data.get("event")

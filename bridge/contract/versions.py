@@ -81,6 +81,11 @@ def current(family: str) -> str:
     return max(names, key=lambda name: int(name.rsplit("/v", 1)[1]))
 
 
+def schemas_of(*families: str) -> tuple[str, ...]:
+    """Every schema this bridge reads of `families` (each of their versions)."""
+    return tuple(name for name in MESSAGE_TYPES if family_of(name) in families)
+
+
 def is_known(name: object) -> bool:
     """Whether this bridge reads messages of schema `name`."""
     return isinstance(name, str) and name in MESSAGE_TYPES

@@ -1,18 +1,111 @@
-"""Reads one partition of a topic from where a sink stopped to its end (read_committed), a page at a time, so
-memory stays bounded however many records the partition holds. The service reads its ledger this way."""
+"""Reading topics without a group, committed records only (read_committed), nothing committed.
+
+`TopicReader` is for those who only look, from a topic's end or its beginning: the client, `bridge stop`,
+`bridge dlq` and `bridge tail` read through it; it hands over broker-neutral `Record`s and raises the bridge's
+errors, never aiokafka's. `read_to_end` reads one partition from where a sink stopped to its end, a page at a
+time, so memory stays bounded however many records it holds: the service reads its ledger this way."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from bridge.config.sections import KafkaSettings
 from bridge.config.settings import BridgeSettings
 from bridge.kafka.base import PartitionSink
-from bridge.kafka.connection import client_kwargs
+from bridge.kafka.calls import as_bridge_errors
+from bridge.kafka.connection import client_kwargs, with_broker_retry
+from bridge.kafka.offsets import Partition
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record read (a `bridge.kafka.base.ConsumedRecord`)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _tp(part: Partition) -> TopicPartition:
+    return TopicPartition(part.topic, part.partition)
+
+
+def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
+    return Record(record.topic, record.partition, record.offset, record.key, record.value)
+
+
+class TopicReader:
+    """Reads the partitions it is assigned, or every partition of the topics it `follows` (those created later
+    too); a follower starts at each partition's beginning with `from_beginning`, else at its end."""
+
+    def __init__(self, kafka: KafkaSettings, *, follows: Collection[str] = (), from_beginning: bool = False) -> None:
+        self._servers = kafka.bootstrap_servers
+        self._consumer = AIOKafkaConsumer(
+            *follows,
+            **client_kwargs(kafka),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest" if from_beginning else "latest",
+        )
+
+    async def start(self, doing: str, *, give_up_after_s: float) -> None:
+        """Connect, retrying while the broker is away (`Retryable` after `give_up_after_s`); `doing` names what
+        for, in that error."""
+        await with_broker_retry(doing, self._consumer.start, give_up_after_s=give_up_after_s, servers=self._servers)
+
+    async def stop(self) -> None:
+        """Disconnect (also after a start that failed: an unstopped consumer is reported at exit)."""
+        await self._consumer.stop()
+
+    async def assign(self, partitions: Collection[Partition], *, at: Literal["beginning", "end"]) -> None:
+        """Read `partitions` from their beginning or from where they end now; the positions are fixed on return,
+        so what is written afterwards is read."""
+        tps = [_tp(p) for p in partitions]
+        with as_bridge_errors("assign partitions"):
+            self._consumer.assign(tps)
+            if not tps:
+                return
+            if at == "end":
+                await self._consumer.seek_to_end(*tps)
+            else:
+                await self._consumer.seek_to_beginning(*tps)
+            for tp in tps:
+                await self._consumer.position(tp)
+
+    def assignment(self) -> set[Partition]:
+        """The partitions read."""
+        return {Partition(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    async def end_offsets(self, partitions: Collection[Partition]) -> dict[Partition, int]:
+        """Where `partitions` end now (the last stable offsets: committed records only)."""
+        with as_bridge_errors("look up where partitions end"):
+            ends = await self._consumer.end_offsets([_tp(p) for p in partitions])
+        return {Partition(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+    async def behind(self, ends: Mapping[Partition, int]) -> list[Partition]:
+        """The partitions of `ends` not yet read up to their end there."""
+        with as_bridge_errors("look up positions"):
+            return [p for p, end in ends.items() if await self._consumer.position(_tp(p)) < end]
+
+    async def read(self, timeout_s: float, *only: Partition, at_most: int | None = None) -> list[Record]:
+        """The records that come within `timeout_s` (of `only` those partitions, when given), in order per
+        partition; `at_most` that many, the others kept for the next read."""
+        with as_bridge_errors("read records"):
+            batches = await self._consumer.getmany(
+                *map(_tp, only), timeout_ms=int(max(0.0, timeout_s) * 1000), max_records=at_most
+            )
+        return [_record(record) for records in batches.values() for record in records]
 
 
 async def read_to_end(

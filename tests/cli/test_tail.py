@@ -31,6 +31,7 @@ _STOPPED = {
     "run_id": "run-1",
     "suggestion_id": "s-1",
     "index": 0,
+    "params": {},  # every result has its params: one without is not a result `tail` can read
     "status": "stopped",
     "outputs": {"loss": 0.3},
     "attempt": 1,
