@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,62 +22,69 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 if TYPE_CHECKING:
     from bridge.config.settings import BridgeSettings
+    from bridge.contract.dead_letters import DeadLetter
 
 # ---- dlq ---------------------------------------------------------------------------------------------------
 
 
-def _preview(letter: dict[str, Any], width: int = 60) -> str:
+def _preview(letter: DeadLetter, width: int = 60) -> str:
     from bridge.contract.limits import printable
 
     try:
-        raw = base64.b64decode(letter.get("value") or "")
+        raw = letter.value_bytes() or b""
     except ValueError:
         return ""
     text = printable(raw[: width * 4].decode("utf-8", "replace")).replace("\n", " ")
     return cut(text, width) if len(raw) <= width * 4 else cut(text, width - 3) + "..."
 
 
-def _study(letter: dict[str, Any]) -> str:
+def _study(letter: DeadLetter) -> str:
     try:
-        return base64.b64decode(letter.get("key") or "").decode("utf-8", "replace")[:40]
+        return (letter.key_bytes() or b"").decode("utf-8", "replace")[:40]
     except ValueError:
         return ""
 
 
-def _letter_row(letter: dict[str, Any]) -> list[str]:
-    error = letter.get("error") or {}
-    where = f"{letter.get('topic')}:{letter.get('partition')}@{letter.get('offset')}"
+def _letter_row(letter: DeadLetter) -> list[str]:
+    error = letter.error
     return [
-        str(error.get("type", "")),
-        cut(str(error.get("field") or "-"), 40),
-        where,
+        error.type,
+        cut(error.field or "-", 40),
+        f"{letter.topic}:{letter.partition}@{letter.offset}",
         _study(letter) or "-",
-        f"{cut(str(error.get('message', '')), 120)} | {_preview(letter)}",
+        f"{cut(error.message, 120)} | {_preview(letter)}",
     ]
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
     """Show the dead letters: why each record was refused, where it came from, and a preview of its bytes."""
-    from bridge.client.operator import dead_letters
+    from bridge.client.operator import read_dead_letters
 
     settings = settings_of(args)
     header = ("TYPE", "FIELD", "SOURCE", "STUDY", "MESSAGE | ORIGINAL")
+    unreadable: Counter[str] = Counter()  # records of the topic that are not dead letters this bridge reads
 
     async def show() -> int:
         count = 0
-        stream = dead_letters(settings, follow=args.follow, limit=args.limit, connect_timeout_s=args.connect_timeout)
+        stream = read_dead_letters(
+            settings,
+            follow=args.follow,
+            limit=args.limit,
+            connect_timeout_s=args.connect_timeout,
+            on_unreadable=lambda why: unreadable.update([str(why)]),
+        )
         if args.output == "jsonl":
             async for letter in stream:
-                print(json.dumps(letter, separators=(",", ":")), flush=True)
+                print(json.dumps(letter.data, separators=(",", ":")), flush=True)
                 count += 1
             return count
         if args.follow:  # rows as they come: no widths known in advance
             print("  ".join(header), flush=True)
             async for letter in stream:
-                print("  ".join(_letter_row(letter)), flush=True)
+                print("  ".join(_letter_row(letter.message)), flush=True)
                 count += 1
             return count
-        rows = [_letter_row(letter) async for letter in stream]
+        rows = [_letter_row(letter.message) async for letter in stream]
         if rows:
             print("\n".join(table_lines(header, rows)))
         return len(rows)
@@ -87,6 +94,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     print(f"{count} dead letter(s) on {settings.topics.dead_letters}", file=sys.stderr)
+    for why, n in unreadable.items():
+        print(f"{n} record(s) on {settings.topics.dead_letters} skipped: {why}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -5,8 +5,7 @@ decode them with the topics' one decoder (`bridge.contract.records`)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,23 +18,6 @@ from bridge.errors import BridgeError
 from bridge.kafka.lookups import Lookups
 from bridge.kafka.reader import Record, TopicReader
 from bridge.kafka.writer import TopicWriter
-
-
-async def dead_letters(
-    settings: BridgeSettings,
-    *,
-    follow: bool,
-    limit: int | None,
-    connect_timeout_s: float = 30.0,
-    on_unreadable: Callable[[Unreadable], None] | None = None,
-) -> AsyncIterator[dict[str, Any]]:
-    """`read_dead_letters`, each as the JSON object on the topic (what `bridge dlq --output jsonl` prints)."""
-    letters = read_dead_letters(
-        settings, follow=follow, limit=limit, connect_timeout_s=connect_timeout_s, on_unreadable=on_unreadable
-    )
-    async with contextlib.aclosing(letters):
-        async for letter in letters:
-            yield dict(letter.data)
 
 
 async def read_dead_letters(

@@ -11,6 +11,8 @@ asyncio.CancelledError                -> itself       a cancellation is never re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiokafka.errors import (
@@ -55,6 +57,20 @@ def kafka_error(exc: BaseException, doing: str) -> BaseException:
     if isinstance(exc, KafkaError):
         return BrokerRefused(text)
     return exc
+
+
+@contextmanager
+def as_bridge_errors(doing: str) -> Iterator[None]:
+    """Raise what the body raises mapped by `kafka_error` (`Retryable`, `BrokerRefused`, `Fenced`); an error that
+    is not Kafka's, and a cancellation, pass as they are. The adapters of the client, the operator commands and
+    `tail` (reader.py, writer.py, lookups.py) call aiokafka inside it."""
+    try:
+        yield
+    except Exception as exc:
+        mapped = kafka_error(exc, doing)
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 def worth_retrying(exc: BaseException) -> bool:

@@ -11,8 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from bridge.config.sections import KafkaSettings
-from bridge.kafka.calls import as_bridge_errors
 from bridge.kafka.connection import client_kwargs
+from bridge.kafka.errors import as_bridge_errors
 from bridge.kafka.offsets import Partition
 
 

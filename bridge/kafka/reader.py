@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from bridge.config.sections import KafkaSettings
 from bridge.config.settings import BridgeSettings
 from bridge.kafka.base import PartitionSink
-from bridge.kafka.calls import as_bridge_errors
 from bridge.kafka.connection import client_kwargs, with_broker_retry
+from bridge.kafka.errors import as_bridge_errors
 from bridge.kafka.offsets import Partition
 
 log = structlog.get_logger(__name__)

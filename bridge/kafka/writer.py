@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaProducer
 
 from bridge.config.sections import KafkaSettings
-from bridge.kafka.calls import as_bridge_errors
 from bridge.kafka.connection import client_kwargs, with_broker_retry
+from bridge.kafka.errors import as_bridge_errors
 
 
 @dataclass(frozen=True)
