@@ -13,8 +13,8 @@ from rich.live import Live
 from rich.table import Table
 
 from bridge.config.settings import BridgeSettings
+from bridge.contract.decoders import Decoded, Unreadable, read_operation, read_result
 from bridge.contract.messages import OperationCreated, OperationFinished, OperationProgress
-from bridge.contract.records import Decoded, Unreadable, read_operation, read_result
 from bridge.contract.results import ProgressEvent, RunResult
 from bridge.contract.versions import RESULT, family_of
 from bridge.kafka.reader import Record, TopicReader

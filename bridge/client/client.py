@@ -29,8 +29,8 @@ import structlog
 from bridge.client.answer_book import Answer, AnswerBook, Submission
 from bridge.config.sections import KafkaSettings, TopicsSettings
 from bridge.contract.dead_letters import DeadLetter
+from bridge.contract.decoders import Decoded, Unreadable, read_dead_letter, read_result
 from bridge.contract.messages import SuggestionMessage
-from bridge.contract.records import Decoded, Unreadable, read_dead_letter, read_result
 from bridge.contract.results import RunResult
 from bridge.errors import BrokerRefused, Retryable
 from bridge.kafka.lookups import Lookups

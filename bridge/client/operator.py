@@ -1,6 +1,6 @@
 """What an operator reads and sends through Kafka: the dead letters (`bridge dlq`), and a stop through the control
 topic, waiting for what it stopped (`bridge stop`). Both read committed records only, as the bridge wrote them, and
-decode them with the topics' one decoder (`bridge.contract.records`)."""
+decode them with the topics' one decoder (`bridge.contract.decoders`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from bridge.config.settings import BridgeSettings
 from bridge.contract.dead_letters import DeadLetter, DeadLetterError
+from bridge.contract.decoders import Decoded, Unreadable, read_dead_letter, read_operation, read_result
 from bridge.contract.messages import ControlMessage, OperationFinished
-from bridge.contract.records import Decoded, Unreadable, read_dead_letter, read_operation, read_result
 from bridge.contract.results import RunResult
 from bridge.errors import BridgeError
 from bridge.kafka.lookups import Lookups

@@ -1,4 +1,4 @@
-"""One decoder per output topic (`bridge.contract.records`): what the service writes there is read back as its
+"""One decoder per output topic (`bridge.contract.decoders`): what the service writes there is read back as its
 message, and what cannot be read (a newer bridge's version, garbage) is told apart without raising."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bridge.contract.decoders import Decoded, Unreadable, read_dead_letter, read_operation, read_result
 from bridge.contract.messages import OperationCreated, OperationFinished
-from bridge.contract.records import Decoded, Unreadable, read_dead_letter, read_operation, read_result
 from bridge.contract.results import ProgressEvent, RunResult, RunStatus
 from bridge.kafka.memory import MemoryBroker
 from tests.service.memory_support import RESULT, FakeExecutor, memory_settings, serving, until
