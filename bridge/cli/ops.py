@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bridge.cli.common import cut, reason, settings_of, table_lines
-from bridge.errors import EXIT_INVALID, EXIT_OK, InvalidInput
+from bridge.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -142,22 +142,44 @@ def cmd_stop(args: argparse.Namespace) -> int:
     where = f"{settings.topics.control}:{stopped.partition}@{stopped.offset}"
     if stopped.refusal is not None:
         r = stopped.refusal
+        if r.type == "control_target_unknown":
+            print(f"nothing stopped ({where}): {r.message}", file=sys.stderr)
+            return EXIT_FAILED
         print(f"refused by the bridge ({where}): {reason(r.type, r.field, r.message)}", file=sys.stderr)
         return EXIT_INVALID
     rows = [
-        (str(d.get("suggestion_id") or "-"), str(d.get("run_id")), str(d.get("status")), outcome_cell(d))
+        (
+            str(d.get("suggestion_id") or "-"),
+            str(d.get("run_id")),
+            f"{d.get('status')} (already finished)" if d.get("replayed") else str(d.get("status")),
+            outcome_cell(d),
+        )
         for d in stopped.results
     ]
     if rows:
         print("\n".join(table_lines(("SUGGESTION", "RUN", "STATUS", "DETAIL"), rows)))
-    awaited = bool(rows) if message.action == "stop_run" else stopped.operation_finished
-    if not awaited:
-        print(
-            f"stop sent ({where}); no final result within {args.wait:g} s: it may have finished before, not be"
-            " running on any bridge, or still be stopping (`bridge tail` shows it when it ends)",
-            file=sys.stderr,
-        )
-    return EXIT_OK
+    if message.action == "stop_operation":
+        if stopped.operation_finished:
+            return EXIT_OK
+    elif any(_stopped_by_us(d) for d in stopped.results):
+        return EXIT_OK
+    elif stopped.results:
+        print(f"nothing stopped ({where}): it had finished before the stop came", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"stop sent ({where}); not confirmed within {args.wait:g} s: still stopping, or no bridge is serving its"
+        " study's partition (`bridge tail` shows its result when it ends)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def _stopped_by_us(result: dict[str, Any]) -> bool:
+    """A result that a stop made: `stopped` (or skipped before it started) because someone asked."""
+    error = result.get("error") or {}
+    return (
+        not result.get("replayed") and result.get("status") in ("stopped", "skipped") and error.get("type") == "stopped"
+    )
 
 
 # ---- logs --------------------------------------------------------------------------------------------------

@@ -72,7 +72,9 @@ class Stopped:
 
 
 def _stops(message: ControlMessage, result: RunResult) -> bool:
-    if result.study != message.study or result.replayed:
+    """Whether `result` is of what `message` stops: its `stopped` result, or (replayed) the final result it
+    already had when the stop came."""
+    if result.study != message.study:
         return False
     if message.action == "stop_operation":
         return result.operation_id == message.operation_id

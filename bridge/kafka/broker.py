@@ -13,8 +13,11 @@ from collections.abc import Callable
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from bridge.config.settings import BridgeSettings
+from bridge.errors import ConfigError
 from bridge.kafka.base import (
     BrokerWatcher,
     MessageConsumer,
@@ -23,6 +26,7 @@ from bridge.kafka.base import (
     TransactionalPublisher,
 )
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
+from bridge.kafka.lookups import Lookups
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import PartitionPublisher
 from bridge.kafka.reader import read_to_end
@@ -62,7 +66,8 @@ class KafkaBroker:
         self._exactly_once = exactly_once  # False: benchmarks only (see `BridgeService`)
 
     async def prepare(self) -> None:
-        """Create the topics that are missing (the ledger compacted) and wait for their leaders."""
+        """Create the topics that are missing (the ledger compacted), wait for their leaders, and check that the
+        control topic is co-partitioned with the suggestions topic."""
         s = self._settings
         await ensure_topics(
             s.kafka,
@@ -71,6 +76,16 @@ class KafkaBroker:
             give_up_after_s=self._connect_timeout_s,
             compacted=[s.topics.ledger],
         )
+        async with Lookups(s.kafka) as lookups:
+            counts = {t.topic: len(t.partitions) for t in await lookups.topics(s.topics.suggestions, s.topics.control)}
+        if counts.get(s.topics.suggestions) != counts.get(s.topics.control):
+            # A stop is keyed by its study, like the study's suggestions: only with as many partitions does it land
+            # on the partition number of the runs it stops, which the range assignor gives to the same replica.
+            raise ConfigError(
+                f"topic {s.topics.control} has {counts.get(s.topics.control)} partition(s) and {s.topics.suggestions}"
+                f" {counts.get(s.topics.suggestions)}: they need as many, or stops miss the replica that runs"
+                f" their run (add partitions to the one with fewer: kafka-topics.sh --alter --partitions N)"
+            )
 
     async def connect(self) -> MessageConsumer:
         """A read_committed consumer of the group, committing only through the publishers' transactions."""
@@ -82,6 +97,9 @@ class KafkaBroker:
             isolation_level="read_committed",
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=max(s.max_message_bytes, 1024 * 1024),
+            # Control partition N goes to the owner of suggestions partition N (the topics have as many partitions,
+            # `prepare`), so a stop lands where its run is. Round robin only while older replicas are in the group.
+            partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         )
         await with_broker_retry(
             "connect its consumer",

@@ -61,6 +61,17 @@ class Batcher(Generic[K, T]):
             dropped += group.items
         return dropped
 
+    def remove(self, match: Callable[[T], bool]) -> list[T]:
+        """Take the items `match` picks out of the open batches (they will not be emitted)."""
+        taken: list[T] = []
+        for key in list(self._open):
+            group = self._open[key]
+            taken += [i for i in group.items if match(i)]
+            group.items = [i for i in group.items if not match(i)]
+            if not group.items:
+                self.flush(key)  # empty: only its timer goes
+        return taken
+
     def flush_all(self) -> None:
         """Emit every open batch now (on shutdown)."""
         for key in list(self._open):

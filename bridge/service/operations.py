@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ import structlog
 from bridge.config.settings import BridgeSettings
 from bridge.contract.identity import operation_id_of_runs
 from bridge.contract.messages import EarlyStop, LedgerRecord, OperationCounts, OperationCreated, OperationFinished
-from bridge.contract.results import ProgressEvent, RunResult, RunStatus, StopReason
+from bridge.contract.results import NO_OPERATION, ProgressEvent, RunError, RunResult, RunStatus, StopReason
 from bridge.engine.plan import OperationPlan
 from bridge.engine.ports import LedgerEntry
 from bridge.engine.runtime import Runtime
@@ -96,6 +97,8 @@ class Operations:
         self._batcher: Batcher[_BatchKey, RunItem] = Batcher(
             settings.batching.linger_ms / 1000, settings.batching.max_configs, self._start
         )
+        # Hears each final result as it leaves, with the future of its transaction (None: not queued): `Control`.
+        self.on_result: Callable[[str, asyncio.Future[None] | None], None] = lambda run_id, committed: None
 
     def add(self, part: Partition, study: str, template: str, items: list[RunItem]) -> None:
         """Runs to batch into an operation (of the same partition, study, template and operation)."""
@@ -106,6 +109,31 @@ class Operations:
             if self._ledger.early is not None and item.offset is None:
                 self._ledger.early.received(item)  # reconciled from the ledger (fresh runs: `Records._register`)
         self._batcher.add(_BatchKey(part, study, template, id(items[0].operation)), items)
+
+    def stop_batched(self, run_id: str, reason: str) -> bool:
+        """Stop a run still being batched: it never starts, and its `stopped` result goes out now."""
+        taken = self._batcher.remove(lambda item: item.run.run_id == run_id)
+        if not taken:
+            return False
+        item = taken[0]
+        run = item.run
+        result = RunResult(
+            study=item.study,
+            template=item.template,
+            operation_id=NO_OPERATION,
+            run_id=run.run_id,
+            suggestion_id=run.suggestion_id,
+            iteration=run.iteration,
+            index=run.index,
+            params=dict(run.given),
+            status=RunStatus.STOPPED,
+            attempt=0,
+            finished_at=_now(),
+            error=RunError(type=StopReason.STOPPED, message=reason),
+            metadata=dict(run.metadata),
+        )
+        self.finish_run(item, result)
+        return True
 
     def discard(self, gone: set[Partition]) -> list[RunItem]:
         """Forget the batched, not yet started runs of partitions that left."""
@@ -214,10 +242,13 @@ class Operations:
             part.partition, result.run_id, "finished", fingerprint=item.record.fingerprint, record=finished
         )
         # Both queued without an await between them: they leave in the same transaction.
-        self._publishers.publish(part, Outgoing(self._topics.results, item.study.encode(), result.to_json().encode()))
+        committed = self._publishers.publish(
+            part, Outgoing(self._topics.results, item.study.encode(), result.to_json().encode())
+        )
         self._publishers.publish(
             part, Outgoing(self._topics.ledger, result.run_id.encode(), finished, partition=part.partition)
         )
+        self.on_result(result.run_id, committed)
 
 
 def _operation_document(items: list[RunItem]) -> dict[str, Any]:

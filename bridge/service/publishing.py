@@ -83,6 +83,13 @@ class Publishers:
             return None
         return publisher.substitute(old, new)
 
+    def complete(self, part: Partition) -> None:
+        """Commit `part`'s newly committable offsets in its next transaction, if this replica still publishes
+        for it."""
+        publisher = self._publishers.get(part)
+        if publisher is not None and self._ownership.owns(part):
+            publisher.complete()
+
     def leased(self, part: Partition) -> bool:
         """Whether `part` is owned and its producer committed within `LEASE_S`: a record queued now is committed
         by this replica or, should it die first, assumed by the next owner (`lease.py`)."""

@@ -8,6 +8,8 @@ partitions are gone, and only theirs are stopped (their new owner runs them agai
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from bridge.contract.results import StopReason
@@ -45,6 +47,7 @@ class Rebalance:
         operations: Operations,
         reconciler: Reconciler,
         telemetry: Telemetry,
+        on_revoked: Callable[[set[Partition]], None] = lambda parts: None,
     ) -> None:
         self._suggestions = suggestions_topic
         self._loop = loop
@@ -55,6 +58,7 @@ class Rebalance:
         self._operations = operations
         self._reconciler = reconciler
         self._telemetry = telemetry
+        self._on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: list[TopicPartitionLike]) -> None:
         """Commit what is done on the partitions leaving and stop publishing for them."""
@@ -63,6 +67,7 @@ class Rebalance:
         self._loop.revoked(parts)
         self._ownership.revoke(parts)
         self._reconciler.forget(parts)
+        self._on_revoked(parts)
         for part in parts:
             await self._publishers.close(part)
             self._tracker.revoke(part)

@@ -86,7 +86,11 @@ class Records:
         publisher = await self._publishers.get(part)
         try:
             if tp.topic == self._settings.topics.control:
-                self._control.handle(part, record)
+                # Its runs are those of the suggestions partition of the same number (`control.py`): read first.
+                runs = Partition(self._settings.topics.suggestions, part.partition)
+                if self._ownership.owns(runs):
+                    await self._ownership.wait_reconciled(runs)
+                self._control.handle(part, record, local=self._ownership.owns(runs))
                 publisher.complete()
             else:
                 await self._suggestions(part, record)

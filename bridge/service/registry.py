@@ -101,5 +101,12 @@ class RunRegistry:
         return self._owner.get(run_id)
 
     def run_of_suggestion(self, study: str, suggestion_id: str) -> str | None:
-        """The run id of a suggestion in flight here."""
-        return self._by_suggestion.get((study, suggestion_id))
+        """The run id of a suggestion in flight here, its operation started or not yet (still being batched)."""
+        run_id = self._by_suggestion.get((study, suggestion_id))
+        if run_id is not None:
+            return run_id
+        # Not bound to an operation yet: at most `max_in_flight` runs to look at, for a stop.
+        for item in self._items.values():
+            if item.study == study and item.run.suggestion_id == suggestion_id:
+                return item.run.run_id
+        return None

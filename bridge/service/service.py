@@ -138,7 +138,20 @@ class BridgeService:
             off_loop=self._off_loop,
             claims=self._claims,
         )
-        control = Control(settings.control, settings.message_limits(), self.registry, self._tracker, self._dead_letters)
+        control = Control(
+            settings.control,
+            settings.message_limits(),
+            results_topic=settings.topics.results,
+            registry=self.registry,
+            index=self._index,
+            templates=self.templates.names,
+            stop_batched=self._operations.stop_batched,
+            tracker=self._tracker,
+            publishers=self._publishers,
+            dead_letters=self._dead_letters,
+        )
+        self._operations.on_result = control.result_published
+        self._control = control
         self._records = Records(
             settings,
             self.templates,
@@ -213,6 +226,7 @@ class BridgeService:
                 operations=self._operations,
                 reconciler=self._reconciler,
                 telemetry=self.telemetry,
+                on_revoked=self._control.forget,
             )
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=self._rebalance)
             watch = asyncio.create_task(self._broker.watch(loop, stop_watching))

@@ -158,6 +158,26 @@ async def test_stop_of_another_studys_run_is_refused_with_exit_2(served: Bridge)
     gate.touch()  # let it end: the drain waits for it
 
 
+async def test_stop_of_a_run_nobody_knows_says_so_and_exits_1(served: Bridge) -> None:
+    config = str(served.client_config)
+    out = await served.run("stop", "--study", "s", "--suggestion", "never-sent", "-c", config, "--wait", "30")
+    assert out.returncode == 1, out.stderr
+    assert "nothing stopped" in out.stderr and "suggestion never-sent of study s" in out.stderr
+
+
+async def test_stop_of_a_finished_run_shows_its_result_and_exits_1(served: Bridge) -> None:
+    stdin = _suggestions({"word": "done"}, ids=["d"])
+    config = str(served.client_config)
+    sent = await served.run("submit", "-c", config, "--study", "s", "--template", "echo", "--wait", "60", stdin=stdin)
+    assert sent.returncode == 0, sent.stderr
+
+    out = await served.run("stop", "--study", "s", "--suggestion", "d", "-c", config, "--wait", "30")
+    assert out.returncode == 1, out.stderr
+    (line,) = out.stdout.splitlines()[1:]
+    assert line.split()[:4] == ["d", run_id_of("s", "echo", "d"), "succeeded", "(already"]
+    assert "finished before the stop came" in out.stderr
+
+
 async def test_logs_prints_a_served_runs_stdout(served: Bridge) -> None:
     stdin = _suggestions({"word": "hello"}, ids=["w"])
     config = str(served.client_config)
