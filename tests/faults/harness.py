@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import os
 import random
@@ -26,9 +25,9 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +39,7 @@ from aiokafka.partitioner import murmur2
 from bridge.config.sections import TopicsSettings
 from bridge.config.settings import BridgeSettings
 from tests.engine_support import job_component
+from tests.faults.history import Counts, Execution, Fault, History, problems_of
 from tests.kafka_broker import _free_ports, read_topic
 from tests.polling import eventually
 from tests.service.service_support import service_settings
@@ -347,18 +347,6 @@ class Study:
 # ---- what the job recorded -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Execution:
-    name: str
-    attempt: int
-    start: float
-    end: float | None
-    outputs_dir: str
-
-    def ran_in(self, workdir: Path) -> bool:
-        return Path(self.outputs_dir).is_relative_to(workdir)
-
-
 class Executions:
     """The job's records: one file per execution, written at its start and again at its end."""
 
@@ -409,38 +397,6 @@ class Executions:
 
 
 # ---- the checker -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fault:
-    """When a fault happened; `workdir`: the replica that died (None: anything in flight may run again)."""
-
-    at: float
-    what: str
-    workdir: Path | None = None
-
-
-@dataclass
-class Counts:
-    results: int = 0
-    distinct_runs: int = 0
-    duplicates: int = 0
-    missing: int = 0
-    reexecutions: int = 0
-    dead_letters: int = 0
-    cached: int = 0
-    executions: int = 0
-    unrecorded_attempts: int = 0  # dispatched, then killed before the job recorded itself
-    statuses: dict[str, int] = field(default_factory=dict)
-
-    def line(self, label: str, faults: int) -> str:
-        return (
-            f"faults[{label}]: results={self.results} distinct_runs={self.distinct_runs} "
-            f"duplicates={self.duplicates} missing={self.missing} reexecutions={self.reexecutions} "
-            f"dead_letters={self.dead_letters} cached={self.cached} executions={self.executions} "
-            f"unrecorded_attempts={self.unrecorded_attempts} "
-            f"faults={faults} statuses={dict(sorted(self.statuses.items()))}"
-        )
 
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
@@ -500,12 +456,6 @@ async def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> tuple[
         await consumer.stop()
 
 
-def _examples(items: Iterable[Any], n: int = 5) -> str:
-    items = list(items)
-    more = f" ... and {len(items) - n} more" if len(items) > n else ""
-    return ", ".join(map(str, items[:n])) + more
-
-
 class Checker:
     """Holds what the bridge published to the contract, for one study."""
 
@@ -516,7 +466,8 @@ class Checker:
         self.label = label
         self.executions = Executions(cluster.record)
 
-    def _final(self, records: Sequence[ConsumerRecord[Any, Any]]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _final(records: Sequence[ConsumerRecord[Any, Any]]) -> list[dict[str, Any]]:
         out = []
         for r in records:
             with contextlib.suppress(ValueError):
@@ -540,117 +491,31 @@ class Checker:
         return wanted - seen
 
     async def check(self, faults: Sequence[Fault], *, extra_problems: Sequence[str] = ()) -> Counts:
-        """Read everything published (call once the replicas have stopped), count, print one line, assert."""
+        """Read everything published (call once the replicas have stopped), hold the history to the contract
+        (`history.problems_of`), print one line of counts, assert."""
         problems: list[str] = list(extra_problems)
-        records, problem = await read_to_end(self.cluster.bootstrap, self.settings.topics.results)
-        problems += [problem] if problem else []
-        letters, problem = await read_to_end(self.cluster.bootstrap, self.settings.topics.dead_letters)
-        problems += [problem] if problem else []
-        results = self._final(records)
-        execs = self.executions.by_name()
-        c = Counts(dead_letters=len(letters), executions=sum(len(v) for v in execs.values()))
+        topics = self.settings.topics
+        read = [await read_to_end(self.cluster.bootstrap, t) for t in (topics.results, topics.dead_letters)]
+        read += [await read_to_end(self.cluster.bootstrap, t) for t in (topics.ledger, topics.suggestions)]
+        (results, p1), (letters, p2), (ledger, p3), (suggestions, p4) = read
+        problems += [p for p in (p1, p2, p3, p4) if p]
+        history = History.of(
+            results=results,
+            ledger=ledger,
+            executions=self.executions.all(),
+            wanted=self.study.keys,
+            suggestions=suggestions,
+            dead_letters=len(letters),
+        )
+        c, found = problems_of(history, faults, all_succeeded=True)
         if letters:
             problems.append(f"{len(letters)} dead letters for a workload of valid suggestions")
-        problems += result_problems(results, self.study.keys, c)
-        problems += reexecution_problems(execs, {s.id for s in self.study.suggestions}, faults, c)
-        problems += attempt_problems(results, execs, faults, c)
+        problems += found
         print(c.line(self.label, len(faults)))  # the closing note quotes this line
         for p in problems:
             print(f"  problem: {p}")
         assert not problems, f"{c.line(self.label, len(faults))}\n" + "\n".join(f"- {p}" for p in problems)
         return c
-
-
-def result_problems(results: Sequence[dict[str, Any]], wanted: set[tuple[str, str]], c: Counts) -> list[str]:
-    """Exactly one final result per (study, suggestion id) and per run id, all succeeded; fills `c`."""
-    problems = []
-    c.results = len(results)
-    c.cached = sum(1 for m in results if m.get("cached"))
-    c.statuses = dict(Counter(str(m.get("status")) for m in results))
-    by_run = Counter(m.get("run_id") for m in results)
-    by_key = Counter((m.get("study"), m.get("suggestion_id")) for m in results)
-    c.distinct_runs = len(by_run)
-    dup_runs = {k: n for k, n in by_run.items() if n > 1}
-    dup_keys = {k: n for k, n in by_key.items() if n > 1}
-    c.duplicates = max(sum(n - 1 for n in dup_runs.values()), sum(n - 1 for n in dup_keys.values()))
-    missing = wanted - set(by_key)
-    c.missing = len(missing)
-    unexpected = set(by_key) - wanted
-    if dup_keys or dup_runs:
-        problems.append(f"duplicated final results: {_examples(dup_keys.items() or dup_runs.items())}")
-    if missing:
-        where = Counter(f"{study} (partition {partition_of(study.encode())})" for study, _ in missing)
-        problems.append(
-            f"{len(missing)} suggestions without a final result, by study {dict(sorted(where.items()))}: "
-            f"{_examples(sorted(missing))}"
-        )
-    if unexpected:
-        problems.append(f"results for suggestions never sent: {_examples(sorted(unexpected))}")
-    not_ok = [(m.get("suggestion_id"), m.get("status"), m.get("error")) for m in results]
-    not_ok = [x for x in not_ok if x[1] != "succeeded"]
-    if not_ok:
-        problems.append(f"{len(not_ok)} final results not succeeded: {_examples(not_ok, 3)}")
-    return problems
-
-
-def reexecution_problems(
-    execs: dict[str, list[Execution]], names: set[str], faults: Sequence[Fault], c: Counts
-) -> list[str]:
-    """A run executes again only if it was in flight at a fault (on the replica that died, when the fault says
-    which): a fault between the start of one execution and the start of the next; fills `c.reexecutions`."""
-    unjustified = []
-    for name, runs in execs.items():
-        if name not in names:
-            unjustified.append((name, "an execution of no suggestion of this study"))
-            continue
-        c.reexecutions += len(runs) - 1
-        for earlier, later in itertools.pairwise(runs):
-            if not any(
-                earlier.start <= f.at <= later.start and (f.workdir is None or earlier.ran_in(f.workdir))
-                for f in faults
-            ):
-                unjustified.append((name, f"ran at {earlier.start:.2f} and again at {later.start:.2f}"))
-    if not unjustified:
-        return []
-    return [
-        f"{len(unjustified)} re-executions of runs not in flight at a fault "
-        f"(faults at {[round(f.at, 2) for f in faults]}): {_examples(unjustified, 3)}"
-    ]
-
-
-def attempt_problems(
-    results: Sequence[dict[str, Any]], execs: dict[str, list[Execution]], faults: Sequence[Fault], c: Counts
-) -> list[str]:
-    """`attempt` counts the attempts dispatched: the executions the job recorded, plus any a kill -9 cut down
-    between dispatch and the job's first write (PR_SET_PDEATHSIG kills the job with the bridge). So the recorded
-    attempt numbers rise in start order, the result's attempt is that of the last execution (the one that
-    produced it), and each number skipped needs a fault of its own between the executions around it.
-    A cached result is excepted. Fills `c.unrecorded_attempts`."""
-    wrong = []
-    for m in results:
-        if m.get("cached"):
-            continue
-        runs = execs.get(str(m.get("suggestion_id")), [])
-        numbers = [e.attempt for e in runs]
-        why = ""
-        if not runs:
-            why = "no execution recorded"
-        elif any(b <= a for a, b in itertools.pairwise(numbers)):
-            why = "attempt numbers do not rise from one execution to the next"
-        elif m.get("attempt") != numbers[-1]:
-            why = "not the attempt of the last execution"
-        else:
-            c.unrecorded_attempts += numbers[-1] - len(numbers)
-            bounds = [(0.0, 0), *((e.start, e.attempt) for e in runs)]
-            for (t0, a0), (t1, a1) in itertools.pairwise(bounds):
-                # a0 -> a1 skips a1 - a0 - 1 attempts; each needs a fault, and so does the end of attempt a0
-                if a1 - a0 > 1 and sum(1 for f in faults if t0 <= f.at <= t1) < a1 - a0 - (a0 == 0):
-                    why = f"attempts {a0 + 1}..{a1 - 1} have no execution and too few faults to explain it"
-        if why:
-            wrong.append((m.get("suggestion_id"), f"attempt={m.get('attempt')} executions={numbers}", why))
-    if not wrong:
-        return []
-    return [f"{len(wrong)} results whose attempt does not match the executions: {_examples(wrong, 3)}"]
 
 
 async def stop_all(replicas: Sequence[Replica], timeout: float = 60) -> list[str]:

@@ -24,7 +24,15 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.faults.harness import Cluster, Counts, read_to_end, result_problems, stop_all
+from tests.faults.harness import Cluster, Executions, read_to_end, stop_all
+from tests.faults.history import (
+    Counts,
+    History,
+    attempt_problems,
+    recorded_problems,
+    reexecution_problems,
+    result_problems,
+)
 from tests.kafka_broker import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -331,12 +339,13 @@ def test_malformed_messages_get_one_dead_letter_each_and_good_ones_are_answered(
         cluster.kill_all()
 
     # Everything settled and the bridge stopped: read it all once more, to the end, and count exactly.
-    async def read_all() -> tuple[list[Any], list[Any], list[str]]:
+    async def read_all() -> tuple[list[Any], list[Any], list[Any], list[str]]:
         letters, p1 = await read_to_end(kafka_bootstrap, topics.dead_letters)
         results, p2 = await read_to_end(kafka_bootstrap, topics.results)
-        return letters, results, [p for p in (p1, p2) if p]
+        ledger, p3 = await read_to_end(kafka_bootstrap, topics.ledger)
+        return letters, results, ledger, [p for p in (p1, p2, p3) if p]
 
-    letter_records, result_records, read_problems = asyncio.run(read_all())
+    letter_records, result_records, ledger_records, read_problems = asyncio.run(read_all())
     problems += read_problems
     letters = _letters(letter_records)
     c = Counts(dead_letters=sum(letters.values()))
@@ -345,7 +354,13 @@ def test_malformed_messages_get_one_dead_letter_each_and_good_ones_are_answered(
     results = [m for m in every if (m["study"], _key(m)) not in sent_answers]
     for m in results:
         m["suggestion_id"] = m["params"]["name"]  # one key per suggestion, whether its id was given or derived
-    problems += result_problems(results, sent_good, c)
+    problems += result_problems(results, sent_good, c, all_succeeded=True)
+    # The history of the runs themselves (tests/faults/history.py): no attempt executed twice or unrecorded.
+    execs = History.of(results=[], ledger=[], executions=Executions(cluster.record).all(), wanted=set()).by_name()
+    ledger = History.of(results=[], ledger=ledger_records, executions=[], wanted=set()).ledger
+    problems += reexecution_problems(execs, {sid for _, sid in sent_good}, [], c)
+    problems += attempt_problems(results, execs, [], c)
+    problems += recorded_problems(results, ledger, execs)
     if letters != sent_bad:
         problems.append(
             f"dead letters {sum(letters.values())} for {sum(sent_bad.values())} bad messages: "
