@@ -74,7 +74,6 @@ async def test_a_stop_reaches_its_run_on_any_of_three_replicas(kafka_bootstrap: 
         for study, out in zip(studies, outs, strict=True):
             (line,) = out.stdout.splitlines()[1:]
             assert line.split()[:1] == [f"{study}-long"] and "stopped" in line, out.stdout
-        await eventually(lambda: not executions.running(0), timeout=30, what="runs still running after the stops")
         problems = await stop_all(replicas)
     finally:
         cluster.kill_all()
