@@ -9,6 +9,7 @@
     ├── Retryable               a transient failure (broker away, ...): retried with backoff, then reported
     ├── BrokerRefused           the broker said no for good (authorization, a record too large, ...)
     ├── Fenced                  another replica owns the partition now: nothing more is published from here
+    ├── HandedOver              a run's attempt cannot be recorded, its partition gone: it must not start
     └── PublishIncomplete       closing a publisher left records it could not commit
 
 Kafka's own errors are mapped into this tree in one place, `bridge.kafka.errors.kafka_error`.
@@ -86,6 +87,11 @@ class BrokerRefused(BridgeError):
 
 class Fenced(BridgeError):
     """Another replica owns this partition now: nothing more is published from here."""
+
+
+class HandedOver(BridgeError):
+    """A run's attempt cannot be recorded because its partition belongs to another replica now: the attempt must
+    not start (its next owner runs it, with its own attempt number)."""
 
 
 class PublishIncomplete(BridgeError):

@@ -31,7 +31,8 @@ class RunLedger(Protocol):
     async def load(self, operation_id: str) -> dict[str, LedgerEntry]: ...
 
     async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
-        """Durable before the executor is asked, so a kill -9 at any moment counts this attempt."""
+        """Durable before the executor is asked, so a kill -9 at any moment counts this attempt; raises
+        `bridge.errors.HandedOver` when the run is not this process's to run any more (it must not start)."""
 
     async def attempt_started(
         self, operation_id: str, run_id: str, attempt: int, node_id: str, reattach: Mapping[str, Any]

@@ -24,6 +24,7 @@ from bridge.engine.early_stopping import EarlyStopping, StopOperation, StopRun
 from bridge.engine.plan import OperationPlan, PlannedRun
 from bridge.engine.ports import LedgerEntry, OperationListener
 from bridge.engine.runtime import Runtime
+from bridge.errors import HandedOver
 from bridge.executors.base import LogLine, MetricRecord, RunEvent, RunExit, RunHandle
 from bridge.logs import get_logger
 
@@ -280,7 +281,11 @@ class OperationRunner:
             if isinstance(spec, RunError):
                 return RunStatus.FAILED, {}, spec
             # Durable before the executor is asked, so a kill -9 at any moment counts this attempt.
-            await self._rt.ledger.attempt_starting(self.plan.operation_id, run.run_id, attempt)
+            try:
+                await self._rt.ledger.attempt_starting(self.plan.operation_id, run.run_id, attempt)
+            except HandedOver as exc:  # another replica runs it now: starting it here would run it twice
+                log.info("run_handed_over_before_start", run_id=run.run_id, attempt=attempt)
+                return RunStatus.STOPPED, {}, RunError(type=StopReason.INTERRUPTED, message=str(exc))
             try:
                 handle = await self._rt.executor.start(spec, lambda event: self._on_event(run, event))
             except Exception as exc:  # an executor's own start error would otherwise escape as an internal one

@@ -126,10 +126,10 @@ class Rebalance:
         log.info("partitions_handed_over", partitions=sorted(f"{p.topic}:{p.partition}" for p in gone))
 
     def fenced(self, part: Partition) -> None:
-        """Another replica took `part` while this one published for it."""
+        """Another replica took `part` while this one published for it: its runs, batched ones too, are the other
+        replica's now."""
         self._ownership.drop(part)
-        for item in self._registry.of_partition(part):
-            self.lost_run(item.run.run_id)
+        self.hand_over({part})
 
     def lost_run(self, run_id: str) -> None:
         """This replica may no longer publish for this run: stop it (its new owner runs it again)."""

@@ -10,7 +10,7 @@ import structlog
 
 from bridge.contract.results import RunResult
 from bridge.engine.ports import LedgerEntry
-from bridge.errors import Fenced
+from bridge.errors import Fenced, HandedOver
 from bridge.kafka.base import Outgoing
 from bridge.kafka.offsets import Partition
 from bridge.service.ledger.early_start import EarlyStarts
@@ -59,9 +59,13 @@ class TopicLedger:
         return dict(self.prior_attempts)
 
     async def attempt_starting(self, operation_id: str, run_id: str, attempt: int) -> None:
-        item = self._items.get(run_id)
-        if item is None or not self._exactly_once:
+        """Record the attempt (durably, or queued when granted); raises `HandedOver` when the run is not this
+        replica's any more, so that nothing starts that its next owner would start too."""
+        if not self._exactly_once:
             return
+        item = self._items.get(run_id)
+        if item is None:
+            raise HandedOver(f"run {run_id} left this replica before its attempt {attempt} started")
         out = self._dispatched(item, attempt, {})
         # Granted (`early_start.py`): queued, it commits before anything else of the run, and before any
         # `released` marker; a crash before then is what the next owner assumes of a granted run.
@@ -69,7 +73,8 @@ class TopicLedger:
         if granted and self._queue is not None and self._queue(item.source, out) is not None:
             self._starting[run_id] = out
             return
-        await self._durably(run_id, item.source, out)
+        if not await self._durably(run_id, item.source, out):
+            raise HandedOver(f"{item.source} belongs to another replica: attempt {attempt} of {run_id} not recorded")
 
     async def attempt_started(
         self, operation_id: str, run_id: str, attempt: int, node_id: str, reattach: Mapping[str, Any]
@@ -95,11 +100,14 @@ class TopicLedger:
         record = item.record.with_state("dispatched", **changes)
         return Outgoing(self._topic, item.run.run_id.encode(), record.to_bytes(), partition=item.source.partition)
 
-    async def _durably(self, run_id: str, part: Partition, out: Outgoing) -> None:
+    async def _durably(self, run_id: str, part: Partition, out: Outgoing) -> bool:
+        """Publish `out` and wait for its commit; False (and the run let go) when the partition is not ours."""
         try:
             await self._publish(part, out)
         except Fenced:
             self._lost(run_id)
+            return False
+        return True
 
     def _lost(self, run_id: str) -> None:
         log.warning("dispatch_not_recorded_partition_lost", run_id=run_id)

@@ -1,0 +1,65 @@
+"""A replica that learns it was fenced, or whose partition left, starts none of that partition's runs: not the
+ones still being batched, not an attempt whose record could not be committed. Its next owner runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import Fenced, HandedOver
+from bridge.kafka.base import Outgoing
+from bridge.kafka.memory import MemoryBroker
+from bridge.kafka.offsets import Partition
+from bridge.service.intake import Accepted, Templates, accept
+from bridge.service.ledger.topic_ledger import TopicLedger
+from bridge.service.registry import RunRegistry
+from bridge.service.runs import RunItem, received_record
+from tests.polling import eventually
+from tests.service.memory_support import RESULT, FakeExecutor, memory_settings, messages, serving
+from tests.service.service_support import suggestion
+
+
+async def test_a_fenced_replica_starts_none_of_its_batched_runs(tmp_path: Path) -> None:
+    settings = memory_settings(tmp_path, batching={"linger_ms": 60_000})
+    broker, executor = MemoryBroker(settings), FakeExecutor()
+    topics = settings.topics
+    async with serving(settings, broker, executor) as service:
+        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
+        await eventually(lambda: service.in_flight == 1, timeout=5, interval=0.005)
+        (part,) = {r.partition for r in broker.records(topics.suggestions)}
+        broker.fence(f"{settings.kafka.group_id}.{topics.suggestions}.{part}")  # another replica took it
+        # Its next transaction tells it: the record of this later suggestion cannot commit.
+        broker.send(topics.suggestions, suggestion("s", [{"name": "b"}], ids=["b1"]), key=b"s")
+        await eventually(lambda: service.in_flight == 0, timeout=5, interval=0.005)
+    # Leaving starts what is still batched (the drain): a fenced replica must have none of it left.
+    assert executor.names == []
+    assert messages(broker, topics.results, RESULT) == []
+
+
+def _item(tmp_path: Path) -> tuple[RunRegistry, RunItem]:
+    settings = memory_settings(tmp_path)
+    accepted = accept(suggestion("s", [{"name": "a"}], ids=["a1"]), Templates(settings), settings)
+    assert isinstance(accepted, Accepted) and accepted.operation is not None
+    run = accepted.runs[0]
+    record = received_record(run, "s", "job", None, "fp")
+    item = RunItem(run=run, operation=accepted.operation, source=Partition("suggestions", 0), record=record, offset=0)
+    registry = RunRegistry(8)
+    registry.add(item)
+    return registry, item
+
+
+@pytest.mark.parametrize("registered", [True, False])
+async def test_an_attempt_whose_record_cannot_commit_is_handed_over(tmp_path: Path, registered: bool) -> None:
+    registry, item = _item(tmp_path)
+    lost: list[str] = []
+
+    async def fenced(part: Partition, out: Outgoing) -> None:
+        raise Fenced(f"{part} is another replica's")
+
+    ledger = TopicLedger(registry, "ledger", fenced, lost.append)
+    if not registered:
+        registry.pop(item.run.run_id)  # the partition was handed over meanwhile
+    with pytest.raises(HandedOver):
+        await ledger.attempt_starting("op", item.run.run_id, 2)
+    assert lost == ([item.run.run_id] if registered else [])
