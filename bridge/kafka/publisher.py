@@ -77,7 +77,8 @@ class PartitionPublisher:
         self._in_transaction: asyncio.Future[None] | None = None  # done when the batch being committed is
         self.failed: BaseException | None = None
         self._pending: list[Outgoing] = []  # the batch of the transaction under way, less what the broker refused
-        self._committed_at = 0.0  # monotonic time of the last commit (COMMIT_GAP_S)
+        self._committed_at = 0.0  # monotonic time the last committed transaction began (COMMIT_GAP_S, the lease)
+        self._attempt_began = 0.0
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -211,7 +212,9 @@ class PartitionPublisher:
             try:
                 if batch or offset is not None:
                     await self._transaction(batch, offset)
-                    self._committed_at = time.monotonic()
+                    # From before its commit was sent, not from its reply: a loop stalled on the reply must not
+                    # count a fresh lease (`lease.py`).
+                    self._committed_at = self._attempt_began
             except asyncio.CancelledError:
                 # Closed: not a failure of the partition (close() says whether anything was left unpublished).
                 _fail((done, self._next), Fenced("publisher closed"))
@@ -276,6 +279,7 @@ class PartitionPublisher:
             self._on_commit(len(self._pending), time.monotonic() - began)
 
     async def _attempt(self, offset: int | None) -> None:
+        self._attempt_began = time.monotonic()
         if not self._exactly_once:
             await self._send_plainly()
             return

@@ -100,16 +100,6 @@ class ConsumeLoop:
         """Every record of `part` below this offset was handled since it was assigned (0: none yet)."""
         return self._handled.get(part, 0)
 
-    async def end_offset(self, tp: TopicPartitionLike) -> int | None:
-        """The partition's end offset now (read_committed: its last stable offset); None if the broker did not
-        tell in time."""
-        try:
-            ends = await asyncio.wait_for(self._consumer.end_offsets([tp]), PROBE_EVERY_S)
-        except Exception as exc:  # a broker away: the caller assumes the worst
-            log.warning("end_offset_unknown", topic=tp.topic, partition=tp.partition, error=str(exc))
-            return None
-        return int(ends[tp])
-
     def revoked(self, parts: set[Partition]) -> None:
         """Forget what was fetched and not handled: the next owner (maybe this replica) reads it again."""
         for tp in list(self._consumed):

@@ -227,8 +227,11 @@ class Operations:
         ):
             self._registry.pop(result.run_id)
             return  # stopped by a shutdown past its grace: `dispatched` stays, the next owner runs it again
-        if self._ownership.in_handover(item.source):
-            # Between a revoke and the assignment that follows: published if the partition comes back.
+        if self._ownership.in_handover(item.source) or (
+            self._ownership.owns(item.source) and not self._publishers.serving(item.source)
+        ):
+            # Between a revoke and the assignment that follows: published if the partition comes back. Assigned
+            # again, its publisher not made yet (reconciliation makes it): published once the partition is.
             self._ownership.park(item, result)
             return
         self._registry.pop(result.run_id)

@@ -25,8 +25,6 @@ from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
-SUSPECT_ALL = 2**62  # the end offset was not known: every record the dead owner claimed may have run
-
 
 def _names(tps: list[TopicPartitionLike]) -> list[str]:
     return [f"{tp.topic}:{tp.partition}" for tp in tps]
@@ -88,12 +86,14 @@ class Rebalance:
                 parked = self._ownership.unpark(part) if part in back else []
                 died = await self._reconciler.reconcile(part, parked, start_offset=self._loop.handled_up_to(part))
                 if died is not None:
-                    # Its previous owner died holding it: what it claimed, and had received, may have run unrecorded.
-                    end = await self._loop.end_offset(tp)
-                    below = min(died.claim or 0, SUSPECT_ALL if end is None else end)
+                    # Its previous owner died holding it: what it claimed, and had received, may have run unrecorded;
+                    # its claim may reach past the partition's end now (a paused owner reads on when it wakes).
+                    below = died.claim or 0
                     self._ownership.suspect(part, below)
                     log.warning("partition_taken_from_dead_owner", partition=part.partition, suspect_below=below)
             self._ownership.mark_reconciled(part)
+            for item, result in self._ownership.unpark(part):  # finished while the partition was reconciled
+                self._operations.finish_run(item, result)
         self._ownership.close_gaps(back | gone)
 
     def release(self, parts: set[Partition]) -> None:

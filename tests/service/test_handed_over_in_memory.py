@@ -4,6 +4,7 @@ ones still being batched, not an attempt whose record could not be committed. It
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from bridge.service.ledger.topic_ledger import TopicLedger
 from bridge.service.registry import RunRegistry
 from bridge.service.runs import RunItem, received_record
 from tests.polling import eventually
-from tests.service.memory_support import RESULT, FakeExecutor, memory_settings, messages, serving
+from tests.service.memory_support import RESULT, FakeExecutor, memory_settings, messages, serving, until
 from tests.service.service_support import suggestion
 
 
@@ -63,3 +64,33 @@ async def test_an_attempt_whose_record_cannot_commit_is_handed_over(tmp_path: Pa
     with pytest.raises(HandedOver):
         await ledger.attempt_starting("op", item.run.run_id, 2)
     assert lost == ([item.run.run_id] if registered else [])
+
+
+async def test_a_run_that_ends_while_its_partition_is_assigned_again_keeps_its_one_result(tmp_path: Path) -> None:
+    """aiokafka revokes and assigns back at each rebalance: a run that ends after the assignment, before the
+    partition's publisher is made again, is published once it is, as attempt 1, and never runs again."""
+    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
+    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
+    topics = settings.topics
+    async with serving(settings, broker, executor) as service:
+        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
+        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+        reconciler = service._reconciler
+        reconcile = reconciler.reconcile
+
+        async def after_the_run_ended(*args: Any, **kwargs: Any) -> Any:
+            if executor.running:  # the first partition reconciled: the run ends now, before any publisher is made
+                executor.release()
+                # Its result handed to the service: parked for its partition, or (before the fix) dropped.
+                ownership = service._ownership
+                await eventually(lambda: bool(ownership._parked) or service.in_flight == 0, timeout=5, interval=0.005)
+            return await reconcile(*args, **kwargs)
+
+        reconciler.reconcile = after_the_run_ended  # type: ignore[method-assign]
+        await broker.consumers[0].rebalance()
+        (result,) = await until(broker, topics.results, 1, RESULT)
+        reconciler.reconcile = reconcile  # type: ignore[method-assign]
+        await eventually(lambda: service.in_flight == 0, timeout=5, interval=0.005)
+    assert (result["suggestion_id"], result["status"], result["attempt"]) == ("a1", "succeeded", 1)
+    assert executor.names == ["a"]  # once: not run again as attempt 2
+    assert len(messages(broker, topics.results, RESULT)) == 1

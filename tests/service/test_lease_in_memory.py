@@ -148,3 +148,20 @@ async def test_a_drained_replica_releases_its_partitions_and_a_crashed_one_does_
         broker.send(settings.topics.suggestions, suggestion("s", [{"name": "stuck"}], ids=["st"]), key=b"s")
         await until(broker, ledger, 2 + partitions * 3, None)  # received + dispatched, after the markers
     assert "acquired" in _owners(broker, ledger).values()
+
+
+async def test_a_dead_owners_claim_past_the_end_counts_for_the_records_that_come_later(tmp_path: Path) -> None:
+    """An owner claims suggestion records ahead of what it handled, also past the partition's end: paused, not
+    dead, it may read and start them when it wakes. Its next owner counts attempt 1 as made for every record below
+    the claim, those written after the takeover too; the first record past the claim is attempt 1."""
+    settings = memory_settings(tmp_path)
+    broker, executor = MemoryBroker(settings), FakeExecutor()
+    topics = settings.topics
+    broker.send(topics.ledger, owner_marker("acquired", claim=2), key=OWNER_KEY.encode(), partition=0)
+    broker.send(topics.suggestions, suggestion("s", [{"name": "read"}], ids=["read"]), key=b"s", partition=0)
+    async with serving(settings, broker, executor):
+        await until(broker, topics.results, 1, RESULT)
+        for name in ("claimed", "after"):  # offsets 1 (below the claim) and 2
+            broker.send(topics.suggestions, suggestion("s", [{"name": name}], ids=[name]), key=b"s", partition=0)
+        results = await until(broker, topics.results, 3, RESULT)
+    assert sorted((r["suggestion_id"], r["attempt"]) for r in results) == [("after", 1), ("claimed", 2), ("read", 2)]
