@@ -27,7 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     asyncio.run(serve())
     if service.publish_failures:
         for failure in service.publish_failures:
-            print(f"bridge: could not publish: {failure}", file=sys.stderr)
+            print(f"bridge: could not serve: {failure}", file=sys.stderr)
         return EXIT_FAILED
     print("bridge: drained, bye", file=sys.stderr)
     return EXIT_OK

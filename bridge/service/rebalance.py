@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import structlog
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from bridge.contract.results import StopReason
+from bridge.contract.results import RunResult, StopReason
+from bridge.errors import BrokerRefused, Fenced, Retryable
 from bridge.kafka.base import TopicPartitionLike
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.service.consume import ConsumeLoop
@@ -21,9 +23,12 @@ from bridge.service.ownership import Ownership
 from bridge.service.publishing import Publishers
 from bridge.service.reconcile import Reconciler
 from bridge.service.registry import RunRegistry
+from bridge.service.runs import RunItem
 from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
+
+RECONCILE_RETRY_S = 60.0  # how long a partition's reconciliation is tried again before the replica gives up
 
 
 def _names(tps: list[TopicPartitionLike]) -> list[str]:
@@ -46,6 +51,7 @@ class Rebalance:
         reconciler: Reconciler,
         telemetry: Telemetry,
         on_revoked: Callable[[set[Partition]], None] = lambda parts: None,
+        on_fatal: Callable[[str], None] = lambda why: None,
     ) -> None:
         self._suggestions = suggestions_topic
         self._loop = loop
@@ -57,6 +63,7 @@ class Rebalance:
         self._reconciler = reconciler
         self._telemetry = telemetry
         self._on_revoked = on_revoked
+        self._on_fatal = on_fatal
 
     async def on_partitions_revoked(self, revoked: list[TopicPartitionLike]) -> None:
         """Commit what is done on the partitions leaving and stop publishing for them."""
@@ -83,18 +90,49 @@ class Rebalance:
         for tp in assigned:
             part = Partition(tp.topic, tp.partition)
             if tp.topic == self._suggestions:
-                parked = self._ownership.unpark(part) if part in back else []
-                died = await self._reconciler.reconcile(part, parked, start_offset=self._loop.handled_up_to(part))
-                if died is not None:
-                    # Its previous owner died holding it: what it claimed, and had received, may have run unrecorded;
-                    # its claim may reach past the partition's end now (a paused owner reads on when it wakes).
-                    below = died.claim or 0
-                    self._ownership.suspect(part, below)
-                    log.warning("partition_taken_from_dead_owner", partition=part.partition, suspect_below=below)
-            self._ownership.mark_reconciled(part)
+                await self._reconcile(part, self._ownership.unpark(part) if part in back else [])
+            self._ownership.mark_reconciled(part)  # its records wait for this, whatever came of it
             for item, result in self._ownership.unpark(part):  # finished while the partition was reconciled
                 self._operations.finish_run(item, result)
         self._ownership.close_gaps(back | gone)
+
+    async def _reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> None:
+        """Reconcile `part`, trying again while the broker is away (a hiccup must not stall the replica: aiokafka
+        swallows what this listener raises, and the partition's records would wait for good). Fenced meanwhile:
+        the partition is another replica's. Still failing after `RECONCILE_RETRY_S`: the replica cannot serve it,
+        and stops (`on_fatal`) so that the group gives the partition to a replica that can."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, Retryable | BrokerRefused | TimeoutError | OSError)),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_delay(RECONCILE_RETRY_S),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        log.warning(
+                            "reconcile_retry", partition=part.partition, attempt=attempt.retry_state.attempt_number
+                        )
+                    start = self._loop.handled_up_to(part)
+                    died = await self._reconciler.reconcile(part, parked, start_offset=start)
+                    parked = []  # handed to the first attempt
+        except Fenced:
+            log.warning("partition_fenced_while_reconciled", partition=part.partition)
+            self.fenced(part)
+            return
+        except Exception as exc:
+            why = f"could not reconcile {part.topic}:{part.partition}: {type(exc).__name__}: {exc}"
+            log.error("reconcile_failed", partition=part.partition, error=why)
+            self.fenced(part)  # nothing of it runs or is published here any more
+            self._on_fatal(why)
+            return
+        if died is not None:
+            # Its previous owner died holding it: what it claimed, and had received, may have run unrecorded; its
+            # claim may reach past the partition's end now (a paused owner reads on when it wakes).
+            below = died.claim or 0
+            self._ownership.suspect(part, below)
+            log.warning("partition_taken_from_dead_owner", partition=part.partition, suspect_below=below)
 
     def release(self, parts: set[Partition]) -> None:
         """Mark the suggestion partitions of `parts` released (`lease.py`): this replica lets them go cleanly, and

@@ -74,6 +74,7 @@ class BridgeService:
         self.health = Health(stall_after_s=settings.http.stall_after_s)
         self.http_port: int | None = None
         self._stopping = asyncio.Event()
+        self._fatal: list[str] = []  # why this replica stopped by itself (`_fail`)
         self._rebalance: Rebalance | None = None
         self.consumer: MessageConsumer | None = None  # once `run()` connected it
 
@@ -175,8 +176,14 @@ class BridgeService:
 
     @property
     def publish_failures(self) -> list[str]:
-        """What this replica could not publish (known once `run()` returned); `serve` exits non-zero if any."""
-        return self._publishers.failures
+        """What this replica could not publish or serve (known once `run()` returned); `serve` exits non-zero if
+        any."""
+        return self._fatal + self._publishers.failures
+
+    def _fail(self, why: str) -> None:
+        """This replica cannot go on serving (`why`): it stops, and `serve` exits non-zero."""
+        self._fatal.append(why)
+        self.stop()
 
     def stop(self) -> None:
         """Stop taking work; `run()` then drains and returns."""
@@ -227,6 +234,7 @@ class BridgeService:
                 reconciler=self._reconciler,
                 telemetry=self.telemetry,
                 on_revoked=self._control.forget,
+                on_fatal=self._fail,
             )
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=self._rebalance)
             watch = asyncio.create_task(self._broker.watch(loop, stop_watching))
