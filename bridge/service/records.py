@@ -110,8 +110,6 @@ class Records:
         prepared = (
             [] if outcome.operation is None else self._prepare(part, record, outcome, outcome.operation, admission)
         )
-        if prepared is None:
-            return
         letter = admission.dead_letter
         units = len(prepared) + len(admission.replays) + len(admission.answers) + (1 if letter is not None else 0)
         self._tracker.add(part, record.offset, units)
@@ -136,9 +134,10 @@ class Records:
 
     def _prepare(
         self, part: Partition, record: ConsumedRecord, outcome: Accepted, operation: V1Operation, admission: Admission
-    ) -> list[tuple[RunItem, bytes]] | None:
-        """The fresh runs' items and `received` records, built and sized before anything is registered: a record
-        too large refuses the whole message (None), leaving no trace behind."""
+    ) -> list[tuple[RunItem, bytes]]:
+        """The fresh runs' items and `received` records, built and sized before anything is registered. A run whose
+        record would be too large is refused like a suggestion with bad params: a failed answer (in
+        `admission.answers`) and the record's dead letter; the message's other suggestions still run."""
         inline = None
         if operation is not self._templates.get(outcome.template):
             inline = operation.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -150,17 +149,24 @@ class Records:
             ledger_record = received_record(run, outcome.study, outcome.template, inline, print_, attempt=attempt)
             value = ledger_record.to_bytes()
             if len(value) > limit:
-                self._refuse(
-                    part,
-                    record,
-                    DeadLetterError(
-                        type="record_too_large",
-                        field=f"suggestions[{run.index}]",
-                        message=f"its params and metadata make a ledger record of {len(value)} bytes,"
-                        f" more than the {limit} the bridge writes",
-                    ),
+                error = DeadLetterError(
+                    type="record_too_large",
+                    field=f"suggestions[{run.index}]",
+                    message=f"its params and metadata make a ledger record of {len(value)} bytes,"
+                    f" more than the {limit} the bridge writes",
                 )
-                return None
+                refused = Refused(
+                    index=run.index,
+                    run_id=run.run_id,
+                    suggestion_id=run.suggestion_id or "",
+                    given=dict(run.given),
+                    error=error,
+                    iteration=run.iteration,
+                    metadata=run.metadata,
+                )
+                admission.answers.append((refused, print_))
+                admission.dead_letter = admission.dead_letter or error
+                continue
             item = RunItem(run=run, operation=operation, source=part, record=ledger_record, offset=record.offset)
             prepared.append((item, value))
         return prepared
