@@ -20,7 +20,7 @@ class Partition:
 
 
 class OffsetTracker:
-    """Units outstanding per record, per partition; `committable()` gives what may be committed now."""
+    """Units outstanding per record, per partition; `committable(tp)` gives what may be committed now."""
 
     def __init__(self) -> None:
         self._pending: dict[Partition, OrderedDict[int, int]] = {}
@@ -48,10 +48,10 @@ class OffsetTracker:
             pending.popitem(last=False)
             self._committable[tp] = offset + 1
 
-    def committable(self) -> dict[Partition, int]:
-        """The offsets to commit now (next offset to read), and forgets them."""
-        out, self._committable = self._committable, {}
-        return out
+    def committable(self, tp: Partition) -> int | None:
+        """The offset of `tp` to commit now (the next one to read), if it moved, and forgets it. One partition's
+        only: each partition's publisher commits its own, and must not take another's with it."""
+        return self._committable.pop(tp, None)
 
     def revoke(self, tp: Partition) -> None:
         """Forget a partition this consumer no longer owns."""

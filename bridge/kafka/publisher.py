@@ -208,7 +208,7 @@ class PartitionPublisher:
             for record in batch:
                 if record.completes is not None:
                     self._tracker.done(self._source, record.completes)
-            offset = self._tracker.committable().get(self._source)
+            offset = self._tracker.committable(self._source)
             try:
                 if batch or offset is not None:
                     await self._transaction(batch, offset)

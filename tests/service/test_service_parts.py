@@ -47,14 +47,24 @@ def test_an_offset_is_committable_only_once_every_record_before_it_is_done() -> 
     tracker.add(P0, 0, 2)  # a message of two suggestions
     tracker.add(P0, 1, 1)
     tracker.done(P0, 1)
-    assert tracker.committable() == {}  # the slow first record holds the second back
+    assert tracker.committable(P0) is None  # the slow first record holds the second back
     tracker.done(P0, 0)
-    assert tracker.committable() == {}
+    assert tracker.committable(P0) is None
     tracker.done(P0, 0)
-    assert tracker.committable() == {P0: 2}
-    assert tracker.committable() == {}  # handed out once
+    assert tracker.committable(P0) == 2
+    assert tracker.committable(P0) is None  # handed out once
     tracker.add(P0, 2, 0)  # nothing to wait for (a control message)
-    assert tracker.committable() == {P0: 3}
+    assert tracker.committable(P0) == 3
+
+
+def test_a_partitions_committable_offset_waits_for_its_own_publisher_only() -> None:
+    # Each partition's publisher takes its own offset: one partition's transaction must not take (and drop)
+    # another's, whose record (a resend, a stop) then stayed uncommitted until more work came to it.
+    tracker = OffsetTracker()
+    tracker.add(P0, 0, 0)
+    tracker.add(P1, 7, 0)
+    assert tracker.committable(P0) == 1
+    assert tracker.committable(P1) == 8
 
 
 def test_a_revoked_partition_commits_nothing_of_what_it_had_pending() -> None:
@@ -62,7 +72,7 @@ def test_a_revoked_partition_commits_nothing_of_what_it_had_pending() -> None:
     tracker.add(P1, 5, 1)
     tracker.revoke(P1)
     tracker.done(P1, 5)
-    assert tracker.committable() == {}
+    assert tracker.committable(P1) is None
 
 
 async def test_room_is_counted_in_runs_and_a_finished_run_wakes_whoever_waits_for_it(tmp_path: Path) -> None:
