@@ -25,6 +25,7 @@ class Outgoing:
     value: bytes | None  # None: a tombstone
     completes: int | None = None
     partition: int | None = None
+    sheddable: bool = False  # an intermediate event nobody waits for: left out when too many wait for the broker
 
 
 class TopicPartitionLike(Protocol):

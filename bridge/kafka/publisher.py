@@ -36,6 +36,10 @@ answering its commit; a transaction begun before that is refused with Concurrent
 waits 20 ms (measured on one local broker: a transaction takes ~1 ms, ~22 ms at p90 back to back, ~1 ms at p90
 with a 1 ms gap). Records that arrive meanwhile join the next transaction: a group commit every few ms."""
 
+MAX_SHEDDABLE_QUEUED = 1000
+"""Progress events of one partition waiting for the broker: past it, new ones are left out (they are optional;
+results, ledger records and operation events are bounded by the runs in flight and never left out)."""
+
 
 class PartitionPublisher:
     """Owns the transactional producer of one input partition and publishes its records in transactions."""
@@ -79,6 +83,8 @@ class PartitionPublisher:
         self._pending: list[Outgoing] = []  # the batch of the transaction under way, less what the broker refused
         self._committed_at = 0.0  # monotonic time the last committed transaction began (COMMIT_GAP_S, the lease)
         self._attempt_began = 0.0
+        self._sheddable = 0  # sheddable records in `_queue`
+        self.shed = 0  # sheddable records left out: too many were waiting for the broker
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -128,6 +134,15 @@ class PartitionPublisher:
             return failed
         if replacing is not None and self._substitute(replacing, record):
             return self._next
+        if record.sheddable:
+            if self._sheddable >= MAX_SHEDDABLE_QUEUED:  # the broker is away: progress piles up, the rest is bounded
+                self.shed += 1
+                if self.shed == 1 or self.shed % 1000 == 0:
+                    log.warning("progress_shed", transactional_id=self.transactional_id, shed=self.shed)
+                shed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                shed.set_result(None)
+                return shed
+            self._sheddable += 1
         self._queue.append(record)
         self._wakeup.set()
         return self._next
@@ -202,7 +217,7 @@ class PartitionPublisher:
             if (gap := self._committed_at + COMMIT_GAP_S - time.monotonic()) > 0:
                 await asyncio.sleep(gap)
             self._wakeup.clear()
-            batch, self._queue = self._queue, []
+            batch, self._queue, self._sheddable = self._queue, [], 0
             done, self._next = self._next, asyncio.get_running_loop().create_future()
             self._in_transaction = done
             for record in batch:

@@ -214,7 +214,8 @@ class Operations:
     def progress(self, item: RunItem, event: ProgressEvent) -> None:
         """An intermediate metric: published as it comes (no ledger record)."""
         value = event.model_dump_json(by_alias=True).encode()
-        self._publishers.publish(item.source, Outgoing(self._topics.results, item.study.encode(), value))
+        out = Outgoing(self._topics.results, item.study.encode(), value, sheddable=True)
+        self._publishers.publish(item.source, out)
 
     def finish_run(self, item: RunItem, result: RunResult) -> None:
         """A run's one final result: published with its `finished` ledger record, in one transaction."""
