@@ -332,3 +332,10 @@ class _MemoryPartitionPublisher(PartitionPublisher):
 
     def _new_producer(self) -> Any:
         return _MemoryProducer(self._memory, self.transactional_id)
+
+    async def _committed_offset(self) -> int | None:
+        return self._memory.committed_offset(self._source.topic, self._source.partition)
+
+    async def _ledger_tail(self, count: int) -> list[tuple[bytes | None, bytes | None]]:
+        records = self._memory.records(self._settings.topics.ledger, self._source.partition)
+        return [(r.key, r.value) for r in records[-count:]]

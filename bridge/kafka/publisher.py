@@ -26,7 +26,9 @@ from bridge.errors import BrokerRefused, Fenced, PublishIncomplete, Retryable
 from bridge.kafka.base import Outgoing
 from bridge.kafka.connection import client_kwargs
 from bridge.kafka.errors import from_the_broker, kafka_error, publishing_may_go_on, refuses_the_record
+from bridge.kafka.lookups import Lookups
 from bridge.kafka.offsets import OffsetTracker, Partition
+from bridge.kafka.reader import read_tail
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +86,7 @@ class PartitionPublisher:
         self._committed_at = 0.0  # monotonic time the last committed transaction began (COMMIT_GAP_S, the lease)
         self._attempt_began = 0.0
         self._sheddable = 0  # sheddable records in `_queue`
+        self._unsure = False  # the last attempt failed after its commit was sent: it may have committed
         self.shed = 0  # sheddable records left out: too many were waiting for the broker
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -287,6 +290,11 @@ class PartitionPublisher:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     await self._renew_producer()  # an aborted transaction can leave the producer unusable
+                    if self._unsure and await self._landed(offset):
+                        # The commit failed on its way back (aiokafka's "Unexpected error during batch delivery"
+                        # after EndTxn): the broker had committed it. Sending the batch again would publish it twice.
+                        log.warning("transaction_had_committed", transactional_id=self.transactional_id)
+                        break
                 await self._attempt(offset)
         if retrying.statistics.get("attempt_number", 1) > 1 and self._on_trouble is not None:
             self._on_trouble(self._source, None)
@@ -299,6 +307,7 @@ class PartitionPublisher:
             await self._send_plainly()
             return
         futures: list[asyncio.Future[object]] = []
+        self._unsure = False
         try:
             async with self._producer.transaction():
                 for r in self._pending:
@@ -310,6 +319,7 @@ class PartitionPublisher:
                     )
                 if futures:
                     await asyncio.gather(*futures)
+                self._unsure = True  # from here, a failure may come after the broker committed (the commit's reply)
         except Exception as exc:
             refused = _refused(self._pending, futures, exc) if from_the_broker(exc) else []
             for r in refused:
@@ -322,6 +332,27 @@ class PartitionPublisher:
                 # in a way aiokafka does not type (its sender dies with a bare error after a broker restart).
                 error = Retryable(f"{doing}: {type(exc).__name__}: {exc}")
             raise error from exc
+
+    async def _landed(self, offset: int | None) -> bool:
+        """Whether the transaction of `_pending` whose commit failed on its way back was committed after all: the
+        group's offset reached `offset`, or (no offset in it) its ledger records are the last ones committed to
+        the ledger partition, which only this partition's publisher writes. Unsure (neither to compare): False."""
+        try:
+            if offset is not None:
+                return (await self._committed_offset() or 0) >= offset
+            ledger = [(r.key, r.value) for r in self._pending if r.topic == self._settings.topics.ledger]
+            return bool(ledger) and await self._ledger_tail(len(ledger)) == ledger
+        except Exception as exc:  # cannot tell: trying again is what it did before
+            log.warning("transaction_outcome_unknown", transactional_id=self.transactional_id, error=str(exc))
+            return False
+
+    async def _committed_offset(self) -> int | None:
+        async with Lookups(self._settings.kafka) as lookups:
+            return await lookups.committed(self._settings.kafka.group_id, self._source)
+
+    async def _ledger_tail(self, count: int) -> list[tuple[bytes | None, bytes | None]]:
+        """The last `count` committed records of the ledger partition of this publisher's number."""
+        return await read_tail(self._settings, Partition(self._settings.topics.ledger, self._source.partition), count)
 
     async def _send_plainly(self) -> None:
         """The benchmark's path without guarantees: what users see (results, events), acknowledged, and nothing

@@ -154,3 +154,36 @@ async def read_to_end(
         log.info("partition_read_to_end", topic=topic, partition=partition, start=start, end=end, read=read)
     finally:
         await consumer.stop()
+
+
+async def read_tail(
+    settings: BridgeSettings, part: Partition, count: int, *, timeout_s: float = 30.0
+) -> list[tuple[bytes | None, bytes | None]]:
+    """The (key, value) of the last `count` committed records of `part` (fewer if it holds fewer); raises
+    TimeoutError when they cannot be read in `timeout_s`."""
+    tp = TopicPartition(part.topic, part.partition)
+    consumer = AIOKafkaConsumer(
+        **client_kwargs(settings.kafka),
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=max(settings.limits.max_record_bytes, 1024 * 1024),
+    )
+    with as_bridge_errors(f"read the end of {part.topic}:{part.partition}"):
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            begin = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+            # Each transaction's commit marker takes an offset too: read a little before, keep the last `count`.
+            consumer.seek(tp, max(begin, end - 2 * count - 2))
+            records: list[tuple[bytes | None, bytes | None]] = []
+            deadline = time.monotonic() + timeout_s
+            while await consumer.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{part.topic}:{part.partition} not read to its end ({end}) in {timeout_s:g} s")
+                batch = await consumer.getmany(tp, timeout_ms=500)
+                records += [(r.key, r.value) for r in batch.get(tp, [])]
+            return records[-count:]
+        finally:
+            await consumer.stop()
