@@ -25,6 +25,7 @@ import contextlib
 import os
 import random
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -116,6 +117,17 @@ class KafkaBroker:
         finally:
             await asyncio.to_thread(self.start)
 
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """SIGSTOP the broker inside the block: the kernel still accepts its connections, and nothing answers
+        them. SIGCONT on leaving the block, even when the block fails."""
+        pid = int((self.run_dir / "kafka.pid").read_text().strip())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
     def _env(self) -> dict[str, str]:
         """kafka.sh's environment: this broker's run dir, ports and timeouts."""
         return {
@@ -181,6 +193,12 @@ class ExternalKafkaBroker:
 
     @contextlib.asynccontextmanager
     async def outage(self, *, crash: bool = False) -> AsyncIterator[None]:
+        """Skip the test: this session does not own the broker."""
+        self._skip()
+        yield  # pragma: no cover - _skip raises
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
         """Skip the test: this session does not own the broker."""
         self._skip()
         yield  # pragma: no cover - _skip raises

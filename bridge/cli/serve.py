@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from bridge.cli.common import settings_of
 from bridge.errors import EXIT_FAILED, EXIT_OK
@@ -22,6 +23,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.stop)
+        loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)  # `kill -USR1`: where every task waits, on stderr
         await service.run()
 
     asyncio.run(serve())
@@ -61,3 +63,17 @@ def cmd_schema(args: argparse.Namespace) -> int:
     for path in write_schemas(Path(args.out)):
         print(path)
     return EXIT_OK
+
+
+def _dump_tasks() -> None:
+    """Print where each asyncio task of the replica waits (its chain of awaits, outermost first), for an operator
+    who finds it stuck: `kill -USR1 <pid>`."""
+    for task in asyncio.all_tasks():
+        chain: list[str] = []
+        awaited: Any = task.get_coro()
+        while awaited is not None and len(chain) < 20:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+        print(f"bridge: task {task.get_name()}: {' -> '.join(chain) or '(no frame)'}", file=sys.stderr, flush=True)

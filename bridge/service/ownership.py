@@ -92,10 +92,12 @@ class Ownership:
             await self._gaps.setdefault(part, asyncio.Event()).wait()
 
     def drop(self, part: Partition) -> None:
-        """Lost for good (fenced by another replica)."""
+        """Lost for good (fenced by another replica): whoever waits to know whether it comes back learns it does
+        not (a record it waits to publish would otherwise hold its run's slot for good)."""
         self._owned.discard(part)
         self._handover.discard(part)
         self._suspect_below.pop(part, None)
+        self.close_gaps({part})
 
     def drop_all(self) -> None:
         """Publish nothing more (shutdown past its grace)."""

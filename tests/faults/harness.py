@@ -28,6 +28,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -187,6 +188,18 @@ class Replica:
         )
         return time.monotonic() - began
 
+    def pause(self) -> float:
+        """SIGSTOP the bridge (its runs, in their own process groups, go on); returns when."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        return time.time()
+
+    def resume(self) -> float:
+        """SIGCONT the paused bridge; returns when."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+        return time.time()
+
     def kill9(self) -> float:
         """SIGKILL the bridge (its runs die with it: PR_SET_PDEATHSIG); returns the time of the kill."""
         assert self.proc is not None and self.alive(), f"replica {self.name} is not running"
@@ -217,6 +230,17 @@ class Replica:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def rebalances(self, since: float) -> list[float]:
+        """When this replica was assigned partitions after `since` (its log's `partitions_assigned` lines): each
+        a moment partitions may have moved, so runs in flight elsewhere may run again here."""
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if "partitions_assigned" in line and line[:4].isdigit():
+                at = datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+                if at >= since:
+                    out.append(at)
+        return out
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -94,3 +94,25 @@ async def test_a_run_that_ends_while_its_partition_is_assigned_again_keeps_its_o
     assert (result["suggestion_id"], result["status"], result["attempt"]) == ("a1", "succeeded", 1)
     assert executor.names == ["a"]  # once: not run again as attempt 2
     assert len(messages(broker, topics.results, RESULT)) == 1
+
+
+async def test_a_fenced_replica_given_its_partition_back_answers_every_suggestion(tmp_path: Path) -> None:
+    """A zombie woken: its producer fenced by the replica that took its partition, it hands its runs over, then
+    the group gives it the partition back (the other replica left meanwhile). What it had in flight runs again
+    from the ledger, and every suggestion gets its one result."""
+    settings = memory_settings(tmp_path, executor={"max_parallel": 2}, batching={"linger_ms": 0})
+    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True, max_parallel=2)
+    topics = settings.topics
+    names = [f"r{i}" for i in range(6)]
+    async with serving(settings, broker, executor) as service:
+        broker.send(topics.suggestions, suggestion("s", [{"name": n} for n in names[:3]], ids=names[:3]), key=b"s")
+        broker.send(topics.suggestions, suggestion("s", [{"name": n} for n in names[3:]], ids=names[3:]), key=b"s")
+        await eventually(lambda: len(executor.running) == 2, timeout=5, interval=0.005)
+        (part,) = {r.partition for r in broker.records(topics.suggestions)}
+        broker.fence(f"{settings.kafka.group_id}.{topics.suggestions}.{part}")
+        broker.send(topics.suggestions, suggestion("s", [{"name": "late"}], ids=["late"]), key=b"s")
+        await eventually(lambda: service.in_flight == 0, timeout=5, interval=0.005)  # all handed over
+        executor.release()
+        await broker.consumers[0].rebalance()  # the partition comes back
+        results = await until(broker, topics.results, 7, RESULT)
+    assert sorted(r["suggestion_id"] for r in results) == sorted([*names, "late"])

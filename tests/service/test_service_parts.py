@@ -138,3 +138,18 @@ def test_admission_sorts_runs_into_fresh_waiting_and_conflicting(tmp_path: Path)
     assert [refused for refused, _ in admission.answers] == admission.conflicts  # answered under their own run id
     assert admission.conflicts[0].run_id != again.runs[1].run_id
     assert admission.replays == []
+
+
+async def test_a_partition_lost_for_good_wakes_whoever_waits_to_know_whether_it_comes_back() -> None:
+    # A run waiting to publish its attempt's record for a partition between a revoke and the next assignment
+    # holds its slot; fenced meanwhile, the partition never comes back, and the run must learn it (it used to
+    # wait for good, every other run queued behind its slot).
+    ownership = Ownership()
+    ownership.assign({P0})
+    ownership.revoke({P0})
+    waiting = asyncio.ensure_future(ownership.wait_gap(P0))
+    done, _ = await asyncio.wait({waiting}, timeout=0)  # one turn of the loop: it waits now
+    assert not done
+    ownership.drop(P0)
+    await asyncio.wait_for(waiting, timeout=5)
+    assert not ownership.owns(P0)
