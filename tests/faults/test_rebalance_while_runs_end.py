@@ -22,7 +22,10 @@ async def test_replicas_join_and_leave_while_runs_end(kafka_bootstrap: str, tmp_
     rng = random.Random(SEED)
     cluster = Cluster(kafka_bootstrap, tmp_path, max_parallel=4, concurrency=4)
     steady = [cluster.replica("a"), cluster.replica("b")]
-    study = Study(kafka_bootstrap, cluster.settings.topics.suggestions, seed=SEED, sleep=(0.05, 0.3))
+    # Spread over 30 s: both rounds of joining and leaving land while runs are in flight and ending.
+    study = Study(
+        kafka_bootstrap, cluster.settings.topics.suggestions, seed=SEED, sleep=(0.05, 0.3), publish_over_s=30.0
+    )
     checker = Checker(cluster, study, "rebalance_while_runs_end")
     faults: list[Fault] = []
     try:
@@ -30,8 +33,8 @@ async def test_replicas_join_and_leave_while_runs_end(kafka_bootstrap: str, tmp_
             replica.start()
         await asyncio.gather(*(r.wait_ready(timeout=90) for r in steady))
         study.start()
+        await checker.executions.wait_running(since=time.time() - 1, timeout=45)
         for round_ in range(2):
-            await checker.executions.wait_running(since=time.time() - 1, timeout=45)
             joiner = cluster.replica(f"j{round_}")
             joiner.start()
             await joiner.wait_ready(timeout=90)
