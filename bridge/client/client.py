@@ -156,14 +156,16 @@ class BridgeClient:
         deadline = time.monotonic() + self._connect_timeout_s
         while True:
             (described,) = await lookups.topics(topic)
-            if described.exists and described.led:
-                return described.led
+            if described.exists and described.partitions and described.led == described.partitions:
+                return described.led  # every partition: one without a leader yet would never be read
             if not described.authorized:
                 if optional:
                     return frozenset()
                 raise PermissionError(f"not authorized to read topic {topic} (see deploy/kafka/ACLS.md)")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic} does not exist (is `bridge serve` running?)")
+                raise TimeoutError(
+                    f"topic {topic} does not exist, or not every partition has a leader (is `bridge serve` running?)"
+                )
             await asyncio.sleep(0.2)  # the topic is being created by the bridge: poll its metadata
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bridge.config.sections import TopicsSettings
 from bridge.contract.results import RunResult, RunStatus
+from bridge.kafka.connection import wait_for_leaders
 from tests.kafka_broker import _free_ports
 from tests.polling import eventually
 
@@ -28,6 +29,7 @@ async def fresh_topics(bootstrap: str, partitions: int = 4) -> TopicsSettings:
     try:
         wanted = (topics.results, topics.dead_letters, topics.suggestions)
         await admin.create_topics([NewTopic(t, partitions, 1) for t in wanted])
+        await wait_for_leaders(admin, dict.fromkeys(wanted, partitions), timeout_s=30)
     finally:
         await admin.close()
     return topics
