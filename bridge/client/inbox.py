@@ -6,10 +6,10 @@ because another caller's wait happened to be the one that read it, whatever orde
 
 What is kept, and for how long (`keep`, 10,000 by default, bounds each part):
 - A final result stays until it is taken (by `results`, `next_result` or a `Study`); once taken it stays readable
-  for `answers` until it ages out like any other.
-- Past `keep` results in all, the oldest go first, the results this client expects last: those of suggestions it
-  sent, or that a caller is waiting for, are dropped only once `keep` of them lie here untaken. The results of other
-  studies and other optimizers on the same topic, and those already taken, never push one out.
+  for `answers` while there is room.
+- Past `keep` results in all, the oldest go first: taken ones before any other, then untaken results this client
+  does not expect (other studies, other optimizers on the same topic), and last those it expects (of suggestions
+  it sent, or that a caller is waiting for): one of those goes only once `keep` of them lie here untaken.
 - Dead letters: the last `keep`, by the position of the record each one refuses.
 - Each listener (a `stream()`, an `answers()` wait) gets everything read while it listens, up to `keep` it has not
   taken yet.
@@ -80,7 +80,8 @@ class Inbox:
         """Results dropped before anyone took them (past the bound)."""
         self._read = 0  # items read so far: the sequence number of the last one
         self._mine: OrderedDict[int, RunResult] = OrderedDict()  # expected and untaken, by sequence number
-        self._others: OrderedDict[int, RunResult] = OrderedDict()  # the rest, by sequence number
+        self._others: OrderedDict[int, RunResult] = OrderedDict()  # not expected, untaken, by sequence number
+        self._taken: OrderedDict[int, RunResult] = OrderedDict()  # taken, kept for `answers`, by sequence number
         self._untaken: dict[Key, deque[int]] = {}
         self._expected: OrderedDict[Key, None] = OrderedDict()
         self._letters: OrderedDict[Position, DeadLetter] = OrderedDict()
@@ -104,7 +105,7 @@ class Inbox:
                 _trim(self._letters, self.keep)
             for listener in self._listeners:
                 listener.hear(item)
-        while len(self._mine) + len(self._others) > self.keep:
+        while len(self._mine) + len(self._others) + len(self._taken) > self.keep:
             self._drop_oldest()
         self._wake()
 
@@ -135,7 +136,8 @@ class Inbox:
         """The results kept that were read after the record at `position` was sent (all kept results when this
         client did not send it, or sent it too long ago to remember), taken or not, in read order."""
         mark = self._marks.get(position, 0)
-        found = [(seq, r) for pool in (self._mine, self._others) for seq, r in pool.items() if seq > mark]
+        pools = (self._mine, self._others, self._taken)
+        found = [(seq, r) for pool in pools for seq, r in pool.items() if seq > mark]
         return [r for _, r in sorted(found, key=lambda pair: pair[0])]
 
     def letter_at(self, position: Position) -> DeadLetter | None:
@@ -156,9 +158,9 @@ class Inbox:
         if not seqs:
             del self._untaken[key]
         self._expected.pop(key, None)
-        if seq in self._mine:  # taken: still readable by `answers`, no longer kept before others
-            self._others[seq] = self._mine.pop(seq)
-        return self._others[seq]
+        result = self._mine.pop(seq) if seq in self._mine else self._others.pop(seq)
+        self._taken[seq] = result  # still readable by `answers`, the first to go
+        return result
 
     def take_first(self, keys: Iterable[Key]) -> RunResult | None:
         """Take the result read first among the untaken results of `keys`."""
@@ -205,7 +207,7 @@ class Inbox:
         return self._mine[seq] if seq in self._mine else self._others[seq]
 
     def _drop_oldest(self) -> None:
-        seq, result = (self._others or self._mine).popitem(last=False)
+        seq, result = (self._taken or self._others or self._mine).popitem(last=False)
         key = _key(result)
         seqs = self._untaken.get(key)
         if seqs and seq in seqs:  # not taken yet: an answer lost
