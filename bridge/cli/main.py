@@ -252,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         "publish a suggestion message to the bridge, then report what became of each suggestion",
         "Each suggestion's id, run id and state: accepted, answered (from cache, or replayed for one sent before), "
         "or refused with its reason and field. With a config that has templates (-c), the message is checked "
-        "against them first, and nothing is sent when any suggestion is refused. Exit 2 when any was refused.",
+        "against them first, and nothing is sent when any suggestion is refused. Exit 2 when any was refused, "
+        "1 when any has no answer within --wait, 0 when each was accepted or answered (--no-wait: 0 once sent).",
     )
     _kafka_flags(submit)
     submit.add_argument("--study", default=None, help="the study (the message key); overrides the file's")

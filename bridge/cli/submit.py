@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bridge.cli.common import DETAIL, cut, reason, settings_of, table_lines
-from bridge.errors import EXIT_INVALID, EXIT_OK, InvalidInput
+from bridge.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 
 if TYPE_CHECKING:
     from bridge.client.answer_book import Answer
@@ -60,7 +60,8 @@ def _answer_detail(answer: Answer, waited_s: float) -> str:
 
 
 def print_answers(answers: Iterable[Answer], *, waited_s: float) -> int:
-    """Print what became of each suggestion sent; the exit code: 2 when any was refused."""
+    """Print what became of each suggestion sent; the exit code: 2 when any was refused, else 1 when any has no
+    answer yet, else 0 (each accepted or answered)."""
     answers = list(answers)
     rows = []
     for a in answers:
@@ -73,6 +74,10 @@ def print_answers(answers: Iterable[Answer], *, waited_s: float) -> int:
     if refused:
         print(f"{refused} suggestion(s) refused: nothing runs for them", file=sys.stderr)
         return EXIT_INVALID
+    unanswered = sum(1 for a in answers if a.state == "pending")
+    if unanswered:
+        print(f"{unanswered} suggestion(s) without an answer within {waited_s:g} s", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -102,7 +107,8 @@ def _read_suggestions(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    """Publish one suggestion message, then report what became of each suggestion (exit 2 when any was refused)."""
+    """Publish one suggestion message, then report what became of each suggestion (exit 2 when any was refused, 1
+    when any has no answer within `--wait`)."""
     from pydantic import ValidationError
 
     from bridge.client import BridgeClient

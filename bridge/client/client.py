@@ -9,24 +9,35 @@ result whose `error` says why. To know what became of each suggestion of one mes
 message included, send it with `submit_message` and wait with `answers`:
 
         sent = await bridge.submit_message(message)
-        for answer in (await bridge.service.answers(sent, timeout=5)).values():
+        for answer in (await bridge.answers(sent, timeout=5)).values():
             print(answer.suggestion_id, answer.run_id, answer.state, answer.reason)
 
-The client reads the results and dead-letter topics from where they end when the client starts (read_committed),
-so it sees every answer to what it submits afterwards, and nothing older.
+The client reads the results and dead-letter topics from where they end when it starts (read_committed), so it
+sees every answer to what it submits afterwards, and nothing older. One reader task reads them into one inbox
+(inbox.py), and every way of waiting takes from it: `results`, `next_result`, `answers`, `stream` and `Study`
+agree, in any order and from any number of tasks, and nothing one of them read is lost to another (within the
+inbox's documented bound, `keep_results`).
+
+A client belongs to the event loop it started on. From another thread, run its coroutines on that loop:
+
+        answers = asyncio.run_coroutine_threadsafe(bridge.results("s", ids, timeout=60), bridge.loop).result()
+
+Awaiting them on another loop raises `WrongLoop` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
 
 from bridge.client.answer_book import Answer, AnswerBook, Submission
+from bridge.client.inbox import KEEP, Inbox, Item, Position
 from bridge.config.sections import KafkaSettings, TopicsSettings
 from bridge.contract.dead_letters import DeadLetter
 from bridge.contract.decoders import Decoded, Unreadable, read_dead_letter, read_result
@@ -40,22 +51,33 @@ from bridge.kafka.writer import TopicWriter
 
 log = structlog.get_logger(__name__)
 _M = TypeVar("_M")
+_HANDLED_EVERY_S = 0.25  # how often `answers` asks the broker whether the bridge committed the message
 
 
 class ResultsTimeout(TimeoutError):
     """Not every awaited result arrived in time; `received` holds those that did."""
 
     def __init__(
-        self, missing: Sequence[str], received: Mapping[str, RunResult], unreadable: Mapping[str, int] | None = None
+        self,
+        missing: Sequence[str],
+        received: Mapping[str, RunResult],
+        unreadable: Mapping[str, int] | None = None,
+        dropped: int = 0,
     ) -> None:
         text = f"{len(missing)} result(s) did not arrive in time: {', '.join(list(missing)[:5])}"
         if unreadable:  # maybe they came, in a form this client cannot read: say so
             text += "; records this client could not read meanwhile: " + "; ".join(
                 f"{n} x {why}" for why, n in unreadable.items()
             )
+        if dropped:  # maybe they came, and were dropped before anyone took them
+            text += f"; {dropped} result(s) were dropped untaken, past the client's keep_results"
         super().__init__(text)
         self.missing = list(missing)
         self.received = dict(received)
+
+
+class WrongLoop(RuntimeError):
+    """A client's coroutine was awaited on another event loop than the one the client started on."""
 
 
 class BridgeClient:
@@ -68,14 +90,19 @@ class BridgeClient:
         kafka: KafkaSettings | None = None,
         topics: TopicsSettings | None = None,
         connect_timeout_s: float = 30.0,
+        keep_results: int = KEEP,
     ) -> None:
+        """`keep_results` bounds what the client keeps of what it read and nobody took yet (see inbox.py)."""
         base = kafka or KafkaSettings()
         self._kafka = base.model_copy(update={"bootstrap_servers": bootstrap_servers}) if bootstrap_servers else base
         self._topics = topics or TopicsSettings()
         self._connect_timeout_s = connect_timeout_s
+        self._keep = keep_results
         self._producer: TopicWriter | None = None
         self._consumer: TopicReader | None = None
-        self._seen: dict[tuple[str, str], RunResult] = {}
+        self._inbox: Inbox | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.unreadable: Counter[str] = Counter()
         """Records of the results and dead-letter topics this client skipped, by why it could not read them
         (a newer bridge's schema version, or not a message at all)."""
@@ -91,8 +118,21 @@ class BridgeClient:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the client started on, where its coroutines run."""
+        if self._loop is None:
+            raise RuntimeError("start() the client first")
+        return self._loop
+
+    @property
+    def dropped(self) -> int:
+        """Results read and dropped before anyone took them (more than `keep_results` left untaken)."""
+        return 0 if self._inbox is None else self._inbox.dropped
+
     async def start(self) -> None:
         """Connect, and start reading results from the end of the results topic."""
+        self._loop = asyncio.get_running_loop()
         self._producer = TopicWriter(self._kafka)
         await self._producer.start("connect", give_up_after_s=self._connect_timeout_s)
         self._consumer = TopicReader(self._kafka)
@@ -108,28 +148,63 @@ class BridgeClient:
         parts = [Partition(self._topics.results, p) for p in sorted(partitions)]
         parts += [Partition(self._topics.dead_letters, p) for p in sorted(letters)]
         await self._consumer.assign(parts, at="end")  # the positions are pinned now, before anything is submitted
+        self._inbox = Inbox(self._keep)
+        self._reader = asyncio.create_task(self._read(self._consumer, self._inbox), name="bridge-client-reader")
 
     async def _wait_partitions(self, lookups: Lookups, topic: str, *, optional: bool = False) -> frozenset[int]:
         """The partitions of `topic` once it exists; none when `optional` and this principal may not read it."""
         deadline = time.monotonic() + self._connect_timeout_s
         while True:
             (described,) = await lookups.topics(topic)
-            if described.exists and described.led:
-                return described.led
+            if described.exists and described.partitions and described.led == described.partitions:
+                return described.led  # every partition: one without a leader yet would never be read
             if not described.authorized:
                 if optional:
                     return frozenset()
                 raise PermissionError(f"not authorized to read topic {topic} (see deploy/kafka/ACLS.md)")
             if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic} does not exist (is `bridge serve` running?)")
+                raise TimeoutError(
+                    f"topic {topic} does not exist, or not every partition has a leader (is `bridge serve` running?)"
+                )
             await asyncio.sleep(0.2)  # the topic is being created by the bridge: poll its metadata
 
     async def stop(self) -> None:
-        """Disconnect."""
+        """Disconnect; waits still going in other tasks raise `RuntimeError`."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if self._inbox is not None:
+            self._inbox.fail(RuntimeError("the BridgeClient was stopped"))
         if self._producer is not None:
             await self._producer.stop()
         if self._consumer is not None:
             await self._consumer.stop()
+
+    async def _read(self, consumer: TopicReader, inbox: Inbox) -> None:
+        """The one reader: every record of the results and dead-letter topics, into the inbox."""
+        try:
+            while True:
+                records = await consumer.read(1.0)
+                # No await from the read to the put: once the consumer's position is past a record, the inbox has it.
+                inbox.put(item for record in records if (item := self._decode(record)) is not None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every wait raises it, rather than waiting out its timeout
+            log.warning("client_reader_failed", error=str(exc))
+            inbox.fail(exc)
+
+    def _here(self) -> Inbox:
+        """The inbox, after checking this runs on the client's own loop."""
+        if self._inbox is None or self._loop is None:
+            raise RuntimeError("start() the client first")
+        if asyncio.get_running_loop() is not self._loop:
+            raise WrongLoop(
+                "this BridgeClient belongs to the event loop it started on; from another thread run its coroutines "
+                "there: asyncio.run_coroutine_threadsafe(client.results(...), client.loop).result()"
+            )
+        return self._inbox
 
     async def submit(
         self,
@@ -163,14 +238,19 @@ class BridgeClient:
     async def submit_message(self, message: SuggestionMessage) -> Submission:
         """Publish a suggestion message as it is, wait until the broker has it, and say where it landed (what
         `answers` matches the bridge's answers to)."""
-        assert self._producer is not None, "start() the client first"
+        inbox = self._here()
+        assert self._producer is not None
+        ids = message.suggestion_ids()
+        inbox.expect((message.study, sid) for sid in ids)
+        mark = inbox.mark()  # before sending: every answer to it is read after this
         sent = await self._producer.send(
             self._topics.suggestions, message.to_json().encode(), key=message.study.encode()
         )
+        inbox.sent((sent.topic, sent.partition, sent.offset), mark)
         return Submission(
             study=message.study,
             template=message.template,
-            suggestion_ids=message.suggestion_ids(),
+            suggestion_ids=ids,
             topic=sent.topic,
             partition=sent.partition,
             offset=sent.offset,
@@ -179,27 +259,43 @@ class BridgeClient:
     async def answers(self, submission: Submission, *, timeout: float) -> dict[str, Answer]:
         """What became of each suggestion of `submission`, waiting up to `timeout` seconds: until each has its
         answer, or the bridge has committed the message (what it caused is durable: the runs it took are
-        `accepted`, the rest answered). Those without an answer by then are `pending`."""
-        # Only what is read from here on: an answer kept from before would be an earlier submission's.
+        `accepted`, the rest answered). Those without an answer by then are `pending`. Answers read before the
+        call count (those read since this client sent it); none is taken from `results` or `Study`."""
+        inbox = self._here()
         book = AnswerBook(submission)
+        position: Position = (submission.topic, submission.partition, submission.offset)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         ends: dict[Partition, int] | None = None  # where the answers committed with the message end
-        async with Lookups(self._kafka) as lookups:
-            while not book.complete and loop.time() < deadline:
-                if ends is not None and await self._read_up_to(ends):
-                    book.settle()
-                    break
-                for record in await self._poll(max(0.0, min(0.5, deadline - loop.time()))):
-                    if record.topic == self._topics.results:
-                        if (result := self._result(record)) is not None:
-                            self._note(result)
-                            book.take_result(result)
-                    elif (letter := self._letter(record)) is not None and book.take_letter(letter):
-                        ends = ends or await self._ends()
-                if ends is None and await self._handled(lookups, submission):
-                    ends = await self._ends()
+        asked_at = -_HANDLED_EVERY_S
+        with inbox.listen() as listener:
+            # No await from listening to the look back: each answer is heard or found, none missed.
+            self._note(book, inbox.results_since(position))
+            letter = inbox.letter_at(position)
+            if letter is not None:
+                book.take_letter(letter)
+            async with Lookups(self._kafka) as lookups:
+                while not book.complete and loop.time() < deadline:
+                    if ends is None and book.letter is not None:
+                        ends = await self._ends()
+                    if ends is None and loop.time() - asked_at >= _HANDLED_EVERY_S:
+                        asked_at = loop.time()
+                        if await self._handled(lookups, submission):
+                            ends = await self._ends()
+                    if ends is not None and await self._read_up_to(ends):
+                        self._note(book, listener.drain())
+                        book.settle()
+                        break
+                    self._note(book, await listener.wait(max(0.0, min(0.5, deadline - loop.time()))))
         return book.answers()
+
+    @staticmethod
+    def _note(book: AnswerBook, items: Iterable[Item]) -> None:
+        for item in items:
+            if isinstance(item, RunResult):
+                book.take_result(item)
+            else:
+                book.take_letter(item)
 
     async def _handled(self, lookups: Lookups, submission: Submission) -> bool:
         """The bridge's group committed the message's offset: it commits only with what the message caused."""
@@ -208,10 +304,6 @@ class BridgeClient:
         except (BrokerRefused, Retryable):
             return False  # not allowed to see the group (ACLs), or it is rebalancing: answers alone then
         return at is not None and at > submission.offset
-
-    async def _poll(self, timeout_s: float) -> list[Record]:
-        assert self._consumer is not None, "start() the client first"
-        return await self._consumer.read(timeout_s)
 
     async def _ends(self) -> dict[Partition, int]:
         assert self._consumer is not None
@@ -222,16 +314,15 @@ class BridgeClient:
         assert self._consumer is not None
         return not await self._consumer.behind(ends)
 
-    def _result(self, record: Record) -> RunResult | None:
-        """The final result a results-topic record holds; None for a progress event or a record not readable."""
-        read = self._read(read_result(record.value), record)
-        return read.message if read is not None and isinstance(read.message, RunResult) else None
+    def _decode(self, record: Record) -> RunResult | DeadLetter | None:
+        """The final result or dead letter a record holds; None for a progress event or a record not readable."""
+        if record.topic == self._topics.results:
+            result = self._read_one(read_result(record.value), record)
+            return result.message if result is not None and isinstance(result.message, RunResult) else None
+        letter = self._read_one(read_dead_letter(record.value), record)
+        return None if letter is None else letter.message
 
-    def _letter(self, record: Record) -> DeadLetter | None:
-        read = self._read(read_dead_letter(record.value), record)
-        return None if read is None else read.message
-
-    def _read(self, read: Decoded[_M] | Unreadable, record: Record) -> Decoded[_M] | None:
+    def _read_one(self, read: Decoded[_M] | Unreadable, record: Record) -> Decoded[_M] | None:
         """`read`, or None after counting (and logging, the first time for each reason) a record not readable."""
         if not isinstance(read, Unreadable):
             return read
@@ -243,33 +334,50 @@ class BridgeClient:
         self.unreadable[why] += 1
         return None
 
-    def _note(self, result: RunResult) -> None:
-        if result.study is not None and result.suggestion_id is not None:
-            self._seen[(result.study, result.suggestion_id)] = result
-
     async def stream(self) -> AsyncIterator[RunResult]:
-        """Every final result published from now on (refusals included: failed, with their reason)."""
-        while True:
-            for record in await self._poll(0.5):
-                if record.topic == self._topics.results and (result := self._result(record)) is not None:
-                    yield result
+        """Every final result read from the first iteration on (refusals included: failed, with their reason),
+        whoever else takes them."""
+        inbox = self._here()
+        with inbox.listen() as listener:
+            while True:
+                for item in await listener.wait(None):
+                    if isinstance(item, RunResult):
+                        yield item
 
     async def results(self, study: str, suggestion_ids: Sequence[str], *, timeout: float) -> dict[str, RunResult]:
-        """Wait for the result of each suggestion id; raises `ResultsTimeout` after `timeout` seconds."""
-        wanted = [i for i in suggestion_ids if (study, i) not in self._seen]
-        if wanted:
-            try:
-                await asyncio.wait_for(self._collect(study, set(wanted)), timeout=timeout)
-            except TimeoutError:
-                got = {i: self._seen[(study, i)] for i in suggestion_ids if (study, i) in self._seen}
-                missing = [i for i in suggestion_ids if i not in got]
-                raise ResultsTimeout(missing, got, self.unreadable) from None
-        return {i: self._seen.pop((study, i)) for i in suggestion_ids}
+        """Take the result of each suggestion id, read before the call or after; raises `ResultsTimeout` after
+        `timeout` seconds (the results that did come stay for a later call)."""
+        inbox = self._here()
+        ids = list(dict.fromkeys(suggestion_ids))
+        inbox.expect((study, i) for i in ids)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            got = {i: r for i in ids if (r := inbox.peek((study, i))) is not None}
+            if len(got) == len(ids):
+                return {i: self._take(inbox, study, i) for i in ids}
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                missing = [i for i in ids if i not in got]
+                raise ResultsTimeout(missing, got, self.unreadable, inbox.dropped)
+            await inbox.wait(remaining)
 
-    async def _collect(self, study: str, wanted: set[str]) -> None:
-        async for result in self.stream():
-            self._note(result)
-            if result.study == study and result.suggestion_id in wanted:
-                wanted.discard(result.suggestion_id)
-                if not wanted:
-                    return
+    async def next_result(self, study: str, suggestion_ids: Iterable[str], *, timeout: float | None) -> RunResult:
+        """Take the first result read of any of `suggestion_ids` (as they complete); raises `ResultsTimeout`
+        after `timeout` seconds (None: no limit)."""
+        inbox = self._here()
+        keys = [(study, i) for i in dict.fromkeys(suggestion_ids)]
+        inbox.expect(keys)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while (result := inbox.take_first(keys)) is None:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise ResultsTimeout(sorted(i for _, i in keys), {}, self.unreadable, inbox.dropped)
+            await inbox.wait(remaining)
+        return result
+
+    @staticmethod
+    def _take(inbox: Inbox, study: str, suggestion_id: str) -> RunResult:
+        result = inbox.take((study, suggestion_id))
+        assert result is not None, "peeked a moment ago, with no await since"
+        return result

@@ -10,19 +10,17 @@
 `results()` yields each asked suggestion's one final result as it arrives and ends when none is in flight, so
 asking inside the loop keeps it going. Each `ask` publishes one suggestion message at once (no waiting for a
 batch); with `batching.linger_ms: 0` on the bridge, it starts as soon as a slot is free. Built on
-`BridgeClient`: the same producer and read_committed reader of the results topic, from its end when the study
-opens.
+`BridgeClient`: its own, reading the results topic from its end when the study opens, or one shared with other
+studies and callers (`client=`, started and stopped by its owner), whose results it takes from the same inbox.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from bridge.client.client import BridgeClient, ResultsTimeout
+from bridge.client.client import BridgeClient
 from bridge.config.settings import BridgeSettings
 from bridge.contract.messages import SuggestionMessage
 from bridge.contract.results import RunResult
@@ -41,33 +39,31 @@ class Study:
         params: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         connect_timeout_s: float = 30.0,
+        client: BridgeClient | None = None,
     ) -> None:
         """`settings` gives the broker and topic names (the bridge's own config; default: the defaults);
-        `params` are fixed params sent with every suggestion, `metadata` is echoed in every result."""
+        `params` are fixed params sent with every suggestion, `metadata` is echoed in every result; `client`, a
+        started client to share (then `settings`, `bootstrap_servers` and `connect_timeout_s` are its own)."""
         s = settings or BridgeSettings()
         self.study = study
         self.template = template
         self._params = dict(params or {})
         self._metadata = dict(metadata or {})
-        self._client = BridgeClient(
+        self._owns_client = client is None
+        self._client = client or BridgeClient(
             bootstrap_servers, kafka=s.kafka, topics=s.topics, connect_timeout_s=connect_timeout_s
         )
         self._asked = itertools.count(1)  # the message's iteration: a fresh id per ask unless one is given
         self._pending: set[str] = set()
-        self._arrived: asyncio.Queue[RunResult] = asyncio.Queue()
-        self._reader: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Study:
-        await self._client.__aenter__()
-        self._reader = asyncio.create_task(self._read(), name=f"study-{self.study}-results")
+        if self._owns_client:
+            await self._client.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        await self._client.__aexit__(*exc)
+        if self._owns_client:
+            await self._client.__aexit__(*exc)
 
     @property
     def in_flight(self) -> int:
@@ -100,25 +96,15 @@ class Study:
 
     async def next_result(self, *, timeout: float | None = None) -> RunResult:
         """The next result of a suggestion asked here; raises `ResultsTimeout` after `timeout` seconds."""
-        if not self._pending and self._arrived.empty():
+        if not self._pending:
             raise LookupError("no suggestion in flight: ask() first")
-        try:
-            result = await asyncio.wait_for(self._arrived.get(), timeout=timeout)
-        except TimeoutError:
-            raise ResultsTimeout(sorted(self._pending), {}) from None
+        # A second copy of one handed out already (a replay of a resent suggestion) is not this loop's.
+        result = await self._client.next_result(self.study, self._pending, timeout=timeout)
+        self._pending.discard(str(result.suggestion_id))
         return result
 
     async def results(self, *, timeout: float | None = None) -> AsyncIterator[RunResult]:
         """Each asked suggestion's result as it arrives, until none is in flight; `timeout` bounds the wait for
         each one (`ResultsTimeout` names those still missing)."""
-        while self._pending or not self._arrived.empty():
+        while self._pending:
             yield await self.next_result(timeout=timeout)
-
-    async def _read(self) -> None:
-        # One reader for the study: results of other studies, and a second copy of one already handed out (a
-        # replay of a resent suggestion), are not this loop's.
-        async for result in self._client.stream():
-            sid = result.suggestion_id
-            if result.study == self.study and sid in self._pending:
-                self._pending.discard(sid)
-                self._arrived.put_nowait(result)

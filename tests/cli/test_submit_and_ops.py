@@ -16,6 +16,7 @@ import yaml
 from bridge.config.settings import BridgeSettings
 from bridge.contract.identity import run_id_of
 from tests.cli.cli_support import bridge
+from tests.client.client_support import fresh_topics
 from tests.polling import eventually
 from tests.service.service_support import count_results, read_until, record_names, running, service_settings
 
@@ -83,6 +84,40 @@ async def test_submit_prints_each_suggestions_state_and_exits_2_when_one_is_refu
         [run_id_of("s", "job", "good"), "succeeded"],
     )
     assert "1 suggestion(s) refused" in out.stderr
+
+
+async def test_submit_exits_0_when_each_suggestion_is_accepted_or_answered(served: Bridge) -> None:
+    stdin = _suggestions({"name": "ok"}, {"name": "fine"}, ids=["ok", "fine"])
+    out = await served.run("submit", "-c", str(served.client_config), "--study", "s", "--template", "job", stdin=stdin)
+    assert out.returncode == 0, out.stdout + out.stderr
+    states = {line.split()[0]: line.split()[2] for line in out.stdout.splitlines()[1:]}
+    assert states.keys() == {"ok", "fine"}
+    assert set(states.values()) <= {"accepted", "succeeded"}, out.stdout
+
+
+async def test_submit_exits_1_when_nothing_answers_within_the_wait(kafka_bootstrap: str, tmp_path: Path) -> None:
+    topics = await fresh_topics(kafka_bootstrap)  # as a bridge left them; none serves them now
+    config = tmp_path / "client.yaml"
+    config.write_text(yaml.safe_dump({"kafka": {"bootstrap_servers": kafka_bootstrap}, "topics": topics.model_dump()}))
+    stdin = _suggestions({"name": "ok"}, ids=["lonely"])
+    out = await asyncio.to_thread(
+        bridge,
+        "submit",
+        "-c",
+        str(config),
+        "--study",
+        "s",
+        "--template",
+        "job",
+        "--wait",
+        "2",
+        cwd=tmp_path,
+        stdin=stdin,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    (line,) = out.stdout.splitlines()[1:]
+    assert line.split()[0] == "lonely" and "no answer yet" in line and "is `bridge serve` running?" in line
+    assert "1 suggestion(s) without an answer within 2 s" in out.stderr
 
 
 async def test_submit_with_the_bridges_templates_refuses_locally_and_sends_nothing(served: Bridge) -> None:
