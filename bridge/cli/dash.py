@@ -1,0 +1,36 @@
+"""`bridge dash`: the read-only live web view of the topics, until SIGTERM or SIGINT (exit 0)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+from bridge.cli.common import settings_of
+from bridge.errors import EXIT_OK, InvalidInput
+
+
+def cmd_dash(args: argparse.Namespace) -> int:
+    """Serve the dash until SIGTERM/SIGINT."""
+    from bridge.dash.serve import Dash
+
+    if args.runs_per_study < 1:
+        raise InvalidInput("--runs-per-study takes a number of runs, 1 or more")
+    token = args.token or os.environ.get("BRIDGE_DASH_TOKEN") or None
+    dash = Dash(settings_of(args), host=args.host, port=args.port, token=token, keep_runs=args.runs_per_study)
+
+    def listening(url: str) -> None:
+        shown = f"{url}?token=..." if token else url
+        print(f"bridge dash: serving on {shown} (SIGTERM or Ctrl-C to stop)", file=sys.stderr, flush=True)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, dash.stop)
+        await dash.run(connect_timeout_s=args.connect_timeout, on_listening=listening)
+
+    asyncio.run(serve())
+    print("bridge dash: stopped", file=sys.stderr)
+    return EXIT_OK
