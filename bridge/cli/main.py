@@ -340,10 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from bridge import logs
 
-    # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong.
+    # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong; the
+    # dash, a view, only its errors (its address and its stop are printed).
     # `run` and `check` import structlog only if something is worth logging: most runs log nothing.
     logs.configure(
-        args.log_level or ("info" if args.command == "serve" else None), lazy=args.command in ("run", "check")
+        args.log_level or {"serve": "info", "dash": "error"}.get(args.command), lazy=args.command in ("run", "check")
     )
     try:
         code: int = args.handler(args)

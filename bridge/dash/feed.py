@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ import structlog
 from bridge.config.settings import BridgeSettings
 from bridge.contract.decoders import Unreadable, read_dead_letter, read_operation, read_result
 from bridge.dash.board import Board
-from bridge.errors import BridgeError
+from bridge.errors import BridgeError, Retryable
 from bridge.kafka.lookups import Lookups
 from bridge.kafka.offsets import Partition
 from bridge.kafka.reader import Record, TopicReader
@@ -38,6 +39,7 @@ class FeedStatus:
     caught_up: bool = False
     behind: int = 0
     group_lag: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # topics that do not exist yet (no bridge served yet)
 
     def as_dict(self) -> dict[str, Any]:
         """For the pages and `/readyz`."""
@@ -47,6 +49,7 @@ class FeedStatus:
             "caught_up": self.caught_up,
             "behind": self.behind,
             "group_lag": dict(self.group_lag),
+            "missing": list(self.missing),
         }
 
 
@@ -58,39 +61,75 @@ class Feed:
         self._board = board
         topics = settings.topics
         self._topics = (topics.results, topics.operations, topics.dead_letters)
-        self._reader = TopicReader(settings.kafka, follows=self._topics, from_beginning=True)
+        self._reader: TopicReader | None = None  # made once the topics exist: following a missing topic fails
+        self._connect_timeout_s = 30.0
         self._ends: dict[Partition, int] = {}
         self.status = FeedStatus()
         self.changed = asyncio.Event()
         self._stopping = asyncio.Event()
 
     async def start(self, *, connect_timeout_s: float) -> None:
-        """Connect and note where the topics end now; raises the bridge's `Retryable` when the broker cannot be
-        reached within `connect_timeout_s`."""
-        await self._reader.start("follow the topics for the dash", give_up_after_s=connect_timeout_s)
-        async with Lookups(self._settings.kafka) as lookups:
-            partitions = await lookups.partitions(*self._topics)
-        self._ends = {p: end for p, end in (await self._reader.end_offsets(partitions)).items() if end > 0}
-        self.status.total = sum(self._ends.values())
-        self.status.caught_up = not self._ends
-        self.status.behind = self.status.total
+        """Check that the broker answers, retrying for `connect_timeout_s`; then raises the bridge's `Retryable` (at
+        once `BrokerRefused`, when the broker refuses this principal)."""
+        self._connect_timeout_s = connect_timeout_s
+        deadline = time.monotonic() + connect_timeout_s
+        while True:
+            try:
+                await self._missing_topics()
+                return
+            except Retryable as exc:
+                if time.monotonic() > deadline:
+                    servers = self._settings.kafka.bootstrap_servers
+                    raise Retryable(
+                        f"cannot reach Kafka at {servers} to start the dash after {connect_timeout_s:g} s: {exc}"
+                    ) from exc
+                await asyncio.sleep(0.5)  # a broker starting up: try again shortly, until the deadline
 
     async def stop(self) -> None:
         """Disconnect."""
         self._stopping.set()
-        await self._reader.stop()
+        if self._reader is not None:
+            await self._reader.stop()
+
+    async def _missing_topics(self) -> list[str]:
+        async with Lookups(self._settings.kafka) as lookups:
+            return [t.topic for t in await lookups.topics(*self._topics) if not t.exists]
+
+    async def _follow(self) -> TopicReader | None:
+        """Wait for the topics (a dash may start before any bridge made them), then follow them from their start,
+        noting where they end now: reading up to there is what makes the dash ready. None when stopped first."""
+        while missing := await self._missing_topics():
+            self.status.missing = missing
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=2.0)  # look again every 2 s until stopped
+            if self._stopping.is_set():
+                return None
+        self.status.missing = []
+        reader = self._reader = TopicReader(self._settings.kafka, follows=self._topics, from_beginning=True)
+        await reader.start("follow the topics for the dash", give_up_after_s=self._connect_timeout_s)
+        async with Lookups(self._settings.kafka) as lookups:
+            partitions = await lookups.partitions(*self._topics)
+        self._ends = {p: end for p, end in (await reader.end_offsets(partitions)).items() if end > 0}
+        self.status.total = sum(self._ends.values())
+        self.status.caught_up = not self._ends
+        self.status.behind = self.status.total
+        self._notify()
+        return reader
 
     async def run(self) -> None:
         """Read and fold records until stopped."""
-        lag = asyncio.create_task(self._follow_group_lag())
+        reader = await self._follow()
+        if reader is None:
+            return
+        lag = asyncio.create_task(self._follow_group_lag(reader))
         try:
             while not self._stopping.is_set():
-                records = await self._reader.read(0.5, at_most=PAGE)
+                records = await reader.read(0.5, at_most=PAGE)
                 for record in records:
                     self._take(record)
                 self.status.read += len(records)
                 if not self.status.caught_up:
-                    await self._check_caught_up()
+                    await self._check_caught_up(reader)
                 if records:
                     self._notify()
                 await asyncio.sleep(0)  # a page at a time: the pages stay served while a backlog is read
@@ -126,18 +165,18 @@ class Feed:
             log.exception("dash_record_not_taken", topic=record.topic, partition=record.partition, offset=record.offset)
         board.take_unreadable(record.topic)
 
-    async def _check_caught_up(self) -> None:
-        assigned = self._reader.assignment()
+    async def _check_caught_up(self, reader: TopicReader) -> None:
+        assigned = reader.assignment()
         if not set(self._ends) <= assigned:
             return
-        behind = await self._reader.behind(self._ends)
+        behind = await reader.behind(self._ends)
         self.status.behind = sum(self._ends[p] for p in behind)  # an upper bound while reading: cheap to tell
         if not behind:
             self.status.caught_up = True
             self.status.behind = 0
             log.info("dash_caught_up", records=self.status.read)
 
-    async def _follow_group_lag(self) -> None:
+    async def _follow_group_lag(self, reader: TopicReader) -> None:
         """The bridge group's lag on each suggestions partition, every `LAG_EVERY_S`; a failed look-up leaves the
         last figures (the page is a view: it does not fail for want of one number)."""
         topic = self._settings.topics.suggestions
@@ -146,7 +185,7 @@ class Feed:
             try:
                 async with Lookups(self._settings.kafka) as lookups:
                     partitions = await lookups.partitions(topic)
-                    ends = await self._reader.end_offsets(partitions)
+                    ends = await reader.end_offsets(partitions)
                     lag: dict[str, int] = {}
                     for part, end in sorted(ends.items(), key=lambda pe: pe[0].partition):
                         committed = await lookups.committed(group, part)

@@ -17,7 +17,7 @@ from markupsafe import Markup
 from bridge.dash.objective import number
 
 W, H = 720, 260
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 14, 30
+PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 26, 30
 MAX_AXES = 12  # parallel coordinates: params beyond these are left out (the table has them all)
 
 
@@ -62,7 +62,7 @@ def _axes(x: _Scale, y: _Scale, x_label: str, y_label: str) -> list[str]:
         f'<line class="axis" x1="{left}" y1="{PAD_T}" x2="{left}" y2="{bottom}" stroke="#888"/>',
         f'<line class="axis" x1="{left}" y1="{bottom}" x2="{W - PAD_R}" y2="{bottom}" stroke="#888"/>',
         f'<text x="{W - PAD_R}" y="{H - 4}" text-anchor="end" font-size="11">{_text(x_label)}</text>',
-        f'<text x="4" y="{PAD_T + 4}" font-size="11">{_text(y_label)}</text>',
+        f'<text x="4" y="12" font-size="11">{_text(y_label)}</text>',
     ]
     for value in (y.low, (y.low + y.high) / 2, y.high):
         out.append(f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="10">{_fmt(value)}</text>')

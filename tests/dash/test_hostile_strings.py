@@ -11,7 +11,7 @@ from bridge.dash.board import Board, preview_around
 from bridge.dash.objective import Objective
 from tests.dash.dash_support import HOSTILE, dead_letter, progress, result
 
-STATUS = {"caught_up": True, "read": 1, "total": 1, "behind": 0, "group_lag": {HOSTILE: 1}}
+STATUS = {"caught_up": True, "read": 1, "total": 1, "behind": 0, "group_lag": {HOSTILE: 1}, "missing": []}
 
 
 def _hostile_board() -> Board:
