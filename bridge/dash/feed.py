@@ -124,7 +124,12 @@ class Feed:
         lag = asyncio.create_task(self._follow_group_lag(reader))
         try:
             while not self._stopping.is_set():
-                records = await reader.read(0.5, at_most=PAGE)
+                try:
+                    records = await reader.read(0.5, at_most=PAGE)
+                except Retryable as exc:  # the broker away for a while: the pages stay up with what they had
+                    log.warning("dash_read_retry", error=str(exc))
+                    await asyncio.sleep(1.0)  # a backoff before reading again, not a synchronisation
+                    continue
                 for record in records:
                     self._take(record)
                 self.status.read += len(records)

@@ -49,6 +49,10 @@ async def _suggest(settings: BridgeSettings, bootstrap: str, losses: list[list[f
     await send_raw(bootstrap, settings.topics.suggestions, [suggestion(STUDY, params)], key=STUDY.encode())
 
 
+async def _suggest_raw(settings: BridgeSettings, bootstrap: str, params: list[dict[str, Any]]) -> None:
+    await send_raw(bootstrap, settings.topics.suggestions, [suggestion(STUDY, params)], key=STUDY.encode())
+
+
 async def _in_browser(driver: Any, fn: Callable[[Any], Any]) -> Any:
     return await asyncio.to_thread(fn, driver)
 
@@ -131,6 +135,14 @@ async def test_the_study_its_history_and_new_results_live(kafka_bootstrap: str, 
             )
             assert len(visible) == 1 and "r3" in visible[0]
 
+            # A suggestion its template refuses: its dead letter, with its reason and field, on the dead letters page.
+            await _suggest_raw(settings, kafka_bootstrap, [{"name": "bad", "sleep": "not a number"}])
+            await eventually(lambda: len(_api(url, "/api/dead-letters")["letters"]) == 1, timeout=60, in_thread=True)
+            await _in_browser(browser, lambda d: d.get(f"{url}dead-letters"))
+            row = await _in_browser(browser, lambda d: d.find_element("css selector", "tr.letter-row").text)
+            assert "invalid_params" in row and "sleep" in row and "not a number" in row
+            screenshot(browser, "dead-letters")
+
             run_id = _api(url, f"/api/study?name={STUDY}")["runs"][0]["run_id"]
             await _in_browser(browser, lambda d: d.get(f"{url}run?id={urllib.parse.quote(run_id)}"))
             command = await _in_browser(browser, lambda d: d.find_element("css selector", "code.logs-command").text)
@@ -184,5 +196,7 @@ async def test_the_token_is_enforced_when_set(kafka_bootstrap: str, tmp_path: Pa
         await _in_browser(browser, lambda d: d.get(dash.url + "?token=s3cret"))
         assert await _in_browser(browser, lambda d: d.current_url) == dash.url  # the token left the address bar
         assert (await _in_browser(browser, lambda d: d.find_element("css selector", "h1").text)).startswith("Studies")
+        # The live stream is let through by the cookie too.
+        await eventually(lambda: browser.find_element("id", "live-state").text == "live", timeout=10, in_thread=True)
         await _in_browser(browser, lambda d: d.get(dash.url + "dead-letters"))  # the cookie carries it on
         assert (await _in_browser(browser, lambda d: d.find_element("css selector", "h1").text)).startswith("Dead")
