@@ -300,7 +300,7 @@ class Board:
         template_objectives: Mapping[str, Objective] | None = None,
     ) -> None:
         self.keep_runs = keep_runs
-        self._history = history if history is not None else max(1000, 5 * keep_runs)
+        self.history_len = history if history is not None else max(1000, 5 * keep_runs)
         self._max_studies = max_studies
         self._template_objectives = dict(template_objectives or {})
         self.studies: OrderedDict[str, StudyView] = OrderedDict()  # least recently active first
@@ -314,7 +314,7 @@ class Board:
         """The study `name`, made when new (the least recently active dropped past `max_studies`)."""
         view = self.studies.get(name)
         if view is None:
-            view = self.studies[name] = StudyView(name, keep_runs=self.keep_runs, history=self._history)
+            view = self.studies[name] = StudyView(name, keep_runs=self.keep_runs, history=self.history_len)
             while len(self.studies) > self._max_studies:
                 self.studies.popitem(last=False)
         else:

@@ -174,6 +174,7 @@ def study_page(board: Board, study: StudyView, asked: str | None, now: float | N
         "runs": [run_row(r, objective) for r in runs],
         "param_names": sorted({k for r in runs for k in r.params})[:30],
         "keep_runs": board.keep_runs,
+        "history": board.history_len,
     }
 
 
