@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install demo demo-local test test-fast lint format bench bench-ray kafka-jars kafka-up kafka-down kafka-status clean
+.PHONY: install demo demo-local test test-fast lint format bench bench-dash bench-ray kafka-jars kafka-up kafka-down kafka-status clean
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ bench: install kafka-jars
 	$(BIN)/python benchmarks/optuna_study.py
 	$(BIN)/python benchmarks/memory_backlog.py
 	$(BIN)/python benchmarks/report.py
+
+## `bridge dash` over a results topic of 1,000,000 results: peak RSS (target 300 MB) and first render (2 s).
+bench-dash: install kafka-jars
+	$(BIN)/python benchmarks/dash_memory.py
 
 ## Runs over a three-node Ray cluster on this machine against the ideal, and against Ray Tune on the same cluster.
 bench-ray: install

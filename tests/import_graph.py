@@ -21,7 +21,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {"bridge.contract"},
         {"bridge.config", "bridge.executors"},
         {"bridge.engine", "bridge.kafka"},
-        {"bridge.service", "bridge.client"},
+        {"bridge.service", "bridge.client", "bridge.dash"},
         {"bridge.app"},
         {"bridge.local"},
         {"bridge.cli"},

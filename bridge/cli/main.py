@@ -1,8 +1,8 @@
 """The `bridge` command: `run` and `check` a polyaxonfile, `serve` the Kafka bridge, and its companions."""
 
 # The docstring above is `bridge --help`'s description. This module holds the parser and `main`; the handlers are in
-# local.py (check, run), serve.py (serve, tail, schema), submit.py and ops.py (dlq, stop, logs), each imported when
-# one of its commands runs; common.py holds what they share.
+# local.py (check, run), serve.py (serve, tail, schema), submit.py, ops.py (dlq, stop, logs) and dash.py, each
+# imported when one of its commands runs; common.py holds what they share.
 
 from __future__ import annotations
 
@@ -49,6 +49,7 @@ cmd_schema = _handler("bridge.cli.serve", "cmd_schema")
 cmd_dlq = _handler("bridge.cli.ops", "cmd_dlq")
 cmd_stop = _handler("bridge.cli.ops", "cmd_stop")
 cmd_logs = _handler("bridge.cli.ops", "cmd_logs")
+cmd_dash = _handler("bridge.cli.dash", "cmd_dash")
 
 
 def _error(message: str) -> None:
@@ -162,6 +163,33 @@ def _ops_parsers(sub: Any) -> None:
     )
     logs_.add_argument("--workdir", default=None, metavar="DIR", help="the work dir to look in")
     logs_.set_defaults(handler=cmd_logs)
+
+
+def _dash_parser(sub: Any) -> None:
+    """`dash`: the live web view."""
+    dash = _command(
+        sub,
+        "dash",
+        "serve a read-only live web view of the topics: studies, optimization history, runs, dead letters",
+        "It reads the results, operations and dead-letter topics from the start of what they retain and shows new "
+        "results as they come. Binds 127.0.0.1 unless told otherwise; with --token, the page asks for it.",
+    )
+    _kafka_flags(dash)
+    dash.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=8265, help="the port to listen on (default 8265; 0: any free one)")
+    dash.add_argument(
+        "--token",
+        default=None,
+        help="a token the page asks for: open it as /?token=T (default: $BRIDGE_DASH_TOKEN; none: no token)",
+    )
+    dash.add_argument(
+        "--runs-per-study",
+        type=int,
+        default=200,
+        metavar="N",
+        help="the last N runs kept per study, with their params and progress (default 200); older runs stay counted",
+    )
+    dash.set_defaults(handler=cmd_dash)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.set_defaults(handler=cmd_tail)
 
+    _dash_parser(sub)
+
     schema = _command(sub, "schema", "write the JSON Schemas of every message and the AsyncAPI document")
     schema.add_argument("--out", default="schemas", metavar="DIR", help="the folder to write them to")
     schema.set_defaults(handler=cmd_schema)
@@ -311,10 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from bridge import logs
 
-    # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong.
+    # A service tells its life (ready, partitions, operations) at info; one-shot commands only what goes wrong; the
+    # dash, a view, only its errors (its address and its stop are printed).
     # `run` and `check` import structlog only if something is worth logging: most runs log nothing.
     logs.configure(
-        args.log_level or ("info" if args.command == "serve" else None), lazy=args.command in ("run", "check")
+        args.log_level or {"serve": "info", "dash": "error"}.get(args.command), lazy=args.command in ("run", "check")
     )
     try:
         code: int = args.handler(args)
