@@ -91,7 +91,7 @@ class Counts:
 
 
 def _json(value: bytes | None) -> dict[str, Any] | None:
-    with contextlib.suppress(ValueError, TypeError):
+    with contextlib.suppress(ValueError, TypeError, RecursionError):  # hostile records are on the topics too
         body = json.loads(value or b"")
         return body if isinstance(body, dict) else None
     return None
@@ -196,6 +196,13 @@ def result_problems(
         if not_ok:
             problems.append(f"{len(not_ok)} final results not succeeded: {_examples(not_ok, 3)}")
     return problems
+
+
+def run_id_problems(results: Sequence[dict[str, Any]]) -> list[str]:
+    """One final result per run id, replayed copies aside (for workloads whose suggestions are not all known)."""
+    by_run = Counter(m.get("run_id") for m in results if not m.get("replayed"))
+    dup = sorted((str(k), n) for k, n in by_run.items() if n > 1)
+    return [f"duplicated final results: {_examples(dup)}"] if dup else []
 
 
 def order_problems(results: Sequence[dict[str, Any]], suggested_at: Mapping[tuple[str, str], float]) -> list[str]:

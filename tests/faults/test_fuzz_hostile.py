@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.faults.harness import PARTITIONS, Replica, partitions_of, read_to_end
+from tests.faults.history import History, order_problems, run_id_problems
 from tests.faults.hostile_grammar import (
     LIMITS,
     MAX_MESSAGE_BYTES,
@@ -355,7 +356,11 @@ async def test_hostile_records_never_crash_stall_or_bloat_the_bridge(kafka_boots
 
     letter_records, p1 = await read_to_end(kafka_bootstrap, t.dead_letters)
     result_records, p2 = await read_to_end(kafka_bootstrap, t.results)
-    problems += [p for p in (p1, p2) if p]
+    suggestion_records, p3 = await read_to_end(kafka_bootstrap, t.suggestions)
+    problems += [p for p in (p1, p2, p3) if p]
+    # The history checker's rules that need no execution records (the runs here are `true` and `sleep`).
+    history = History.of(results=result_records, ledger=[], executions=[], wanted=set(), suggestions=suggestion_records)
+    problems += run_id_problems(history.results) + order_problems(history.results, history.suggested_at)
     letters = [x for x in (parse_letter(r.value) for r in letter_records) if x is not None]
     results = [x for x in (parse_result(r.value) for r in result_records) if x is not None]
     verdict = judge(items, topics, letters, results, owners)
