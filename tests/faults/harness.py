@@ -514,6 +514,14 @@ class Checker:
             await read_topic(self.cluster.bootstrap, self.settings.topics.results, until=done, timeout_s=timeout)
         return wanted - seen
 
+    async def settle(self, timeout: float = 90) -> list[str]:
+        """Wait until the study is published and answered (or `timeout` passed), then SIGTERM every replica;
+        returns the problems of those that do not drain and exit 0."""
+        await self.study.finished()
+        missing = await self.wait_for_results(timeout=timeout)
+        print(f"study done at {time.time():.2f}; {len(missing)} suggestions without a result")
+        return await stop_all(self.cluster.replicas)
+
     async def check(self, faults: Sequence[Fault], *, extra_problems: Sequence[str] = ()) -> Counts:
         """Read everything published (call once the replicas have stopped), hold the history to the contract
         (`history.problems_of`), print one line of counts, assert."""

@@ -12,8 +12,8 @@ import pytest
 from bridge.kafka import publisher as publisher_module
 from bridge.kafka.base import Outgoing
 from bridge.kafka.memory import MemoryBroker
-from bridge.kafka.offsets import OffsetTracker, Partition
-from tests.service.memory_support import memory_settings
+from bridge.kafka.offsets import Partition
+from tests.service.memory_support import memory_publisher, memory_settings
 
 
 async def test_a_stall_after_the_commit_leaves_no_fresh_lease(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,14 +29,7 @@ async def test_a_stall_after_the_commit_leaves_no_fresh_lease(tmp_path: Path, mo
 
     monkeypatch.setattr(broker, "commit", stalled_commit)
     source = Partition(settings.topics.suggestions, 0)
-    publisher = broker.publisher(
-        source,
-        OffsetTracker(),
-        on_commit=lambda n, s: None,
-        on_fenced=lambda p: None,
-        owns=lambda p: True,
-        on_trouble=lambda p, why: None,
-    )
+    publisher = memory_publisher(broker, source)
     await publisher.start()
     try:
         await publisher.publish(Outgoing(settings.topics.results, b"s", b"{}"))

@@ -12,9 +12,9 @@ from bridge.errors import Retryable
 from bridge.kafka import publisher as publisher_module
 from bridge.kafka.base import Outgoing
 from bridge.kafka.memory import MemoryBroker
-from bridge.kafka.offsets import OffsetTracker, Partition
+from bridge.kafka.offsets import Partition
 from tests.polling import eventually
-from tests.service.memory_support import memory_settings
+from tests.service.memory_support import memory_publisher, memory_settings
 
 
 async def test_progress_is_shed_past_its_bound_while_the_broker_is_away(
@@ -35,14 +35,7 @@ async def test_progress_is_shed_past_its_bound_while_the_broker_is_away(
 
     monkeypatch.setattr(broker, "commit", maybe_away)
     results = settings.topics.results
-    publisher = broker.publisher(
-        Partition(settings.topics.suggestions, 0),
-        OffsetTracker(),
-        on_commit=lambda n, s: None,
-        on_fenced=lambda p: None,
-        owns=lambda p: True,
-        on_trouble=lambda p, why: None,
-    )
+    publisher = memory_publisher(broker, Partition(settings.topics.suggestions, 0))
     await publisher.start()
     try:
         first = publisher.publish(Outgoing(results, b"s", b'{"first": 1}'))

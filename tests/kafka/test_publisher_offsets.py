@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bridge.kafka.memory import MemoryBroker
 from bridge.kafka.offsets import OffsetTracker, Partition
-from tests.service.memory_support import memory_settings
+from tests.service.memory_support import memory_publisher, memory_settings
 
 
 async def test_a_partition_with_no_new_work_still_commits_its_offset(tmp_path: Path) -> None:
@@ -17,17 +17,7 @@ async def test_a_partition_with_no_new_work_still_commits_its_offset(tmp_path: P
     tracker = OffsetTracker()
     topic = settings.topics.suggestions
     parts = [Partition(topic, 0), Partition(topic, 1)]
-    publishers = [
-        broker.publisher(
-            part,
-            tracker,
-            on_commit=lambda n, s: None,
-            on_fenced=lambda p: None,
-            owns=lambda p: True,
-            on_trouble=lambda p, why: None,
-        )
-        for part in parts
-    ]
+    publishers = [memory_publisher(broker, part, tracker) for part in parts]
     for publisher in publishers:
         await publisher.start()
     try:

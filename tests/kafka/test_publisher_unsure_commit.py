@@ -16,7 +16,7 @@ from bridge.errors import BrokerRefused
 from bridge.kafka.base import Outgoing
 from bridge.kafka.memory import MemoryBroker
 from bridge.kafka.offsets import OffsetTracker, Partition
-from tests.service.memory_support import memory_settings
+from tests.service.memory_support import memory_publisher, memory_settings
 from tests.service.service_support import running, service_settings, suggestion
 
 pytestmark = pytest.mark.asyncio
@@ -40,14 +40,7 @@ async def test_a_batch_committed_before_its_reply_failed_is_not_published_again(
     monkeypatch.setattr(broker, "commit", committed_then_lost)
     source = Partition(settings.topics.suggestions, 0)
     tracker = OffsetTracker()
-    publisher = broker.publisher(
-        source,
-        tracker,
-        on_commit=lambda n, s: None,
-        on_fenced=lambda p: None,
-        owns=lambda p: True,
-        on_trouble=lambda p, why: None,
-    )
+    publisher = memory_publisher(broker, source, tracker)
     await publisher.start()
     try:
         if with_offset:

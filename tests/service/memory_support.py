@@ -17,6 +17,7 @@ from bridge.app import build_service
 from bridge.config.settings import BridgeSettings
 from bridge.executors.base import EventCallback, RunCommand, RunExit, RunPlace, RunSpec
 from bridge.kafka.memory import MemoryBroker
+from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.service.service import BridgeService
 from tests.polling import eventually
 from tests.service.service_support import service_settings
@@ -153,3 +154,16 @@ async def until(broker: MemoryBroker, topic: str, count: int, schema: str | None
 def committed(broker: MemoryBroker, topic: str) -> int:
     """The group's committed offsets of `topic`, summed over its partitions (records whose work is durable)."""
     return sum(broker.committed_offset(topic, p) or 0 for p in range(broker.partitions(topic)))
+
+
+def memory_publisher(broker: MemoryBroker, part: Partition, tracker: OffsetTracker | None = None) -> Any:
+    """The broker's (not started) transactional publisher of `part`, as the service makes it, for tests of the
+    publisher alone: owning `part`, nothing listening to its commits, fences or trouble."""
+    return broker.publisher(
+        part,
+        tracker or OffsetTracker(),
+        on_commit=lambda n, s: None,
+        on_fenced=lambda p: None,
+        owns=lambda p: True,
+        on_trouble=lambda p, why: None,
+    )
