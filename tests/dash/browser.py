@@ -49,7 +49,11 @@ def chromium() -> Any:
         "--disable-extensions",
     ):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # No browser call may hang a test: a page that does not load, or a script that does not return, fails it.
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(10)
+    return driver
 
 
 def screenshot(driver: Any, name: str) -> Path:

@@ -83,7 +83,10 @@ async def browser() -> AsyncIterator[Any]:
     try:
         yield driver
     finally:
-        await asyncio.to_thread(driver.quit)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(driver.quit), timeout=30)
+        except TimeoutError:  # a hung browser: kill its driver (the browser goes with it) so the test ends
+            driver.service.process.kill()
 
 
 async def test_the_study_its_history_and_new_results_live(kafka_bootstrap: str, tmp_path: Path, browser: Any) -> None:

@@ -356,9 +356,12 @@ def test_malformed_messages_get_one_dead_letter_each_and_good_ones_are_answered(
         m["suggestion_id"] = m["params"]["name"]  # one key per suggestion, whether its id was given or derived
     problems += result_problems(results, sent_good, c, all_succeeded=True)
     # The history of the runs themselves (tests/faults/history.py): no attempt executed twice or unrecorded.
-    execs = History.of(results=[], ledger=[], executions=Executions(cluster.record).all(), wanted=set()).by_name()
+    # Runs of good suggestions only: a bad message's valid suggestions run too, under names this test does not track.
+    good_names = {sid for _, sid in sent_good}
+    ran = [e for e in Executions(cluster.record).all() if e.name in good_names]
+    execs = History.of(results=[], ledger=[], executions=ran, wanted=set()).by_name()
     ledger = History.of(results=[], ledger=ledger_records, executions=[], wanted=set()).ledger
-    problems += reexecution_problems(execs, {sid for _, sid in sent_good}, [], c)
+    problems += reexecution_problems(execs, good_names, [], c)
     problems += attempt_problems(results, execs, [], c)
     problems += recorded_problems(results, ledger, execs)
     if letters != sent_bad:
