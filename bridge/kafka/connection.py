@@ -114,8 +114,11 @@ async def ensure_topics(
                     replication_factor=replicas,
                     compacted=[t for t in missing if t in compacted],
                 )
-            if fresh:
-                await wait_for_leaders(admin, fresh, timeout_s=max(0.0, deadline - time.monotonic()))
+            # Every topic, not only those this call created: another replica starting at the same moment may have
+            # created them an instant before, and a consumer that subscribes before they have leaders gets no
+            # partitions of them until its next metadata refresh (minutes away).
+            wanted: dict[str, int | None] = {**dict.fromkeys(names), **fresh}
+            await wait_for_leaders(admin, wanted, timeout_s=max(0.0, deadline - time.monotonic()))
         finally:
             await admin.close()
 
