@@ -418,3 +418,30 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+async def wait_until_groups_form(bootstrap: str, *, timeout_s: float = 180.0) -> float:
+    """Return once a new consumer group can form on a new topic (its one member assigned the topic's partition):
+    after a broker was paused, its controller fences it and group coordinators move, and a group formed meanwhile
+    can wait minutes for its partitions. Returns the seconds it took."""
+    began = time.monotonic()
+    topic = f"probe-{uuid.uuid4().hex[:10]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    while True:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"{topic}-group")
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not consumer.assignment() and time.monotonic() < deadline:
+                await consumer.getmany(timeout_ms=500)
+            if consumer.assignment():
+                return time.monotonic() - began
+        finally:
+            await consumer.stop()
+        if time.monotonic() - began > timeout_s:
+            raise TimeoutError(f"no consumer group could form in {timeout_s:g} s after the broker's pause")

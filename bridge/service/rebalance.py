@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from bridge.contract.results import RunResult, StopReason
 from bridge.errors import BrokerRefused, Fenced, Retryable
@@ -28,7 +28,7 @@ from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
 
-RECONCILE_RETRY_S = 60.0  # how long a partition's reconciliation is tried again before the replica gives up
+RECONCILE_RETRY_S = 60.0  # how long a reconciliation the broker refuses is tried again before the replica gives up
 
 
 def _names(tps: list[TopicPartitionLike]) -> list[str]:
@@ -52,6 +52,7 @@ class Rebalance:
         telemetry: Telemetry,
         on_revoked: Callable[[set[Partition]], None] = lambda parts: None,
         on_fatal: Callable[[str], None] = lambda why: None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._suggestions = suggestions_topic
         self._loop = loop
@@ -64,6 +65,7 @@ class Rebalance:
         self._telemetry = telemetry
         self._on_revoked = on_revoked
         self._on_fatal = on_fatal
+        self._stopping = stopping
 
     async def on_partitions_revoked(self, revoked: list[TopicPartitionLike]) -> None:
         """Commit what is done on the partitions leaving and stop publishing for them."""
@@ -97,14 +99,23 @@ class Rebalance:
         self._ownership.close_gaps(back | gone)
 
     async def _reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> None:
-        """Reconcile `part`, trying again while the broker is away (a hiccup must not stall the replica: aiokafka
-        swallows what this listener raises, and the partition's records would wait for good). Fenced meanwhile:
-        the partition is another replica's. Still failing after `RECONCILE_RETRY_S`: the replica cannot serve it,
-        and stops (`on_fatal`) so that the group gives the partition to a replica that can."""
+        """Reconcile `part`, trying again (a hiccup must not stall the replica: aiokafka swallows what this listener
+        raises, and the partition's records would wait for good): for as long as the broker is away, and up to
+        `RECONCILE_RETRY_S` when it refuses. Fenced meanwhile: the partition is another replica's. The replica
+        stopping (SIGTERM): it lets the partition go, so the drain is not held up. Still refused after
+        `RECONCILE_RETRY_S`: the replica cannot serve it, and stops (`on_fatal`) so that the group gives the
+        partition to a replica that can."""
+
+        def give_up(state: RetryCallState) -> bool:
+            if self._stopping():
+                return True
+            away = isinstance(state.outcome.exception() if state.outcome else None, Retryable | TimeoutError | OSError)
+            return not away and state.seconds_since_start is not None and state.seconds_since_start > RECONCILE_RETRY_S
+
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, Retryable | BrokerRefused | TimeoutError | OSError)),
             wait=wait_exponential(multiplier=0.2, max=5),
-            stop=stop_after_delay(RECONCILE_RETRY_S),
+            stop=give_up,
             reraise=True,
         )
         try:
@@ -123,6 +134,10 @@ class Rebalance:
             return
         except Exception as exc:
             why = f"could not reconcile {part.topic}:{part.partition}: {type(exc).__name__}: {exc}"
+            if self._stopping():  # shutting down: let it go, its next owner reconciles it
+                log.info("reconcile_given_up_on_shutdown", partition=part.partition, error=why)
+                self.fenced(part)
+                return
             log.error("reconcile_failed", partition=part.partition, error=why)
             self.fenced(part)  # nothing of it runs or is published here any more
             self._on_fatal(why)

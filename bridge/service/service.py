@@ -235,6 +235,7 @@ class BridgeService:
                 telemetry=self.telemetry,
                 on_revoked=self._control.forget,
                 on_fatal=self._fail,
+                stopping=self._stopping.is_set,
             )
             consumer.subscribe([s.topics.suggestions, s.topics.control], listener=self._rebalance)
             watch = asyncio.create_task(self._broker.watch(loop, stop_watching))

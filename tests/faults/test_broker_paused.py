@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import Checker, Cluster, Fault, Study
-from tests.kafka_broker import ExternalKafkaBroker, KafkaBroker
+from tests.kafka_broker import ExternalKafkaBroker, KafkaBroker, wait_until_groups_form
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -55,6 +55,10 @@ async def test_broker_paused_mid_study(
         faults += [Fault(began, "broker paused"), Fault(ended, "broker resumed")]
         assert replica.alive(), f"the bridge died with the broker paused:\n{replica.log_tail()}"
         await eventually(replica.ready, timeout=60, interval=0.25, in_thread=True, what="/readyz not 200 again")
+        # The broker itself takes a while to serve new groups again (its controller fenced it): the tests after
+        # this one start replicas in new groups, and must not inherit that.
+        healed = await wait_until_groups_form(kafka_bootstrap)
+        print(f"a new consumer group formed {healed:.1f}s after the /readyz check")
         problems = await checker.settle(timeout=90)
     finally:
         study.cancel()
