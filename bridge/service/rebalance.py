@@ -8,6 +8,7 @@ partitions are gone, and only theirs are stopped (their new owner runs them agai
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import structlog
@@ -75,8 +76,10 @@ class Rebalance:
         self._ownership.revoke(parts)
         self._reconciler.forget(parts)
         self._on_revoked(parts)
+        # All at once: the group waits for this listener before anyone gets a partition again, and each close
+        # may wait for its last transaction.
+        await asyncio.gather(*(self._publishers.close(part) for part in parts))
         for part in parts:
-            await self._publishers.close(part)
             self._tracker.revoke(part)
             self._telemetry.forget_partition(part.topic, part.partition)
         if revoked:
