@@ -117,9 +117,12 @@ class PartitionPublisher:
                 await starting
             with contextlib.suppress(Exception):
                 await self._producer.stop()
-            self._started.set_exception(exc)
+            mapped = kafka_error(exc, f"start the producer of {self.transactional_id}")  # a broker away: Retryable
+            self._started.set_exception(mapped)
             self._started.exception()
-            raise
+            if mapped is exc:
+                raise
+            raise mapped from exc
         self._task = asyncio.create_task(self._loop(), name=f"publisher-{self.transactional_id}")
         self._started.set_result(None)
 

@@ -128,6 +128,14 @@ async def read_to_end(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=max(settings.limits.max_record_bytes, 1024 * 1024),
     )
+    with as_bridge_errors(f"read {topic}:{partition} to its end"):  # a broker away is `Retryable`
+        await _read_to_end(consumer, tp, sink, timeout_s=timeout_s, page=page)
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, sink: PartitionSink, *, timeout_s: float, page: int
+) -> None:
+    topic, partition = tp.topic, tp.partition
     await consumer.start()
     try:
         consumer.assign([tp])
