@@ -229,6 +229,20 @@ def _free_ports(count: int) -> list[int]:
     raise RuntimeError(f"no {count} free ports outside the ephemeral range {low}-{high}")
 
 
+SERVER_LOGS: dict[str, Path] = {}
+"""The server.log of each broker this session started, by bootstrap: a failing test quotes what the broker said
+of its group (`broker_log_about`)."""
+
+
+def broker_log_about(bootstrap: str, needle: str, lines: int = 40) -> str:
+    """The last `lines` lines of the session broker's server.log that mention `needle` (a group id)."""
+    path = SERVER_LOGS.get(bootstrap)
+    if path is None or not path.exists():
+        return "(no broker log: an external broker)"
+    found = [line for line in path.read_text(errors="replace").splitlines() if needle in line]
+    return "\n".join(found[-lines:]) or f"(the broker's log never mentions {needle})"
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker | ExternalKafkaBroker]:
     """The session's Kafka broker (see the module docstring)."""
@@ -238,6 +252,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         return
     port, controller_port = _free_ports(2)
     broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port, controller_port)
+    SERVER_LOGS[broker.bootstrap] = broker.run_dir / "logs" / "server.log"
     try:
         broker.up()
         yield broker

@@ -77,3 +77,4 @@ def _dump_tasks() -> None:
                 chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
             awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
         print(f"bridge: task {task.get_name()}: {' -> '.join(chain) or '(no frame)'}", file=sys.stderr, flush=True)
+    print(f"bridge: {len(asyncio.all_tasks())} tasks dumped", file=sys.stderr, flush=True)

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
@@ -41,7 +42,7 @@ from bridge.config.sections import TopicsSettings
 from bridge.config.settings import BridgeSettings
 from tests.engine_support import job_component
 from tests.faults.history import Counts, Execution, Fault, History, problems_of
-from tests.kafka_broker import _free_ports, read_topic
+from tests.kafka_broker import _free_ports, broker_log_about, read_topic
 from tests.polling import eventually
 from tests.service.service_support import service_settings
 
@@ -179,14 +180,32 @@ class Replica:
                 raise AssertionError(f"replica {self.name} exited before ready:\n{self.log_tail()}")
             return False
 
-        await eventually(
-            ready,
-            timeout=timeout,
-            interval=0.1,
-            in_thread=True,
-            what=lambda: f"replica {self.name} not ready:\n{self.log_tail()}",
-        )
+        try:
+            what = f"replica {self.name} not ready"
+            await eventually(ready, timeout=timeout, interval=0.1, in_thread=True, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await self.explain()}") from None
         return time.monotonic() - began
+
+    async def explain(self) -> str:
+        """What a stuck replica shows: where each of its tasks waits (SIGUSR1), its log, the logs of the other
+        replicas beside it, the group as the broker describes it, and what the broker logged of the group."""
+        config = json.loads(self.config.read_text())
+        bootstrap, group = config["kafka"]["bootstrap_servers"], config["kafka"]["group_id"]
+        if self.alive() and self.proc is not None:
+            mark = self.log_path.stat().st_size
+            self.proc.send_signal(signal.SIGUSR1)
+            with contextlib.suppress(AssertionError):
+                await eventually(lambda: b"tasks dumped" in self._log_since(mark), timeout=5, interval=0.2)
+        parts = [f"----- replica {self.name} (tasks dumped at the end) -----\n{self.log_tail(80)}"]
+        for other in sorted(self.root.glob("replica-*.log")):
+            if other != self.log_path:
+                tail = "\n".join(other.read_text(errors="replace").splitlines()[-40:])
+                parts.append(f"----- {other.name} -----\n{tail}")
+        described = await describe_group(bootstrap, group)
+        parts.append(f"----- the group {group} as the broker describes it -----\n{described}")
+        parts.append(f"----- the broker's log of {group} -----\n{broker_log_about(bootstrap, group)}")
+        return "\n".join(parts)
 
     def pause(self) -> float:
         """SIGSTOP the bridge (its runs, in their own process groups, go on); returns when."""
@@ -242,11 +261,90 @@ class Replica:
                     out.append(at)
         return out
 
+    def _log_since(self, offset: int) -> bytes:
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return log.read()
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+async def describe_group(bootstrap: str, group: str) -> str:
+    """The group's state, and each member with the partitions the broker has it holding (or why not known)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        (response,) = await admin.describe_consumer_groups([group])
+        lines = []
+        for described in response.groups:
+            error, _, state, _, protocol, members = described[:6]
+            lines.append(f"state={state} protocol={protocol} error={error} members={len(members)}")
+            for member_id, client_id, host, _, raw in members:
+                held = ConsumerProtocolMemberAssignment.decode(raw).assignment if raw else []
+                lines.append(f"  {member_id} ({client_id} at {host}): {sorted((t, sorted(p)) for t, p in held)}")
+        return "\n".join(lines)
+    except Exception as exc:  # a report of a failure: say what could not be learnt
+        return f"(could not describe the group: {type(exc).__name__}: {exc})"
+    finally:
+        await admin.close()
+
+
+EVENTS = (
+    "partitions_assigned",
+    "partitions_revoked",
+    "partitions_handed_over",
+    "partition_fenced",
+    "partition_taken_from_dead_owner",
+    "ledger_reconciled",
+    "runs_resumed_from_ledger",
+    "transaction_retry",
+    "transaction_had_committed",
+    "transaction_outcome_unknown",
+    "publisher_closed_with_work_left",
+    "publisher_stopped",
+    "reconcile_",
+    "bridge_draining",
+)
+"""Log events of a replica that say where runs could have moved or been published twice."""
+
+
+def duplicate_report(results: Sequence[Any], root: Path, limit: int = 3) -> str:
+    """For run ids with more than one final result (replayed copies aside): each result record (where it is, when,
+    which operation and attempt), the log lines of every replica under `root` that name its run or operation, and
+    each replica's rebalance and transaction events: what a failing exactly-once test needs to be understood."""
+    finals: dict[str, list[Any]] = defaultdict(list)
+    for record in results:
+        with contextlib.suppress(ValueError, TypeError):
+            body = json.loads(record.value)
+            if isinstance(body, dict) and body.get("schema") == RESULT_SCHEMA and not body.get("replayed"):
+                finals[str(body.get("run_id"))].append((record, body))
+    duplicated = [(run_id, found) for run_id, found in finals.items() if len(found) > 1][:limit]
+    if not duplicated:
+        return ""
+    logs = {p.name: p.read_text(errors="replace").splitlines() for p in sorted(root.glob("replica-*.log"))}
+    out = []
+    for run_id, found in duplicated:
+        out.append(f"===== run {run_id}")
+        names = {run_id}
+        for record, body in found:
+            names.add(str(body.get("operation_id")))
+            when = datetime.fromtimestamp(record.timestamp / 1000).isoformat(timespec="milliseconds")
+            out.append(
+                f"  result at {record.partition}:{record.offset} {when}: status={body.get('status')}"
+                f" attempt={body.get('attempt')} operation={body.get('operation_id')}"
+                f" started={body.get('started_at')} finished={body.get('finished_at')}"
+            )
+        for name, lines in logs.items():
+            mentions = [line[:400] for line in lines if any(n in line for n in names if n)]
+            out.append(f"  {name}: {len(mentions)} lines name it\n    " + "\n    ".join(mentions[:40]))
+    for name, lines in logs.items():
+        events = [line[:300] for line in lines if any(e in line for e in EVENTS) or line.startswith("=====")]
+        out.append(f"===== {name}: rebalance and transaction events\n  " + "\n  ".join(events[-80:]))
+    return "\n".join(out)
 
 
 # ---- the workload ----------------------------------------------------------------------------------------
@@ -546,6 +644,8 @@ class Checker:
         print(c.line(self.label, len(faults)))  # the closing note quotes this line
         for p in problems:
             print(f"  problem: {p}")
+        if problems:
+            print(duplicate_report(results, self.cluster.root))
         assert not problems, f"{c.line(self.label, len(faults))}\n" + "\n".join(f"- {p}" for p in problems)
         return c
 

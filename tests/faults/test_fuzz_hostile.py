@@ -29,7 +29,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.faults.harness import PARTITIONS, Replica, partitions_of, read_to_end
+from tests.faults.harness import PARTITIONS, Replica, duplicate_report, partitions_of, read_to_end
 from tests.faults.history import History, order_problems, run_id_problems
 from tests.faults.hostile_grammar import (
     LIMITS,
@@ -381,4 +381,6 @@ async def test_hostile_records_never_crash_stall_or_bloat_the_bridge(kafka_boots
     print(_report(verdict, items, watch, extra))
     for p in problems:
         print(f"  problem: {p}")
+    if problems:
+        print(duplicate_report(result_records, tmp_path))
     assert not problems, "\n".join(problems)
