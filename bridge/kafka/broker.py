@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.errors import InconsistentGroupProtocolError
 
 from bridge.config.settings import BridgeSettings
 from bridge.errors import ConfigError
@@ -53,8 +54,21 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka sh
 class _GroupConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships no types
     """aiokafka's consumer, subscribing with any `RebalanceListener`."""
 
+    def __init__(self, group_id: str, **kwargs: Any) -> None:
+        super().__init__(group_id=group_id, **kwargs)
+        self._group = group_id
+
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
         super().subscribe(topics=topics, listener=_Listener(listener))
+
+    async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        try:
+            return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
+        except InconsistentGroupProtocolError as exc:
+            raise ConfigError(
+                f"the consumer group {self._group} has members that assign partitions another way (round robin: a"
+                " bridge older than the co-partitioned stops); stop them before starting replicas of this version"
+            ) from exc
 
 
 class KafkaBroker:
@@ -98,8 +112,11 @@ class KafkaBroker:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=max(s.max_message_bytes, 1024 * 1024),
             # Control partition N goes to the owner of suggestions partition N (the topics have as many partitions,
-            # `prepare`), so a stop lands where its run is. Round robin only while older replicas are in the group.
-            partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+            # `prepare`), so a stop lands where its run is. One strategy only: given several, aiokafka 0.14 sends
+            # one JoinGroup per strategy, each new one changing the member's protocols, and every change is one
+            # more rebalance of the whole group; two replicas starting together could rebalance each other for
+            # minutes (aio-libs/aiokafka#1168).
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         await with_broker_retry(
             "connect its consumer",

@@ -114,8 +114,9 @@ class Control:
     def handle(self, part: Partition, record: ConsumedRecord, *, local: bool = True) -> None:
         """Act on one record of the control topic: its offset completes at once, with its answer, or with the
         results of the runs it stopped. Not `local`: this replica does not own the suggestions partition of the
-        same number (older replicas in the group keep round-robin assignment): it stops what it has, if anything,
-        and answers nothing, for another replica may have the run."""
+        same number (the range assignor gives both to one replica; only a group that assigns another way, which
+        `kafka.broker` refuses, would split them): it stops what it has, if anything, and answers nothing, for
+        another replica may have the run."""
         try:
             msg = parse_control(record.value or b"", limits=self._limits)
         except MessageError as exc:
