@@ -229,10 +229,11 @@ class Operations:
             self._registry.pop(result.run_id)
             return  # stopped by a shutdown past its grace: `dispatched` stays, the next owner runs it again
         if self._ownership.in_handover(item.source) or (
-            self._ownership.owns(item.source) and not self._publishers.serving(item.source)
+            self._ownership.owns(item.source) and not self._ownership.reconciled(item.source)
         ):
             # Between a revoke and the assignment that follows: published if the partition comes back. Assigned
-            # again, its publisher not made yet (reconciliation makes it): published once the partition is.
+            # again and being reconciled: published once it is, after its ledger is read. Published now, its
+            # `finished` record could commit after that read, which would find the run unfinished and run it again.
             self._ownership.park(item, result)
             return
         self._registry.pop(result.run_id)

@@ -83,10 +83,6 @@ class Publishers:
             return None
         return publisher.substitute(old, new)
 
-    def serving(self, part: Partition) -> bool:
-        """Whether `part` has its publisher (made by its reconciliation, which fences the previous owner)."""
-        return part in self._publishers
-
     def complete(self, part: Partition) -> None:
         """Commit `part`'s newly committable offsets in its next transaction, if this replica still publishes
         for it."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
-from bridge.contract.results import RunResult, StopReason
+from bridge.contract.results import StopReason
 from bridge.errors import BrokerRefused, Fenced, Retryable
 from bridge.kafka.base import TopicPartitionLike
 from bridge.kafka.offsets import OffsetTracker, Partition
@@ -24,7 +24,6 @@ from bridge.service.ownership import Ownership
 from bridge.service.publishing import Publishers
 from bridge.service.reconcile import Reconciler
 from bridge.service.registry import RunRegistry
-from bridge.service.runs import RunItem
 from bridge.service.telemetry import Telemetry
 
 log = structlog.get_logger(__name__)
@@ -95,13 +94,13 @@ class Rebalance:
         for tp in assigned:
             part = Partition(tp.topic, tp.partition)
             if tp.topic == self._suggestions:
-                await self._reconcile(part, self._ownership.unpark(part) if part in back else [])
+                await self._reconcile(part)
             self._ownership.mark_reconciled(part)  # its records wait for this, whatever came of it
-            for item, result in self._ownership.unpark(part):  # finished while the partition was reconciled
+            for item, result in self._ownership.unpark(part):  # finished while handed over, or reconciled
                 self._operations.finish_run(item, result)
         self._ownership.close_gaps(back | gone)
 
-    async def _reconcile(self, part: Partition, parked: list[tuple[RunItem, RunResult]]) -> None:
+    async def _reconcile(self, part: Partition) -> None:
         """Reconcile `part`, trying again (a hiccup must not stall the replica: aiokafka swallows what this listener
         raises, and the partition's records would wait for good): for as long as the broker is away, and up to
         `RECONCILE_RETRY_S` when it refuses. Fenced meanwhile: the partition is another replica's. The replica
@@ -129,8 +128,7 @@ class Rebalance:
                             "reconcile_retry", partition=part.partition, attempt=attempt.retry_state.attempt_number
                         )
                     start = self._loop.handled_up_to(part)
-                    died = await self._reconciler.reconcile(part, parked, start_offset=start)
-                    parked = []  # handed to the first attempt
+                    died = await self._reconciler.reconcile(part, start_offset=start)
         except Fenced:
             log.warning("partition_fenced_while_reconciled", partition=part.partition)
             self.fenced(part)

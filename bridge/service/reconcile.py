@@ -19,7 +19,6 @@ import structlog
 from bridge.config.settings import BridgeSettings
 from bridge.contract.dead_letters import DeadLetterError
 from bridge.contract.messages import MessageError
-from bridge.contract.results import RunResult
 from bridge.engine.ports import LedgerEntry
 from bridge.kafka.base import Outgoing, PartitionSink
 from bridge.kafka.offsets import Partition
@@ -56,7 +55,6 @@ class Reconciler:
         ledger: TopicLedger,
         read_ledger: Callable[[int, PartitionSink], Awaitable[None]],
         batch: Callable[[Partition, str, str, list[RunItem]], None],
-        finish: Callable[[RunItem, RunResult], None],
         off_loop: OffLoop,
         claims: Claims,
     ) -> None:
@@ -70,23 +68,20 @@ class Reconciler:
         self._ledger = ledger
         self._read_ledger = read_ledger
         self._batch = batch
-        self._finish = finish
         self._off_loop = off_loop
         self._claims = claims
         self._limits = settings.message_limits()
         self._backlog: set[Partition] = set()  # partitions with unfinished ledger runs not yet taken up
 
-    async def reconcile(
-        self, part: Partition, parked: list[tuple[RunItem, RunResult]], *, start_offset: int = 0
-    ) -> Owner | None:
+    async def reconcile(self, part: Partition, *, start_offset: int = 0) -> Owner | None:
         """Read `part`'s ledger to its end, and mark it this replica's (`lease.py`), claiming the first suggestion
         records from `start_offset`; its unfinished runs are then taken up by `take_backlog`. Returns the previous
         owner's marker when it died holding the partition (runs it could have started may have an attempt nothing
         recorded), else None."""
         publisher = await self._publishers.get(part)  # its start fenced the previous owner, aborting its transaction
-        for item, result in parked:  # finished while the partition was between two assignments
-            self._finish(item, result)
-        await publisher.flush()  # what this replica queued itself is in the ledger before it is read
+        # What this replica queued itself is in the ledger before it is read. Results of its runs wait for the
+        # reconciliation to end (`Operations.finish_run`): only attempt records of runs still here are queued now.
+        await publisher.flush()
         # What this replica noted is tentative; the topic, read to its end, says what was committed.
         self._index.clear_local(part.partition)
         await self._read_ledger(part.partition, IndexSink(self._index))

@@ -135,7 +135,6 @@ class BridgeService:
             ledger=self._ledger,
             read_ledger=self._broker.catch_up,
             batch=self._operations.add,
-            finish=self._operations.finish_run,
             off_loop=self._off_loop,
             claims=self._claims,
         )

@@ -3,6 +3,7 @@ ones still being batched, not an attempt whose record could not be committed. It
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,58 @@ async def test_a_fenced_replica_given_its_partition_back_answers_every_suggestio
         await broker.consumers[0].rebalance()  # the partition comes back
         results = await until(broker, topics.results, 7, RESULT)
     assert sorted(r["suggestion_id"] for r in results) == sorted([*names, "late"])
+
+
+async def test_a_run_that_ends_while_its_partition_is_reconciled_keeps_its_one_result(tmp_path: Path) -> None:
+    """A run that ends while its partition is reconciled (its publisher made again, its ledger about to be read):
+    its result waits for the reconciliation. Published at once, the transaction carrying its `finished` record
+    could commit after the ledger read, which then saw the run unfinished and ran it again (the fuzz test's
+    duplicated final results in CI, among many rebalances)."""
+    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
+    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
+    topics = settings.topics
+    async with serving(settings, broker, executor) as service:
+        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
+        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+        (run_id,) = list(service.registry)
+        source = service.registry.get(run_id).source  # type: ignore[union-attr]
+        publishers, reconciler = service._publishers, service._reconciler
+        get, read_ledger = publishers.get, reconciler._read_ledger
+        read = asyncio.Event()  # a transaction with a result commits only after the ledger read: a slow commit
+
+        async def the_run_ends_as_the_partition_is_reconciled(part: Partition) -> Any:
+            publisher = await get(part)
+            if part != source or not executor.running:
+                return publisher
+            flush, transaction = publisher.flush, publisher._transaction
+
+            async def slow(batch: list[Outgoing], offset: int | None) -> None:
+                if any(r.topic == topics.results for r in batch):
+                    await read.wait()
+                await transaction(batch, offset)
+
+            async def then_the_run_ends() -> None:
+                await flush()
+                publisher.flush = flush
+                executor.release()  # its result comes as the ledger is about to be read
+                parked = service._ownership._parked
+                await eventually(lambda: run_id not in service.registry or bool(parked), timeout=5, interval=0)
+
+            publisher.flush, publisher._transaction = then_the_run_ends, slow
+            return publisher
+
+        async def reading(partition: int, sink: Any) -> None:
+            await read_ledger(partition, sink)
+            read.set()
+
+        publishers.get = the_run_ends_as_the_partition_is_reconciled  # type: ignore[method-assign]
+        reconciler._read_ledger = reading
+        await broker.consumers[0].rebalance()
+        publishers.get, reconciler._read_ledger = get, read_ledger  # type: ignore[method-assign]
+        # The ledger's unfinished runs taken up (none, or the run again), then all of them done.
+        await eventually(lambda: not reconciler.has_backlog(source), timeout=5, interval=0.005)
+        await eventually(lambda: service.in_flight == 0, timeout=5, interval=0.005)
+        results = await until(broker, topics.results, 1, RESULT)
+    assert [(r["suggestion_id"], r["attempt"]) for r in results] == [("a1", 1)]
+    assert executor.names == ["a"]  # once: not run again by the reconciliation
+    assert len(messages(broker, topics.results, RESULT)) == 1
