@@ -62,10 +62,13 @@ class KafkaBroker:
 
     can_restart = True
 
-    def __init__(self, run_dir: Path, port: int, controller_port: int) -> None:
+    def __init__(self, run_dir: Path, port: int, controller_port: int, proxied: tuple[int, int] | None = None) -> None:
         self.run_dir = run_dir
         self.port = port
         self.controller_port = controller_port
+        # A second listener (bound, advertised): the network fault tests' proxy listens on the advertised port
+        # and forwards to the bound one (tests/faults/proxy.py).
+        self.proxied = proxied
 
     @property
     def bootstrap(self) -> str:
@@ -135,6 +138,11 @@ class KafkaBroker:
             "KAFKA_RUN_DIR": str(self.run_dir),
             "KAFKA_PORT": str(self.port),
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            **(
+                {"KAFKA_PROXIED_PORT": str(self.proxied[0]), "KAFKA_PROXIED_ADVERTISED_PORT": str(self.proxied[1])}
+                if self.proxied
+                else {}
+            ),
             "KAFKA_START_TIMEOUT": str(START_TIMEOUT_S),
             "KAFKA_STOP_TIMEOUT": str(STOP_TIMEOUT_S),
         }
@@ -164,6 +172,7 @@ class ExternalKafkaBroker:
     """A broker named by ``BRIDGE_KAFKA_BOOTSTRAP``: used as it is, never started, stopped or restarted."""
 
     can_restart = False
+    proxied: tuple[int, int] | None = None  # no listener of ours to put a proxy in front of
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
@@ -250,8 +259,8 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     if external:
         yield ExternalKafkaBroker(external)
         return
-    port, controller_port = _free_ports(2)
-    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port, controller_port)
+    port, controller_port, proxied, proxy = _free_ports(4)
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"), port, controller_port, proxied=(proxied, proxy))
     SERVER_LOGS[broker.bootstrap] = broker.run_dir / "logs" / "server.log"
     try:
         broker.up()

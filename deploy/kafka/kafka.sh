@@ -26,6 +26,9 @@
 #   KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
 #   KAFKA_SECURE_DIR       certificates and SCRAM users of a secure broker (see above); read by `up` only
+#   KAFKA_PROXIED_PORT     a second plaintext listener on 127.0.0.1 (the network fault tests' proxy forwards to
+#                          it), advertised at KAFKA_PROXIED_ADVERTISED_PORT (the proxy's port), so that a client
+#                          bootstrapped at the proxy keeps every connection going through it; read by `up` only
 set -euo pipefail
 
 KAFKA_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -232,6 +235,8 @@ cmd_up() {
     else
         sed -e "s#@KAFKA_PORT@#${port}#g" -e "s#@KAFKA_CONTROLLER_PORT@#${cport}#g" \
             -e "s#@KAFKA_DATA_DIR@#${DATA_DIR}#g" "${KAFKA_HOME}/server.properties.in" >"${PROPS}"
+        [[ -z "${KAFKA_PROXIED_PORT:-}" ]] || add_proxied_listener "${KAFKA_PROXIED_PORT}" \
+            "${KAFKA_PROXIED_ADVERTISED_PORT:?KAFKA_PROXIED_ADVERTISED_PORT: the port of the proxy in front of it}"
     fi
     local cluster_id
     cluster_id="$(new_cluster_id)"
@@ -239,6 +244,14 @@ cmd_up() {
         "${format_args[@]}" >"${LOGS_DIR}/format.log" 2>&1 ||
         { cat "${LOGS_DIR}/format.log" >&2; die "formatting the KRaft log dir failed"; }
     launch
+}
+
+# The PROXIED listener: bound at $1, advertised at $2 (see KAFKA_PROXIED_PORT above).
+add_proxied_listener() {
+    require_free_ports "$1"
+    sed -i -e "s#^\(listeners=.*\)#\1,PROXIED://127.0.0.1:$1#" \
+        -e "s#^\(advertised.listeners=.*\)#\1,PROXIED://127.0.0.1:$2#" \
+        -e "s#^\(listener.security.protocol.map=.*\)#\1,PROXIED:PLAINTEXT#" "${PROPS}"
 }
 
 # A name or password that can go, unquoted and unescaped, into sed, a JAAS line and --add-scram's

@@ -96,9 +96,16 @@ class Cluster:
         self.config = root / "bridge.yaml"  # written by service_settings
         self.replicas: list[Replica] = []
 
-    def replica(self, name: str) -> Replica:
-        """A new (not yet started) replica of this cluster."""
-        replica = Replica(name, self.config, self.root)
+    def replica(self, name: str, *, bootstrap: str | None = None) -> Replica:
+        """A new (not yet started) replica of this cluster; `bootstrap`: one that reaches the broker there (through
+        the network fault tests' proxy) with a config file of its own."""
+        config = self.config
+        if bootstrap is not None:
+            data = json.loads(self.config.read_text())
+            data["kafka"]["bootstrap_servers"] = bootstrap
+            config = self.root / f"bridge-{name}.yaml"
+            config.write_text(json.dumps(data))
+        replica = Replica(name, config, self.root)
         self.replicas.append(replica)
         return replica
 
@@ -163,8 +170,15 @@ class Replica:
 
     def ready(self) -> bool:
         """GET /readyz answers 200."""
+        return self._probe("readyz")
+
+    def healthy(self) -> bool:
+        """GET /healthz answers 200."""
+        return self._probe("healthz")
+
+    def _probe(self, path: str) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/{path}", timeout=1) as response:
                 return bool(response.status == 200)
         except OSError:
             return False

@@ -1,0 +1,190 @@
+"""Faults the network makes, on the real broker: one of two replicas reaches the broker only through a proxy this
+test owns (tests/faults/proxy.py), and the link is cut, silenced, slowed, made lossy, or loses the answer of a
+transaction's commit, while suggestions keep arriving. The replica keeps running meanwhile: its runs go on, its
+lease ages, the group moves its partitions, and it comes back.
+
+Each scenario: every suggestion answered exactly once and the history checker's rules held (attempts only
+growing; a run that may have run twice says so with its attempt), both replicas drain and exit 0 after, the
+replica behind the proxy says 503 on `/readyz` while it is cut off and 200 after, and the other replica's
+`/healthz` stays 200 throughout. The proxy's seed is printed; BRIDGE_NETWORK_SEED replays it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import Checker, Cluster, Fault, Replica, Study
+from tests.faults.proxy import FaultyLink
+from tests.kafka_broker import ExternalKafkaBroker, KafkaBroker
+from tests.polling import eventually
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(400)]
+
+SEED = int(os.environ.get("BRIDGE_NETWORK_SEED", "20261207"))
+SAMPLE_S = 0.5  # how often both replicas' health is sampled
+LOST_COMMIT_ANSWERS = 3  # EndTxn answers lost in a row: the first commit's, then its retries' (aiokafka retries)
+
+
+@dataclass
+class Samples:
+    """The health of both replicas, sampled all along: (when, proxied replica ready, other replica healthy)."""
+
+    taken: list[tuple[float, bool, bool]] = field(default_factory=list)
+
+    def not_ready_between(self, began: float, ended: float) -> float | None:
+        """Seconds from `began` to the first sample with the proxied replica not ready, if any before `ended`."""
+        late = [at for at, ready, _ in self.taken if began <= at <= ended and not ready]
+        return min(late) - began if late else None
+
+    def other_unhealthy(self) -> list[float]:
+        return [at for at, _, healthy in self.taken if not healthy]
+
+
+async def _sample(cut_off: Replica, other: Replica, samples: Samples) -> None:
+    while True:
+        ready, healthy = await asyncio.gather(asyncio.to_thread(cut_off.ready), asyncio.to_thread(other.healthy))
+        samples.taken.append((time.time(), ready, healthy))
+        await asyncio.sleep(SAMPLE_S)  # the sampling period, not a synchronisation
+
+
+Scenario = Callable[[FaultyLink, Replica, random.Random], Awaitable[tuple[float, float]]]
+"""Makes the fault on the link; returns when it began and when the link was healed."""
+
+
+async def _through_the_proxy(
+    kafka_broker: KafkaBroker | ExternalKafkaBroker,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    label: str,
+    scenario: Scenario,
+    *,
+    publish_over_s: float,
+    cut_off: bool,
+) -> None:
+    if kafka_broker.proxied is None:
+        pytest.skip("the broker is external (BRIDGE_KAFKA_BOOTSTRAP): it has no listener for the test's proxy")
+    bound, advertised = kafka_broker.proxied
+    seed = SEED + sum(map(ord, label))
+    print(f"network {label}: seed {seed} (BRIDGE_NETWORK_SEED={SEED} replays it)")
+    rng = random.Random(seed)
+    link = FaultyLink(advertised, bound, seed=seed)
+    await link.start()
+    cluster = Cluster(kafka_bootstrap, tmp_path, max_parallel=2, concurrency=2)
+    proxied = cluster.replica("a", bootstrap=f"127.0.0.1:{advertised}")
+    other = cluster.replica("b")
+    study = Study(kafka_bootstrap, cluster.settings.topics.suggestions, seed=seed, publish_over_s=publish_over_s)
+    checker = Checker(cluster, study, f"network_{label}")
+    samples = Samples()
+    sampler: asyncio.Task[None] | None = None
+    faults: list[Fault] = []
+    try:
+        for replica in (proxied, other):
+            replica.start()
+        await asyncio.gather(proxied.wait_ready(timeout=90), other.wait_ready(timeout=90))
+        sampler = asyncio.create_task(_sample(proxied, other, samples))
+        study.start()
+        await checker.executions.wait_running(since=proxied.started_at, workdir=proxied.workdir, timeout=45)
+        await asyncio.sleep(rng.uniform(0.0, 1.5))  # a random moment mid-study
+        began, healed = await scenario(link, proxied, rng)
+        faults += [Fault(began, f"{label}: began", proxied.workdir), Fault(healed, f"{label}: healed", proxied.workdir)]
+        assert proxied.alive(), f"the replica behind the proxy died:\n{proxied.log_tail()}"
+        await eventually(proxied.ready, timeout=90, interval=0.25, in_thread=True, what="/readyz not 200 after")
+        recovered = time.time() - healed
+        problems = await checker.settle(timeout=120)
+        # The link back, the replica rejoins the group: partitions move again, runs in flight on them may run again.
+        moved = sorted({at for r in (proxied, other) for at in r.rebalances(since=began)})
+        faults += [Fault(at, f"{label}: the group moved partitions") for at in moved]
+    finally:
+        if sampler is not None:
+            sampler.cancel()
+        study.cancel()
+        cluster.kill_all()
+        await link.stop()
+    noticed = samples.not_ready_between(began, healed)
+    print(
+        f"network {label}: fault {healed - began:.1f}s; /readyz of a 503 after "
+        f"{'never' if noticed is None else f'{noticed:.1f}s'}, 200 again {recovered:.1f}s after the heal; "
+        f"/healthz of b 200 in {len(samples.taken) - len(samples.other_unhealthy())}/{len(samples.taken)} samples; "
+        f"link {link.counts}; {len(moved)} rebalances"
+    )
+    if cut_off:
+        problems += [] if noticed is not None else ["/readyz of the cut-off replica stayed 200 while it was cut off"]
+    problems += [f"/healthz of the other replica not 200 at {at:.1f}" for at in samples.other_unhealthy()[:3]]
+    await checker.check(faults, extra_problems=problems)
+
+
+async def _cut(link: FaultyLink, replica: Replica, rng: random.Random) -> tuple[float, float]:
+    began = time.time()
+    link.cut()
+    await asyncio.sleep(30)  # the outage's length, not a synchronisation
+    link.heal()
+    return began, time.time()
+
+
+async def _slow_then_lossy(link: FaultyLink, replica: Replica, rng: random.Random) -> tuple[float, float]:
+    began = time.time()
+    link.slow(0.2, 0.05)
+    await asyncio.sleep(30)  # the fault's length
+    link.heal()
+    link.lossy(0.05)
+    await asyncio.sleep(30)  # the fault's length
+    link.heal()
+    return began, time.time()
+
+
+async def _silent(link: FaultyLink, replica: Replica, rng: random.Random) -> tuple[float, float]:
+    began = time.time()
+    link.silence()
+    await asyncio.sleep(20)  # the outage's length
+    link.heal()
+    return began, time.time()
+
+
+async def _commit_answer_lost(link: FaultyLink, replica: Replica, rng: random.Random) -> tuple[float, float]:
+    began = time.time()
+    link.lose_end_txn_answer(LOST_COMMIT_ANSWERS)  # the commit's answer, and the answers of its retries
+    await eventually(
+        lambda: link.counts.end_txn_answers_lost >= LOST_COMMIT_ANSWERS,
+        timeout=60,
+        what=lambda: f"only {link.counts.end_txn_answers_lost} commits through the proxy",
+    )
+    link.heal()
+    return began, time.time()
+
+
+async def test_a_replica_cut_off_for_30_s_while_the_other_works(
+    kafka_broker: KafkaBroker | ExternalKafkaBroker, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await _through_the_proxy(kafka_broker, kafka_bootstrap, tmp_path, "cut", _cut, publish_over_s=45, cut_off=True)
+
+
+async def test_a_slow_then_lossy_link(
+    kafka_broker: KafkaBroker | ExternalKafkaBroker, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await _through_the_proxy(
+        kafka_broker, kafka_bootstrap, tmp_path, "slow_lossy", _slow_then_lossy, publish_over_s=60, cut_off=False
+    )
+
+
+async def test_the_broker_silent_on_one_replicas_connections_for_20_s(
+    kafka_broker: KafkaBroker | ExternalKafkaBroker, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await _through_the_proxy(
+        kafka_broker, kafka_bootstrap, tmp_path, "silent", _silent, publish_over_s=35, cut_off=True
+    )
+
+
+async def test_the_link_lost_in_the_middle_of_a_commit(
+    kafka_broker: KafkaBroker | ExternalKafkaBroker, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    await _through_the_proxy(
+        kafka_broker, kafka_bootstrap, tmp_path, "commit_lost", _commit_answer_lost, publish_over_s=20, cut_off=False
+    )
