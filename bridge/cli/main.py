@@ -261,9 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "check",
         "validate a polyaxonfile and print the runs it expands to",
-        "Nothing runs. Exit 0 when valid, 2 when not.",
+        "Nothing runs. Exit 0 when valid (warnings, e.g. a param the component does not declare, are printed and "
+        "counted in the last line), 2 when not, or with --strict when there is any warning.",
     )
     _source_flags(check)
+    check.add_argument(
+        "--strict", action="store_true", help="a warning makes the file invalid (exit 2), as in a CI check"
+    )
     check.set_defaults(handler=cmd_check)
 
     serve = _command(sub, "serve", "serve the Kafka bridge until SIGTERM or SIGINT, then drain")
