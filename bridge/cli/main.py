@@ -154,8 +154,9 @@ def _ops_parsers(sub: Any) -> None:
         sub,
         "logs",
         "print a run's stdout and stderr (its last attempt)",
-        "From the work dir on this host: --workdir, or the bridge's (-c) for a served run, else .bridge as "
-        "`bridge run` uses. A served run's logs are on the host of the bridge that ran it.",
+        "From the work dir on this host: --workdir, or the bridge's (-c) for a served run, else .bridge (or "
+        "$BRIDGE_WORKDIR), the default of `serve` and `run`. A served run's logs are on the host of the bridge that "
+        "ran it.",
     )
     logs_.add_argument("run_id", metavar="RUN_ID", help="the run's id (in its result and in `bridge tail`)")
     logs_.add_argument(
