@@ -4,6 +4,10 @@ Modules log through `get_logger(__name__)`. structlog (with rich, which its cons
 part of a short command's start-up, and `bridge run` logs nothing on most runs: with `configure(lazy=True)` it is
 imported only when an event passes the level, or when a module that logs through structlog directly was
 imported (`settle()`). Until then an event below the level costs a comparison.
+
+aiokafka logs through the standard library (`Unable connect to ...`, `Group Coordinator Request failed ...`, each
+a retry the bridge makes and reports in its own words); its records become the bridge's debug events, so a user
+sees them only with `--log-level debug`, in the bridge's format.
 """
 
 from __future__ import annotations
@@ -25,8 +29,35 @@ def configure(level: str | None = None, *, json: bool | None = None, lazy: bool 
     numeric = logging.getLevelNamesMapping().get(name, logging.WARNING)
     as_json = json if json is not None else os.environ.get("BRIDGE_LOG_FORMAT", "").lower() == "json"
     _pending[:] = [(numeric, as_json)]
+    _route_library_logs(numeric)
     if not lazy or "structlog" in sys.modules:
         _apply()
+
+
+LIBRARY_LOGGERS = ("aiokafka",)
+"""The standard library loggers whose records are shown as the bridge's debug events, never on their own."""
+
+
+class _AsDebugEvents(logging.Handler):
+    """Hands a library's log records to the bridge's logger as debug events: the library's warnings are about
+    what the bridge retries and reports itself."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            said = record.getMessage()
+        except Exception:
+            said = str(record.msg)
+        root = record.name.split(".", 1)[0]
+        get_logger(record.name).debug(root, said=said, severity=record.levelname.lower())
+
+
+def _route_library_logs(level: int) -> None:
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers[:] = [_AsDebugEvents()]
+        library.propagate = False  # never Python's last-resort handler, which prints bare lines on stderr
+        # Below debug nothing of theirs is shown: no record is even made.
+        library.setLevel(logging.DEBUG if level <= logging.DEBUG else logging.CRITICAL + 1)
 
 
 def settle() -> None:

@@ -37,6 +37,14 @@ def table_lines(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[st
 
 
 def reason(kind: str, field: str | None, message: str) -> str:
-    """Why something was refused, in one table cell."""
+    """Why something was refused, in one table cell, its field path said once."""
     where = f" at {field}" if field else ""
-    return cut(f"{kind}{where}: {message}", DETAIL)
+    return cut(f"{kind}{where}: {without_field(field, message)}", DETAIL)
+
+
+def without_field(field: str | None, message: str) -> str:
+    """`message` without the field path it starts with: an error lists its problems as `path: what`, and the
+    first one's path is the error's field, already named beside it."""
+    if field and message.startswith(f"{field}: "):
+        return message[len(field) + 2 :]
+    return message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -22,14 +21,9 @@ def cmd_dash(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("BRIDGE_DASH_TOKEN") or None
     settings = settings_of(args)  # a bad config fails here, before anything connects
 
-    # While connecting, aiokafka logs each failed attempt on its own; the one line that matters is the error at
-    # the end (exit 1). Once connected, its errors are shown again.
-    quiet = logging.getLogger("aiokafka")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-
+    # aiokafka's own lines (each failed connection attempt, ...) are debug events (bridge/logs.py): the one line
+    # that matters is the error at the end (exit 1).
     def listening(url: str) -> None:
-        quiet.setLevel(level)
         shown = f"{url}?token=..." if token else url
         print(f"bridge dash: serving on {shown} (SIGTERM or Ctrl-C to stop)", file=sys.stderr, flush=True)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import EXIT_OK, InvalidInput
+from bridge.errors import EXIT_INVALID, EXIT_OK, InvalidInput
 
 
 def _params(pairs: Sequence[str]) -> dict[str, str]:
@@ -24,18 +24,18 @@ def _params(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """The operation of `-f FILE`, `-f -` or `--url URL`, with its param warnings printed on stderr."""
+def _load(args: argparse.Namespace) -> tuple[Any, int]:
+    """The operation of `-f FILE`, `-f -` or `--url URL`, and how many warnings about it were printed on stderr."""
     from bridge.local.hints import param_warnings
     from bridge.local.source import load
 
     overrides = _params(args.param)
     loaded = load(file=args.file, url=args.url, params=overrides)
-    for warning in loaded.operation.warnings:  # keys Polyaxon accepts that do nothing here, odd values
-        print(f"warning: {loaded.source}: {warning}", file=sys.stderr)
-    for line in param_warnings(loaded.operation, overrides):
+    # Keys Polyaxon accepts that do nothing here and odd values, then params nothing declares.
+    warnings = [*map(str, loaded.operation.warnings), *param_warnings(loaded.operation, overrides)]
+    for line in warnings:
         print(f"warning: {loaded.source}: {line}", file=sys.stderr)
-    return loaded
+    return loaded, len(warnings)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -43,13 +43,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bridge.local.console import print_runs
     from bridge.polyaxon import expand_runs
 
-    loaded = _load(args)
+    loaded, warned = _load(args)
     op = loaded.operation
     # As `bridge run` and Polyaxon: a mapping's values are its runs (`values: []` is none); no mapping is one run.
     values = [dict(v) for v in op.matrix.values or []] if op.matrix is not None else [{}]
     runs = expand_runs(op, values, source=loaded.source)
-    print_runs(runs)
-    print(f"{loaded.source}: valid, {len(runs)} run(s)", file=sys.stderr)
+    print_runs(runs, given=[set(op.params or {}) | set(v) for v in values])
+    if not warned:
+        print(f"{loaded.source}: valid, {len(runs)} run(s)", file=sys.stderr)
+        return EXIT_OK
+    if args.strict:
+        print(f"{loaded.source}: invalid with --strict: {warned} warning(s) above", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{loaded.source}: valid with {warned} warning(s) above, {len(runs)} run(s)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -76,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bridge.local.objective import objective_of, undeclared_metric
         from bridge.local.run import RunOptions, run_plan
 
-        loaded = _load(args)
+        loaded, _ = _load(args)
         objective = objective_of(loaded.operation, args.objective)
         if objective is not None and (warning := undeclared_metric(objective, loaded.operation)):
             print(f"warning: {warning}", file=sys.stderr)

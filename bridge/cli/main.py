@@ -154,8 +154,9 @@ def _ops_parsers(sub: Any) -> None:
         sub,
         "logs",
         "print a run's stdout and stderr (its last attempt)",
-        "From the work dir on this host: --workdir, or the bridge's (-c) for a served run, else .bridge as "
-        "`bridge run` uses. A served run's logs are on the host of the bridge that ran it.",
+        "From the work dir on this host: --workdir, or the bridge's (-c) for a served run, else .bridge (or "
+        "$BRIDGE_WORKDIR), the default of `serve` and `run`. A served run's logs are on the host of the bridge that "
+        "ran it.",
     )
     logs_.add_argument("run_id", metavar="RUN_ID", help="the run's id (in its result and in `bridge tail`)")
     logs_.add_argument(
@@ -261,9 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "check",
         "validate a polyaxonfile and print the runs it expands to",
-        "Nothing runs. Exit 0 when valid, 2 when not.",
+        "Nothing runs. Exit 0 when valid (warnings, e.g. a param the component does not declare, are printed and "
+        "counted in the last line), 2 when not, or with --strict when there is any warning.",
     )
     _source_flags(check)
+    check.add_argument(
+        "--strict", action="store_true", help="a warning makes the file invalid (exit 2), as in a CI check"
+    )
     check.set_defaults(handler=cmd_check)
 
     serve = _command(sub, "serve", "serve the Kafka bridge until SIGTERM or SIGINT, then drain")

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bridge.cli.common import cut, reason, settings_of, table_lines
+from bridge.cli.common import cut, reason, settings_of, table_lines, without_field
 from bridge.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InvalidInput
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 
 
 def _preview(letter: DeadLetter, width: int = 60) -> str:
-    from bridge.contract.limits import printable
+    """The original bytes around the field at fault (the record's start when the whole record is)."""
+    from bridge.contract.dead_letters import excerpt_around
 
     try:
         raw = letter.value_bytes() or b""
     except ValueError:
         return ""
-    text = printable(raw[: width * 4].decode("utf-8", "replace")).replace("\n", " ")
-    return cut(text, width) if len(raw) <= width * 4 else cut(text, width - 3) + "..."
+    return excerpt_around(raw, letter.error.field, width).replace("\n", " ").replace("\r", " ")
 
 
 def _study(letter: DeadLetter) -> str:
@@ -52,7 +52,7 @@ def _letter_row(letter: DeadLetter) -> list[str]:
         cut(error.field or "-", 40),
         f"{letter.topic}:{letter.partition}@{letter.offset}",
         _study(letter) or "-",
-        f"{cut(error.message, 120)} | {_preview(letter)}",
+        f"{cut(without_field(error.field, error.message), 120)} | {_preview(letter)}",
     ]
 
 

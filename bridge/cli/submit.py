@@ -26,9 +26,11 @@ _STATE_WORDS = {
 
 
 def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> bool:
-    """Validate `message` against the config's templates as the bridge would; print and say whether any
-    suggestion is refused (nothing is sent then)."""
+    """Validate `message` against the config's templates as the bridge would; print what it refuses (nothing is
+    sent then) or, when it refuses nothing, the params a template does not declare (warnings, with the closest
+    declared name); whether anything is refused."""
     from bridge.contract.dead_letters import DeadLetterError
+    from bridge.local.hints import suggestion_warnings
     from bridge.service.intake import Templates, accept
 
     outcome = accept(message.to_json().encode(), Templates(settings), settings)
@@ -41,7 +43,12 @@ def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> boo
     ]
     if rows:
         print("\n".join(table_lines(("SUGGESTION", "RUN", "STATE", "DETAIL"), rows)))
-    return bool(rows)
+        return True
+    if outcome.operation is not None:
+        for lines in suggestion_warnings(outcome.operation, message).values():
+            for line in lines:
+                print(f"warning: {line}", file=sys.stderr)
+    return False
 
 
 def _answer_detail(answer: Answer, waited_s: float) -> str:
@@ -106,6 +113,24 @@ def _read_suggestions(args: argparse.Namespace) -> dict[str, Any]:
     return message
 
 
+_FLAGS_HELP = {
+    "study": "the study the suggestions belong to, the message's key",
+    "template": "the name of a template registered in the bridge's config, which runs the suggestions",
+}
+
+
+def _flag_error(args: argparse.Namespace, error: Any) -> str:
+    """A validation error of the message, naming the flag that set the field at fault, else the file."""
+    from bridge.contract.messages import field_path
+
+    loc = tuple(error["loc"])
+    flag = f"--{loc[0]}" if loc and loc[0] in ("study", "template", "iteration") else None
+    if flag is not None and getattr(args, str(loc[0]), None) is not None:
+        return f"{flag} {getattr(args, str(loc[0]))!r}: {error['msg']}"
+    where = f"{args.file or '-'} (-f)"
+    return f"{where}: {field_path(loc)}: {error['msg']}"
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     """Publish one suggestion message, then report what became of each suggestion (exit 2 when any was refused, 1
     when any has no answer within `--wait`)."""
@@ -115,13 +140,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from bridge.contract.messages import SuggestionMessage
 
     settings = settings_of(args)
+    data = _read_suggestions(args)
+    for key in ("study", "template"):
+        if not data.get(key):
+            raise InvalidInput(f"--{key} is required (or a `{key}` in the message file): {_FLAGS_HELP[key]}")
     try:
-        message = SuggestionMessage.model_validate(_read_suggestions(args))
+        message = SuggestionMessage.model_validate(data)
     except ValidationError as exc:
-        from bridge.contract.messages import field_path
-
-        first = exc.errors()[0]
-        raise InvalidInput(f"{field_path(first['loc'])}: {first['msg']}") from None
+        raise InvalidInput(_flag_error(args, exc.errors()[0])) from None
     if settings.templates and refused_locally(message, settings):
         print("nothing sent: the config's templates refuse this message", file=sys.stderr)
         return EXIT_INVALID

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bridge.cli.common import without_field
 from bridge.config.settings import BridgeSettings
 from bridge.contract.decoders import Decoded, Unreadable, read_operation, read_result
 from bridge.contract.messages import OperationCreated, OperationFinished, OperationProgress
@@ -31,8 +32,9 @@ def outcome_cell(result: Mapping[str, Any]) -> str:
     error = result.get("error") or {}
     if result.get("status") == "succeeded" or not isinstance(error, dict) or not error:
         return outputs
-    where = f" at {error['field']}" if error.get("field") else ""  # a refused suggestion names the field at fault
-    why = f"{error.get('type', 'error')}{where}: {error.get('message', '')}".rstrip(": ")
+    field = error.get("field") if isinstance(error.get("field"), str) and error.get("field") else None
+    where = f" at {field}" if field else ""  # a refused suggestion names the field at fault
+    why = f"{error.get('type', 'error')}{where}: {without_field(field, str(error.get('message', '')))}".rstrip(": ")
     return f"{why} (last: {outputs})" if outputs else why
 
 
@@ -134,6 +136,10 @@ async def tail(
     try:
         await reader.start("follow results", give_up_after_s=connect_timeout_s)
         if view.live is not None:
+            if not from_beginning:
+                print(
+                    "following what is published from now on (--from-beginning: also what came before)", file=sys.stderr
+                )
             view.live.start()
         await _follow(reader, view, limit)
         if limit is not None:

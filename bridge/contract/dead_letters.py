@@ -7,6 +7,7 @@ malformed input of any size or encoding can land there; `DeadLetterError` is the
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -142,3 +143,35 @@ def _excerpt(raw: bytes | None, cap: int | None) -> tuple[bytes | None, bool]:
 
 def _b64(raw: bytes | None) -> str | None:
     return None if raw is None else base64.b64encode(raw).decode("ascii")
+
+
+_PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+
+
+def excerpt_around(raw: bytes, field: str | None, width: int = 80) -> str:
+    """About `width` characters of `raw` (as text, NULs escaped) around the field at fault, else its start, with
+    `...` where text was left out. The field is found by its path's names in turn (`suggestions[1].params.epochs`:
+    `"suggestions"`, then the second `"params"` after it, then `"epochs"`), on the bytes as they are: a record that
+    is not JSON is shown too."""
+    text = printable(raw.decode("utf-8", "replace"))
+    at = _find_path(text, field) if field else -1
+    start = max(0, at - width // 3) if at >= 0 else 0
+    piece = text[start : start + width]
+    return ("..." if start else "") + piece + ("..." if start + width < len(text) else "")
+
+
+def _find_path(text: str, field: str) -> int:
+    """Where the last name of `field` is quoted in `text`, walking its path; -1 when its first name is not."""
+    at, skip = -1, 0
+    for index, name in _PATH_PART.findall(field):
+        if index:
+            skip = int(index)
+            continue
+        found = text.find(f'"{name}"', at + 1)
+        for _ in range(skip):  # the n-th item of a list: the n-th name after the list's own
+            later = text.find(f'"{name}"', found + 1) if found >= 0 else -1
+            found = later if later >= 0 else found
+        if found < 0:
+            return at
+        at, skip = found, 0
+    return at

@@ -11,14 +11,13 @@ job (`bridge/dash/pages.py`), so a hostile name is shown, never interpreted.
 from __future__ import annotations
 
 import binascii
-import re
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bridge.contract.dead_letters import DeadLetter
+from bridge.contract.dead_letters import DeadLetter, excerpt_around
 from bridge.contract.messages import OperationCreated, OperationFinished, OperationProgress
 from bridge.contract.results import NO_OPERATION, ProgressEvent, RunResult, RunStatus, StopReason
 from bridge.dash.objective import Objective, number, objective_of_operation
@@ -252,22 +251,6 @@ class PartitionView:
     studies: list[str] = field(default_factory=list)
 
 
-_FIELD_NAME = re.compile(r"([^.\[\]]+)(?:\[\d+\])*$")
-
-
-def preview_around(raw: bytes, field_path: str | None, width: int = 80) -> str:
-    """About `width` characters of `raw` (as text) around the last name of `field_path`, or its start."""
-    text = raw.decode("utf-8", "replace").replace("\0", "\\x00")
-    at = 0
-    if field_path:
-        match = _FIELD_NAME.search(field_path)
-        if match:
-            found = text.find(f'"{match.group(1)}"')
-            at = max(0, found - width // 3) if found >= 0 else 0
-    piece = text[at : at + width]
-    return ("..." if at else "") + piece + ("..." if at + width < len(text) else "")
-
-
 def letter_view(letter: DeadLetter) -> LetterView:
     """The dash's view of one dead letter."""
     try:
@@ -282,7 +265,7 @@ def letter_view(letter: DeadLetter) -> LetterView:
         source=f"{letter.topic}:{letter.partition}@{letter.offset}",
         study=key[:200],
         at=letter.at.timestamp(),
-        preview=preview_around(raw, letter.error.field),
+        preview=excerpt_around(raw, letter.error.field),
         size=letter.value_size,
         truncated=letter.truncated,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bridge.contract.results import ProgressEvent, RunResult, RunStatus
@@ -23,7 +23,8 @@ _STATUS_STYLE = {
 }
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
+    """One value as every table and summary line shows it (floats to 4 significant digits)."""
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict | list):
@@ -33,7 +34,18 @@ def _fmt(value: Any) -> str:
 
 def fmt_mapping(values: Mapping[str, Any]) -> str:
     """`a=1 b=0.01` for a table cell."""
-    return " ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+    return " ".join(f"{k}={fmt_value(v)}" for k, v in values.items())
+
+
+def params_cell(params: Mapping[str, Any], given: Collection[str]) -> str:
+    """Every param a run gets, as rich markup: those it was given as they are, the defaults it took dimmed
+    (`bridge check` and `bridge run` show the same cell for the same run)."""
+    from rich.markup import escape
+
+    return " ".join(
+        escape(f"{k}={fmt_value(v)}") if k in given else f"[dim]{escape(f'{k}={fmt_value(v)}')}[/dim]"
+        for k, v in params.items()
+    )
 
 
 class ProgressListener:
@@ -92,8 +104,9 @@ class ProgressListener:
             self._line(f"run {result.index} {result.status.value}{note} [{self._done}/{self._total}] {summary}")
 
 
-def results_table(results: Sequence[RunResult]) -> Table:
-    """One row per run: params, status, outputs, attempts, duration, error."""
+def results_table(results: Sequence[RunResult], typed: Mapping[int, Mapping[str, Any]] | None = None) -> Table:
+    """One row per run: params, status, outputs, attempts, duration, error. With `typed` (each run's every param
+    by index, defaults filled), the params cell shows them all as `bridge check` does, else the given ones."""
     from rich.table import Table
 
     table = Table(show_lines=False, header_style="bold")
@@ -104,7 +117,7 @@ def results_table(results: Sequence[RunResult]) -> Table:
         table.add_row(
             str(r.index),
             status,
-            fmt_mapping(r.params),
+            params_cell(typed[r.index], r.params) if typed and r.index in typed else params_cell(r.params, r.params),
             fmt_mapping(r.outputs),
             str(r.attempt),
             f"{r.duration_s:.1f}s" if r.duration_s is not None else "",
@@ -113,8 +126,14 @@ def results_table(results: Sequence[RunResult]) -> Table:
     return table
 
 
-def print_results(results: Sequence[RunResult], output: str, stream: TextIO | None = None) -> None:
-    """The results on stdout: a table, or one `bridge.result/v1` JSON per line."""
+def print_results(
+    results: Sequence[RunResult],
+    output: str,
+    stream: TextIO | None = None,
+    typed: Mapping[int, Mapping[str, Any]] | None = None,
+) -> None:
+    """The results on stdout: a table (every param of each run with `typed`), or one `bridge.result/v1` JSON per
+    line."""
     out = stream or sys.stdout
     if output == "jsonl":
         for r in results:
@@ -123,11 +142,14 @@ def print_results(results: Sequence[RunResult], output: str, stream: TextIO | No
         return
     from rich.console import Console
 
-    Console(file=out, width=max(Console(file=out).width, 120)).print(results_table(results))
+    Console(file=out, width=max(Console(file=out).width, 120)).print(results_table(results, typed))
 
 
-def print_runs(rows: Iterable[Mapping[str, Any]], stream: TextIO | None = None) -> None:
-    """The expanded runs of `bridge check`: one row per run with its typed params."""
+def print_runs(
+    rows: Iterable[Mapping[str, Any]], stream: TextIO | None = None, given: Sequence[Collection[str]] = ()
+) -> None:
+    """The expanded runs of `bridge check`: one row per run with its typed params (defaults dimmed, the params
+    named in `given` for that run not)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -135,6 +157,6 @@ def print_runs(rows: Iterable[Mapping[str, Any]], stream: TextIO | None = None) 
     table.add_column("#")
     table.add_column("params", overflow="fold")
     for i, params in enumerate(rows):
-        table.add_row(str(i), fmt_mapping(params))
+        table.add_row(str(i), params_cell(params, given[i] if i < len(given) else params))
     out = stream or sys.stdout
     Console(file=out, width=max(Console(file=out).width, 120)).print(table)

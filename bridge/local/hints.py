@@ -1,4 +1,5 @@
-"""Warnings about params that are valid but probably not what the user meant, for `bridge run` and `bridge check`.
+"""Warnings about params that are valid but probably not what the user meant, for `bridge run`, `bridge check`
+and `bridge submit`.
 
 With `strictParams` off, Polyaxon keeps an undeclared param as a context param: a misspelt `learning_rat: 0.05`
 runs with `learning_rate`'s default and nobody is told. The file stays valid (Polyaxon accepts it, and so must
@@ -6,23 +7,22 @@ the bridge), but a person should hear about it:
 
 - a param in `params` or `matrix.values` that the component does not declare, with the closest declared name;
 - a `-P name=value` that no input or output declares;
-- a `-P name=value` that the mapping's own values replace in some runs (a run's values win, as in Polyaxon).
+- a `-P name=value` that the mapping's own values replace in some runs (a run's values win, as in Polyaxon);
+- a param of a suggestion message that its template does not declare (`suggestion_warnings`).
 
 Params marked `contextOnly: true` are undeclared on purpose and never warned about.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.polyaxon import V1Operation
+from bridge.polyaxon import did_you_mean as _suggest
 
-
-def _suggest(name: str, declared: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
-    return f"; did you mean `{close[0]}`?" if close else ""
+if TYPE_CHECKING:  # `bridge run` never reads a suggestion message: not imported when it starts
+    from bridge.contract.messages import SuggestionMessage
 
 
 def _runs(count: int, total: int) -> str:
@@ -76,3 +76,24 @@ def _undeclared_in_values(values: Sequence[Mapping[str, Any]], known: set[str]) 
             if str(name) not in known:
                 seen.setdefault(str(name), [index, 0])[1] += 1
     return [(name, first, count) for name, (first, count) in seen.items()]
+
+
+def suggestion_warnings(op: V1Operation, message: SuggestionMessage) -> dict[int | None, list[str]]:
+    """The params of a suggestion message that its template `op` does not declare, as `check` words them: by
+    suggestion index (None: the message's own `params`, shared by all). With strictParams these are refusals."""
+    component = op.component
+    if component is None:
+        return {}
+    declared = [io.name for io in component.io]
+    quiet = set(declared) | {name for name, p in (op.params or {}).items() if p.context_only}
+    given: list[tuple[int | None, str, str]] = [(None, f"params.{n}", n) for n in message.params]
+    for i, suggestion in enumerate(message.suggestions):
+        given += [(i, f"suggestions[{i}].params.{n}", n) for n in suggestion.params]
+    out: dict[int | None, list[str]] = {}
+    for index, path, name in given:
+        if name not in quiet:
+            out.setdefault(index, []).append(
+                f"{path}: the template `{message.template}` declares no `{name}`; the run gets it as a context"
+                f" param only{_suggest(name, declared)}"
+            )
+    return out

@@ -29,7 +29,7 @@ from bridge.engine.plan import OperationPlan
 from bridge.engine.runtime import Runtime
 from bridge.engine.scheduler import OperationOutcome, OperationRunner
 from bridge.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
-from bridge.local.console import ProgressListener, fmt_mapping, print_results
+from bridge.local.console import ProgressListener, fmt_mapping, fmt_value, print_results
 from bridge.local.file_ledger import FileLedger
 from bridge.local.objective import Objective
 
@@ -103,7 +103,8 @@ def _report(plan: OperationPlan, outcome: OperationOutcome, options: RunOptions)
     objective = options.objective
     table_order = objective.rank(outcome.results) if objective is not None and options.output == "table" else None
     # JSON lines stay in mapping order: a program reading them matches them by index, not by rank.
-    print_results(table_order or outcome.results, options.output)
+    typed = {run.index: run.params for run in plan.runs}  # what `bridge check` shows of each run
+    print_results(table_order or outcome.results, options.output, typed=typed)
     counts = outcome.counts()
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
     reason = f"; early stopping: {outcome.early_stop.reason}" if outcome.early_stop else ""
@@ -125,6 +126,6 @@ def best_run_line(objective: Objective, outcome: OperationOutcome) -> str:
         return f"best run: none (no run succeeded with a number for `{objective.metric}`; objective {objective})"
     params = fmt_mapping(best.params)
     return (
-        f"best run: #{best.index} {objective.metric}={best.outputs[objective.metric]:.6g}"
+        f"best run: #{best.index} {objective.metric}={fmt_value(best.outputs[objective.metric])}"
         f" ({params}) [{best.run_id}]; objective {objective} from {objective.origin}"
     )

@@ -3,6 +3,7 @@
     load_operation(path)        read + resolve + validate a file          (loader.py)
     parse_operation(data, ...)  the same from a dict (Kafka templates)    (loader.py)
     expand_runs(op, values)     one dict of typed params per run          (params.py)
+    did_you_mean(name, names)   `; did you mean `x`?` for a misspelt name (params.py)
     render_run(component, ...)  argv / env / working dir of one run       (templating.py)
 
 An operation from outside is bounded by a `UrlPolicy` (urlfetch.py: where its urlRef may be fetched from, for
@@ -29,7 +30,7 @@ from bridge.polyaxon.context import RunGlobals
 from bridge.polyaxon.inputs import V1IO, V1Param, V1Validation
 from bridge.polyaxon.job import V1Container, V1EnvVar, V1GitInit, V1Init, V1Job
 from bridge.polyaxon.loader import ComponentFetchFailed, load_operation, parse_operation
-from bridge.polyaxon.params import expand_runs
+from bridge.polyaxon.params import did_you_mean, expand_runs
 from bridge.polyaxon.sandbox import RenderBudget, RenderBudgetExceeded, budget_scope
 from bridge.polyaxon.schema import V1Component, V1Operation
 from bridge.polyaxon.templating import RenderedRun, render_run, validate_templates
@@ -62,6 +63,7 @@ __all__ = [
     "V1TruncationStoppingPolicy",
     "V1Validation",
     "budget_scope",
+    "did_you_mean",
     "expand_runs",
     "load_operation",
     "parse_operation",

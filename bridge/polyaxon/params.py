@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bridge.errors import PolyaxonfileError, Problem
@@ -13,7 +14,7 @@ from bridge.polyaxon.schema import V1Component, V1Operation
 from bridge.polyaxon.templating import template_problems
 from bridge.polyaxon.types import TypeSyntaxError, ValueParseError, parse_type, parse_value
 
-__all__ = ["expand_runs", "parse_io_value"]
+__all__ = ["did_you_mean", "expand_runs", "parse_io_value"]
 
 
 def expand_runs(
@@ -99,7 +100,7 @@ def _op_params(op: V1Operation, component: V1Component, problems: list[Problem])
         else:
             value, problem = (
                 param.value,
-                _undeclared(name, path, op.effective_strict_params, param.context_only),
+                _undeclared(name, path, op.effective_strict_params, param.context_only, declared),
             )
         if problem is None:
             parsed[name] = value
@@ -134,11 +135,11 @@ def _run_params(
             run[io.name] = value
         else:
             problems.append(problem)
-    declared = {io.name for io in component.io}
+    declared = [io.name for io in component.io]
     for name, value in entry.items():
         if name in declared:
             continue
-        problem = _undeclared(str(name), f"{path}.{name}", op.effective_strict_params, None)
+        problem = _undeclared(str(name), f"{path}.{name}", op.effective_strict_params, None, declared)
         if problem is None:
             run[name] = value
         else:
@@ -148,11 +149,23 @@ def _run_params(
     return run
 
 
-def _undeclared(name: str, path: str, strict: bool, context_only: bool | None) -> Problem | None:
+def did_you_mean(name: str, declared: Iterable[str]) -> str:
+    """`; did you mean `x`?` with the declared name closest to `name`, or "" when none is close."""
+    close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def _undeclared(
+    name: str, path: str, strict: bool, context_only: bool | None, declared: Iterable[str]
+) -> Problem | None:
     if name in RESERVED_IO_NAMES:
         return Problem(path, f"`{name}` is taken by the templating context; use another name")
     if strict and context_only is not True:
-        return Problem(path, f"Received undeclared param `{name}`; declare an input/output or set `contextOnly: true`.")
+        return Problem(
+            path,
+            f"Received undeclared param `{name}`{did_you_mean(name, declared)}"
+            " (declare an input/output or set `contextOnly: true`).",
+        )
     return None
 
 

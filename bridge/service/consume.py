@@ -161,7 +161,8 @@ class ConsumeLoop:
         else:
             assignment = self._consumer.assignment()
             self._health.set_ready(bool(assignment), "no partition assigned")
-            if assignment and not self._announced:
+            # Once the rebalance listener has taken every partition (`assigned`): its `partitions_assigned` first.
+            if assignment and not self._announced and all(tp in self._consumed for tp in assignment):
                 self._announced = True
                 log.info("bridge_ready", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assignment))
 

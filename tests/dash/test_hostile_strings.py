@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import html
 
+from bridge.contract.dead_letters import excerpt_around
 from bridge.contract.results import RunResult
 from bridge.dash import pages
-from bridge.dash.board import Board, preview_around
+from bridge.dash.board import Board
 from bridge.dash.objective import Objective
 from tests.dash.dash_support import HOSTILE, dead_letter, progress, result
 
@@ -63,9 +64,9 @@ def test_links_carry_topic_strings_only_url_encoded() -> None:
     assert 'href="/study?name=%3Cscript%3E' in page
 
 
-def test_a_dead_letter_preview_shows_the_bytes_around_the_field_at_fault() -> None:
+def test_a_dead_letter_excerpt_shows_the_bytes_around_the_field_at_fault() -> None:
     raw = b'{"study": "s", "suggestions": [{"params": {"lr": 0.1, "epochs": "five"}}], "pad": "' + b"x" * 300 + b'"}'
-    text = preview_around(raw, "suggestions[0].params.epochs", width=60)
+    text = excerpt_around(raw, "suggestions[0].params.epochs", width=60)
     assert '"epochs": "five"' in text
     assert text.startswith("...") and text.endswith("...")
-    assert preview_around(b"\xff\x00not json", None).startswith("\ufffd\\x00not")
+    assert excerpt_around(b"\xff\x00not json", None).startswith("\ufffd\\x00not")
