@@ -1,7 +1,8 @@
 """An Optuna study of the test job through `bridge serve`, as a user writes it, runnable as a process of its own
 (`python -m tests.optuna.study_job CONFIG STORAGE STUDY TRIALS N_JOBS`) so that a test can kill it and start it again.
 
-Each trial draws `x`; its run reports `loss = x + 1/(step+1)` for 10 steps of 0.3 s (what the pruner compares).
+Each trial draws `x`; its run reports `loss = x + 1/(step+1)` for 10 steps of 0.3 s (what the pruner compares),
+then works 1 s more, so that a stop decided at its last step still finds it running.
 The storage makes the study resumable: its heartbeat marks the trials of a process that died as failed, and
 `RetryFailedTrialCallback` asks them again with their params; the objective sends each under its first trial's
 id, so the bridge answers it from the run it started then.
@@ -24,7 +25,7 @@ def space(trial: optuna.Trial) -> dict[str, Any]:
     """The job's params for one trial, named after `x` so that the executions of each suggestion are counted."""
     x = trial.suggest_float("x", 0.0, 1.0)
     values = ",".join(f"{x + 1 / (s + 1):.6f}" for s in range(STEPS))
-    return {"name": f"x{x!r}", "values": values, "step_sleep": STEP_SLEEP_S}
+    return {"name": f"x{x!r}", "values": values, "step_sleep": STEP_SLEEP_S, "sleep": 1.0}
 
 
 def space_with_failures(trial: optuna.Trial) -> dict[str, Any]:
