@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,examples,ray]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,examples,optuna,ray]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 ## The quick-start example end to end: a Polyaxon mapping of 4 configurations trained on this machine.

@@ -5,7 +5,8 @@
 #      unless BRIDGE_KAFKA_BOOTSTRAP=host:port names a running broker to use instead (left running);
 #   2. `bridge serve -c examples/quick-start/bridge.yaml` in the background, logging to .bridge/demo/bridge.log,
 #      waited for until its /readyz answers 200;
-#   3. examples/optuna/optimize.py against it (arguments to this script are passed on to it);
+#   3. examples/optuna/optimize.py against it: `study.optimize(BridgeObjective(...), n_jobs=4)`, the study's
+#      MedianPruner stopping runs through the bridge (arguments to this script are passed on to it);
 #   4. on exit, however it happens: SIGTERM to the bridge (it drains: running runs finish, results are
 #      published, offsets committed), then the broker is stopped.
 #
@@ -150,7 +151,7 @@ echo >&2
 
 # ---- 3. the optimizer ------------------------------------------------------------------------------------
 # In the background, so that a bridge dying under it ends the demo at once rather than at its --timeout.
-"${PY}" -u examples/optuna/optimize.py --bootstrap-servers "${BOOTSTRAP}" "$@" &
+"${PY}" -u examples/optuna/optimize.py --bootstrap-servers "${BOOTSTRAP}" --config "${CONFIG}" "$@" &
 OPTIMIZER_PID=$!
 rc=0
 finished=""

@@ -22,6 +22,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         {"bridge.config", "bridge.executors"},
         {"bridge.engine", "bridge.kafka"},
         {"bridge.service", "bridge.client", "bridge.dash"},
+        {"bridge.optuna"},
         {"bridge.app"},
         {"bridge.local"},
         {"bridge.cli"},
@@ -30,7 +31,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
 )
 """Bottom to top: a package or top-level module imports only those of lower layers (and itself)."""
 
-CONFINED: Mapping[str, str] = {"aiokafka": "bridge.kafka", "ray": "bridge.executors.ray"}
+CONFINED: Mapping[str, str] = {"aiokafka": "bridge.kafka", "ray": "bridge.executors.ray", "optuna": "bridge.optuna"}
 """An outside library, and the one package or module that may import it."""
 
 

@@ -5,7 +5,8 @@
     WrongLoop       a client's coroutine awaited on another event loop than its own (client.py)
     Study           one study's loop: N trials in flight, a new one per result (study.py)
     Answer          what became of one suggestion sent (answer_book.py)
-operator.py holds what an operator reads and sends (`bridge dlq`, `bridge stop`).
+progress.py hands the progress events read to whoever listens (`BridgeClient.listen_progress`); operator.py
+holds what an operator reads and sends (`bridge dlq`, `bridge stop`).
 """
 
 from bridge.client.answer_book import Answer

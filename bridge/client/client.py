@@ -23,6 +23,10 @@ A client belongs to the event loop it started on. From another thread, run its c
         answers = asyncio.run_coroutine_threadsafe(bridge.results("s", ids, timeout=60), bridge.loop).result()
 
 Awaiting them on another loop raises `WrongLoop` at once.
+
+Intermediate metrics are heard, not kept: `listen_progress` hands each `bridge.progress/v1` event of the named
+suggestions read while it listens to a callback (progress.py). `stop_run` asks the bridge to stop a run through
+the control topic; the run's `stopped` result then comes as its answer, like any other.
 """
 
 from __future__ import annotations
@@ -31,18 +35,19 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
 
 from bridge.client.answer_book import Answer, AnswerBook, Submission
 from bridge.client.inbox import KEEP, Inbox, Item, Position
+from bridge.client.progress import Hearer, ProgressListeners
 from bridge.config.sections import KafkaSettings, TopicsSettings
 from bridge.contract.dead_letters import DeadLetter
 from bridge.contract.decoders import Decoded, Unreadable, read_dead_letter, read_result
-from bridge.contract.messages import SuggestionMessage
-from bridge.contract.results import RunResult
+from bridge.contract.messages import ControlMessage, SuggestionMessage
+from bridge.contract.results import ProgressEvent, RunResult
 from bridge.errors import BrokerRefused, Retryable
 from bridge.kafka.lookups import Lookups
 from bridge.kafka.offsets import Partition
@@ -103,6 +108,7 @@ class BridgeClient:
         self._inbox: Inbox | None = None
         self._reader: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._progress = ProgressListeners()
         self.unreadable: Counter[str] = Counter()
         """Records of the results and dead-letter topics this client skipped, by why it could not read them
         (a newer bridge's schema version, or not a message at all)."""
@@ -188,7 +194,11 @@ class BridgeClient:
             while True:
                 records = await consumer.read(1.0)
                 # No await from the read to the put: once the consumer's position is past a record, the inbox has it.
-                inbox.put(item for record in records if (item := self._decode(record)) is not None)
+                items = [item for record in records if (item := self._decode(record)) is not None]
+                inbox.put(item for item in items if not isinstance(item, ProgressEvent))
+                for item in items:
+                    if isinstance(item, ProgressEvent):
+                        self._progress.put(item)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every wait raises it, rather than waiting out its timeout
@@ -256,6 +266,49 @@ class BridgeClient:
             offset=sent.offset,
         )
 
+    async def stop_run(
+        self,
+        study: str,
+        *,
+        suggestion_id: str | None = None,
+        run_id: str | None = None,
+        reason: str | None = None,
+        token: str | None = None,
+    ) -> Position:
+        """Ask the bridge to stop a run (named by suggestion id or run id) through the control topic, as
+        `bridge stop` does; returns where the control message landed. Its answer is the run's final result (for a
+        run stopped, `stopped`), read like any other; a refused stop (a wrong `token`, another study) is a dead
+        letter of that position (`refusal`)."""
+        inbox = self._here()
+        assert self._producer is not None
+        message = ControlMessage.model_validate(
+            {
+                "action": "stop_run",
+                "study": study,
+                "suggestion_id": suggestion_id,
+                "run_id": run_id,
+                "reason": reason,
+                "token": token,
+            }
+        )
+        mark = inbox.mark()
+        sent = await self._producer.send(self._topics.control, message.to_json().encode(), key=study.encode())
+        position: Position = (sent.topic, sent.partition, sent.offset)
+        inbox.sent(position, mark)
+        return position
+
+    def refusal(self, position: Position) -> DeadLetter | None:
+        """The dead letter refusing the record this client sent to `position`, when one was read."""
+        return self._here().letter_at(position)
+
+    @contextlib.contextmanager
+    def listen_progress(self, study: str, suggestion_ids: Iterable[str], hear: Hearer) -> Iterator[None]:
+        """`hear` gets each progress event of `suggestion_ids` in `study` read until the block ends, on the
+        client's loop (it must not block). Listen before sending: events read before are not kept."""
+        self._here()
+        with self._progress.listen(study, suggestion_ids, hear):
+            yield
+
     async def answers(self, submission: Submission, *, timeout: float) -> dict[str, Answer]:
         """What became of each suggestion of `submission`, waiting up to `timeout` seconds: until each has its
         answer, or the bridge has committed the message (what it caused is durable: the runs it took are
@@ -314,11 +367,11 @@ class BridgeClient:
         assert self._consumer is not None
         return not await self._consumer.behind(ends)
 
-    def _decode(self, record: Record) -> RunResult | DeadLetter | None:
-        """The final result or dead letter a record holds; None for a progress event or a record not readable."""
+    def _decode(self, record: Record) -> RunResult | ProgressEvent | DeadLetter | None:
+        """The final result, progress event or dead letter a record holds; None for a record not readable."""
         if record.topic == self._topics.results:
             result = self._read_one(read_result(record.value), record)
-            return result.message if result is not None and isinstance(result.message, RunResult) else None
+            return None if result is None else result.message
         letter = self._read_one(read_dead_letter(record.value), record)
         return None if letter is None else letter.message
 

@@ -1,17 +1,23 @@
-"""Tune the quick-start model with Optuna's TPE, through a running `bridge serve` (ask-and-tell over Kafka).
+"""Tune the quick-start model with Optuna's TPE, through a running `bridge serve`.
 
-By default (`--mode async`) it keeps `--batch` trials in flight: it asks that many, then one new trial as each
-result arrives (`bridge.client.Study`), so no run waits for the slowest of its batch, until
-`--iterations` x `--batch` trials were told. With `--mode batch`, each iteration asks Optuna for a batch of
+By default (`--mode objective`) it is an ordinary Optuna study with two lines changed, `study.optimize` running
+`--batch` trials at once (`n_jobs`) until `--iterations` x `--batch` trials ran:
+
+    objective = BridgeObjective("quick-start", space=space, metric="loss", config="bridge.yaml")
+    study.optimize(objective, n_trials=20, n_jobs=4)
+
+Each trial is one suggestion; the run's per-epoch loss feeds the study's MedianPruner, which stops the runs it
+prunes through the bridge. For those who ask and tell by hand, `--mode async` keeps `--batch` trials in flight
+with `bridge.client.Study` (a new trial as each result arrives), and `--mode batch` asks Optuna for a batch of
 trials, publishes them as ONE suggestion message (so the bridge runs them as one mapping operation, where
-early stopping compares them), and waits for all their results. Either way the ids are `trial-<number>`, and
+early stopping compares them) and waits for all their results. Either way the ids are `trial-<number>`, and
 Optuna is told each trial's validation loss:
 
     succeeded with a finite loss     -> COMPLETE with that value
     stopped (early stopping), skipped -> PRUNED
     failed, no loss, or no result in time -> FAIL
 
-    python examples/optuna/optimize.py --bootstrap-servers 127.0.0.1:9092 --iterations 5 --batch 4 [--mode batch]
+    python examples/optuna/optimize.py --bootstrap-servers 127.0.0.1:9092 --iterations 5 --batch 4 [--mode async]
 
 It ends with the best params and loss, how many runs the bridge ran, served from its cache and stopped,
 and whether the best loss beats the best of the first `--batch` trials (the search converges). Exit status: 0 it does;
@@ -29,9 +35,11 @@ import warnings
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 EPOCHS = 5
+CONFIG = Path(__file__).resolve().parents[1] / "quick-start" / "bridge.yaml"
 
 
 def search_space() -> dict[str, Any]:
@@ -53,6 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka (default %(default)s)")
     parser.add_argument(
+        "--config",
+        type=Path,
+        default=CONFIG,
+        help="the bridge's config, whose template checks each trial's params before it is sent (objective mode; "
+        "default: the quick-start's; its broker is replaced by --bootstrap-servers)",
+    )
+    parser.add_argument(
         "--study",
         default=None,
         help="study name (default quick-start-tpe-<timestamp>: a fresh one per invocation, because a "
@@ -65,11 +80,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--mode",
-        choices=("async", "batch"),
-        default="async",
-        help="async: a new trial per result, --batch in flight; batch: a batch at a time (default %(default)s)",
+        choices=("objective", "async", "batch"),
+        default="objective",
+        help="objective: study.optimize(BridgeObjective(...), n_jobs=--batch); async: ask and tell, a new trial per "
+        "result, --batch in flight; batch: a batch at a time (default %(default)s)",
     )
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to await a batch's results (%(default)s)")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to await a trial's or a batch's results (%(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default %(default)s)")
     parser.add_argument(
         "--startup-trials",
@@ -136,11 +154,80 @@ def tell(study: Any, trial: Any, result: Any, batch: Counter[str]) -> float | No
 
 
 def show(args: argparse.Namespace, sid: str, trial: Any, result: Any, loss: float | None) -> None:
+    """With -v, one line per trial told; `result` None: from the trial's user attributes (objective mode)."""
     if args.verbose:
-        why = f" ({result.error.type}: {result.error.message})" if result.error else ""
-        shown = f"loss={loss:.4f}" if loss is not None else result.status.value + why
-        cached = " [cached]" if result.cached else ""
+        if result is None:
+            why = f" ({trial.user_attrs['bridge_error']})" if "bridge_error" in trial.user_attrs else ""
+            status, cached = (
+                trial.user_attrs.get("bridge_status", trial.state.name.lower()),
+                trial.user_attrs.get("bridge_cached", False),
+            )
+        else:
+            why = f" ({result.error.type}: {result.error.message})" if result.error else ""
+            status, cached = result.status.value, result.cached
+        shown = f"loss={loss:.4f}" if loss is not None else status + why
+        cached = " [cached]" if cached else ""
         print(f"    {sid}: {shown}{cached}  {fmt_params(trial.params)}", flush=True)
+
+
+def suggest(trial: Any) -> dict[str, Any]:
+    """One trial's params: the quick-start component's inputs that the search tunes (see `search_space`)."""
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 0.3, log=True),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.6),
+        "conv_activation": trial.suggest_categorical("conv_activation", ["relu", "sigmoid", "tanh"]),
+        "hidden1_size": trial.suggest_int("hidden1_size", 64, 1024),
+    }
+
+
+def optimize_objective(args: argparse.Namespace) -> int:
+    """`--mode objective`: `study.optimize` with `BridgeObjective`, `--batch` trials at once."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from bridge.optuna import BridgeObjective
+
+    study = make_study(args)
+    study.pruner = optuna.pruners.MedianPruner(n_startup_trials=args.batch, n_warmup_steps=1)
+    total = args.iterations * args.batch
+    print(
+        f"study {args.study}: {total} trial(s) with study.optimize(BridgeObjective(...), n_jobs={args.batch}), "
+        f"template {args.template!r}, bridge at {args.bootstrap_servers}",
+        flush=True,
+    )
+    started = t0 = time.monotonic()
+
+    def progress(study: Any, trial: Any) -> None:
+        show(args, f"trial-{trial.number}", trial, None, trial.value if trial.state == TrialState.COMPLETE else None)
+        ended = sum(t.state.is_finished() for t in study.trials)
+        if ended % args.batch == 0:
+            nonlocal t0
+            done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+            so_far = f"{study.best_value:.4f} (trial-{study.best_trial.number})" if done else "none yet"
+            print(f"trials {ended}/{total}: best so far {so_far} ({time.monotonic() - t0:.1f}s)", flush=True)
+            t0 = time.monotonic()
+
+    objective = BridgeObjective(
+        args.template,
+        space=suggest,
+        metric="loss",
+        config=args.config if args.config.is_file() else None,
+        bootstrap_servers=args.bootstrap_servers,
+        params={"epochs": EPOCHS},
+        metadata={"optimizer": "optuna-tpe", "seed": args.seed},
+        timeout_s=args.timeout,
+        connect_timeout_s=args.connect_timeout,
+    )
+    with objective:
+        study.optimize(objective, n_trials=total, n_jobs=args.batch, callbacks=[progress])
+    counts: Counter[str] = Counter()
+    for trial in study.trials:
+        status = trial.user_attrs.get("bridge_status")
+        counts[status or "missing"] += 1
+        if status is not None:
+            counts["cached" if trial.user_attrs.get("bridge_cached") else "ran"] += 1
+    first = [t.value for t in study.trials[: args.batch] if t.state == TrialState.COMPLETE]
+    return report(study, counts, min(first, default=math.inf), time.monotonic() - started)
 
 
 async def optimize_async(args: argparse.Namespace) -> int:
@@ -281,7 +368,7 @@ def report(study: Any, counts: Counter[str], first_batch_best: float, elapsed_s:
 
     print(
         f"\nbridge: {counts['ran']} run(s) ran, {counts['cached']} served from cache, "
-        f"{counts['stopped']} stopped by early stopping; {counts['succeeded']} succeeded, "
+        f"{counts['stopped']} stopped (pruned or early stopping); {counts['succeeded']} succeeded, "
         f"{counts['failed']} failed, "
         f"{counts['skipped']} skipped, {counts['missing']} without a result ({elapsed_s:.1f}s)"
     )
@@ -302,14 +389,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from aiokafka.errors import KafkaError
 
-    from bridge.errors import Retryable
+    from bridge.errors import ConfigError, Retryable
 
+    unreachable: tuple[type[BaseException], ...] = (Retryable, KafkaError, TimeoutError, OSError)
+    if args.mode == "objective":
+        from bridge.optuna import BridgeUnreachable
+
+        unreachable += (BridgeUnreachable,)
     try:
+        if args.mode == "objective":
+            return optimize_objective(args)
         return asyncio.run(optimize_async(args) if args.mode == "async" else optimize(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (Retryable, KafkaError, TimeoutError, OSError) as exc:  # no broker, or no bridge made its topics
+    except ConfigError as exc:
+        print(f"optimize.py: {exc}", file=sys.stderr)
+        return 2
+    except unreachable as exc:  # no broker, or no bridge made its topics
         print(f"optimize.py: cannot reach the bridge at {args.bootstrap_servers}: {exc}", file=sys.stderr)
         return 2
 
