@@ -12,16 +12,18 @@ replica behind the proxy says 503 on `/readyz` while it is cut off and 200 after
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.faults.harness import Checker, Cluster, Fault, Replica, Study
+from tests.faults.harness import Checker, Cluster, Fault, Replica, Study, read_to_end, stop_all
 from tests.faults.proxy import FaultyLink
 from tests.kafka_broker import ExternalKafkaBroker, KafkaBroker
 from tests.polling import eventually
@@ -98,7 +100,11 @@ async def _through_the_proxy(
         assert proxied.alive(), f"the replica behind the proxy died:\n{proxied.log_tail()}"
         await eventually(proxied.ready, timeout=90, interval=0.25, in_thread=True, what="/readyz not 200 after")
         recovered = time.time() - healed
-        problems = await checker.settle(timeout=120)
+        await study.finished()
+        missing = await checker.wait_for_results(timeout=120)
+        sampler.cancel()  # before the replicas stop: a replica draining says 503, as it should
+        print(f"network {label}: study done, {len(missing)} suggestions without a result")
+        problems = await stop_all(cluster.replicas)
         # The link back, the replica rejoins the group: partitions move again, runs in flight on them may run again.
         moved = sorted({at for r in (proxied, other) for at in r.rebalances(since=began)})
         faults += [Fault(at, f"{label}: the group moved partitions") for at in moved]
@@ -115,10 +121,28 @@ async def _through_the_proxy(
         f"/healthz of b 200 in {len(samples.taken) - len(samples.other_unhealthy())}/{len(samples.taken)} samples; "
         f"link {link.counts}; {len(moved)} rebalances"
     )
+    results, _ = await read_to_end(kafka_bootstrap, cluster.settings.topics.results)
+    print(f"network {label}: results of one study stopped for at most {_longest_gap(results, began):.1f}s")
     if cut_off:
         problems += [] if noticed is not None else ["/readyz of the cut-off replica stayed 200 while it was cut off"]
     problems += [f"/healthz of the other replica not 200 at {at:.1f}" for at in samples.other_unhealthy()[:3]]
     await checker.check(faults, extra_problems=problems)
+
+
+def _longest_gap(results: list[Any], since: float) -> float:
+    """The longest a study waited between two of its results (record timestamps) after `since`: what the fault
+    cost a user in time."""
+    by_study: dict[bytes, list[float]] = {}
+    for record in results:
+        if b'"bridge.result/v1"' in (record.value or b""):  # final results, not progress events
+            by_study.setdefault(record.key or b"", []).append(record.timestamp / 1000)
+    gaps = [
+        later - earlier
+        for times in by_study.values()
+        for earlier, later in itertools.pairwise(sorted(times))
+        if later >= since
+    ]
+    return max(gaps, default=0.0)
 
 
 async def _cut(link: FaultyLink, replica: Replica, rng: random.Random) -> tuple[float, float]:
