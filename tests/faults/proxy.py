@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import random
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 END_TXN = 26  # Kafka's api key of EndTxn
@@ -127,53 +128,52 @@ class FaultyLink:
         pair = (writer, up_writer)
         self._pairs.add(pair)
         doomed: set[int] = set()  # correlation ids of EndTxn requests whose answers are to be lost
-        for pump in (self._requests(reader, up_writer, pair, doomed), self._answers(up_reader, writer, pair, doomed)):
+
+        def request(frame: bytes) -> bool:
+            api_key, correlation = struct.unpack(">hxxi", frame[4:12])
+            if api_key == END_TXN and self.state.lose_end_txn > 0:
+                self.state.lose_end_txn -= 1
+                doomed.add(correlation)
+            self.counts.frames += 1
+            return True
+
+        def answer(frame: bytes) -> bool:
+            (correlation,) = struct.unpack(">i", frame[4:8])
+            if correlation in doomed:  # the commit reached the broker; its answer is lost with the link
+                self.counts.end_txn_answers_lost += 1
+                return False
+            return True
+
+        for pump in (
+            self._pump(reader, up_writer, pair, request, requests=True),
+            self._pump(up_reader, writer, pair, answer, requests=False),
+        ):
             task = asyncio.create_task(pump)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _requests(
+    async def _pump(
         self,
         reader: asyncio.StreamReader,
-        upstream: asyncio.StreamWriter,
+        writer: asyncio.StreamWriter,
         pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
-        doomed: set[int],
+        passes: Callable[[bytes], bool],
+        *,
+        requests: bool,
     ) -> None:
+        """Forward frames one way until the connection ends or the link kills it: `passes` false, or (requests)
+        a reset after the request went out."""
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while True:
                 frame = await _frame(reader)
-                await self._hold(delay=True)
-                api_key, correlation = struct.unpack(">hxxi", frame[4:12])
-                if api_key == END_TXN and self.state.lose_end_txn > 0:
-                    self.state.lose_end_txn -= 1
-                    doomed.add(correlation)
-                upstream.write(frame)
-                await upstream.drain()
-                self.counts.frames += 1
-                if self.state.reset_p and self.rng.random() < self.state.reset_p:
+                await self._hold(delay=requests)
+                if not passes(frame):
+                    break
+                writer.write(frame)
+                await writer.drain()
+                if requests and self.state.reset_p and self.rng.random() < self.state.reset_p:
                     self.counts.resets += 1
-                    self._close(pair)
-                    return
-        self._close(pair)
-
-    async def _answers(
-        self,
-        reader: asyncio.StreamReader,
-        client: asyncio.StreamWriter,
-        pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
-        doomed: set[int],
-    ) -> None:
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while True:
-                frame = await _frame(reader)
-                await self._hold(delay=False)
-                (correlation,) = struct.unpack(">i", frame[4:8])
-                if correlation in doomed:  # the commit reached the broker; its answer is lost with the link
-                    self.counts.end_txn_answers_lost += 1
-                    self._close(pair)
-                    return
-                client.write(frame)
-                await client.drain()
+                    break
         self._close(pair)
 
     async def _hold(self, *, delay: bool) -> None:
