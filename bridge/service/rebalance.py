@@ -86,10 +86,10 @@ class Rebalance:
 
     async def on_partitions_assigned(self, assigned: list[TopicPartitionLike]) -> None:
         """Fence each new partition's previous owner, hand over the runs of partitions gone, then reconcile."""
+        log.info("partitions_assigned", partitions=_names(assigned))  # before the loop may say `bridge_ready`
         for tp in assigned:
             await self._loop.assigned(tp)
         back, gone = self._ownership.assign({Partition(tp.topic, tp.partition) for tp in assigned})
-        log.info("partitions_assigned", partitions=_names(assigned))
         self.hand_over(gone)
         for tp in assigned:
             part = Partition(tp.topic, tp.partition)
