@@ -58,6 +58,8 @@ class ConsumeLoop:
         self._handled: dict[Partition, int] = {}  # next offset to handle, once what is before it was handled
         self._paused = False
         self._announced = False  # `bridge_ready` is logged once, the first time the replica is ready
+        self._lookups: asyncio.Task[None] | None = None  # the broker's offsets asked after a probe (`refresh`)
+        self._closed = False
         self.broker_ok = True
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -167,17 +169,34 @@ class ConsumeLoop:
                 log.info("bridge_ready", partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assignment))
 
     async def refresh(self, broker_ok: bool) -> None:
-        """What a broker probe learnt: whether it answers; if so, ask the broker itself where the assigned
-        partitions end (a hung fetcher's cached ends would hide a backlog) and where those whose start offset was
-        not known at assignment (a broker hiccup) start."""
+        """What a broker probe learnt: whether it answers; if so, ask the broker itself (beside the probe, which
+        goes on meanwhile) where the assigned partitions end (a hung fetcher's cached ends would hide a backlog)
+        and where those whose start offset was not known at assignment (a broker hiccup) start."""
         if not broker_ok:
             if self.broker_ok:
                 log.warning("broker_unreachable")
             self.broker_ok = False
             return
         self.broker_ok = True
-        assignment = list(self._consumer.assignment())
-        if assignment:
-            self._ends = dict(await self._consumer.end_offsets(assignment))
-        for tp in set(assignment) - self._consumed.keys():
-            await self.assigned(tp)
+        # Not awaited by the probe: the consumer's lookups wait up to its request timeout (40 s) for a broker cut
+        # off just after the probe's answer, and the probes that would say so must not wait for them.
+        if not self._closed and (self._lookups is None or self._lookups.done()):
+            self._lookups = asyncio.create_task(self._look_up_offsets(), name="offset-lookups")
+
+    async def close(self) -> None:
+        """No more lookups of offsets (the consumer is about to stop): the one under way is cancelled."""
+        self._closed = True
+        if self._lookups is not None and not self._lookups.done():
+            self._lookups.cancel()
+            await asyncio.gather(self._lookups, return_exceptions=True)
+
+    async def _look_up_offsets(self) -> None:
+        try:
+            assignment = list(self._consumer.assignment())
+            if assignment:
+                self._ends = dict(await self._consumer.end_offsets(assignment))
+            for tp in set(assignment) - self._consumed.keys():
+                await self.assigned(tp)
+        except Exception as exc:  # the broker did not answer after all: what the next probe will say too
+            log.debug("offset_lookups_failed", error=str(exc))
+            self.broker_ok = False

@@ -248,6 +248,7 @@ class BridgeService:
                 self._rebalancer().release({Partition(tp.topic, tp.partition) for tp in consumer.assignment()})
             finally:
                 await self._publishers.close_all()
+                await loop.close()
                 await consumer.stop()
         finally:
             stop_watching.set()
