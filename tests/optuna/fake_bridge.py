@@ -49,9 +49,14 @@ class FakeBridge:
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
-        for task in asyncio.all_tasks(self._loop):  # runs left hanging: never stopped
+        hanging = asyncio.all_tasks(self._loop)  # runs left hanging: never stopped
+        for task in hanging:
             task.cancel()
-        self._loop.run_until_complete(asyncio.sleep(0))
+
+        async def cancelled() -> None:  # each hanging run has ended its cancellation
+            await asyncio.gather(*hanging, return_exceptions=True)
+
+        self._loop.run_until_complete(cancelled())
         self._loop.close()
 
     @contextlib.contextmanager
