@@ -315,13 +315,16 @@ class PartitionPublisher:
             async with self._producer.transaction():
                 for r in self._pending:
                     futures.append(await self._producer.send(r.topic, r.value, key=r.key, partition=r.partition))
+                if futures:
+                    # Acknowledged before the offsets join the transaction: the broker verifies each produce with the
+                    # transaction coordinator (KIP-890), and an AddOffsetsToTxn under way there makes that check
+                    # fail as a retriable NOT_ENOUGH_REPLICAS, which aiokafka waits out (retry_backoff_ms).
+                    await asyncio.gather(*futures)
                 if offset is not None:
                     tp = TopicPartition(self._source.topic, self._source.partition)
                     await self._producer.send_offsets_to_transaction(
                         {tp: OffsetAndMetadata(offset, "")}, self._settings.kafka.group_id
                     )
-                if futures:
-                    await asyncio.gather(*futures)
                 self._unsure = True  # from here, a failure may come after the broker committed (the commit's reply)
         except Exception as exc:
             refused = _refused(self._pending, futures, exc) if from_the_broker(exc) else []
