@@ -15,7 +15,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import InconsistentGroupProtocolError
 
 from bridge.config.settings import BridgeSettings
 from bridge.errors import ConfigError
@@ -27,6 +26,7 @@ from bridge.kafka.base import (
     TransactionalPublisher,
 )
 from bridge.kafka.connection import client_kwargs, ensure_topics, with_broker_retry
+from bridge.kafka.errors import group_protocol_refused
 from bridge.kafka.lookups import Lookups
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.kafka.publisher import PartitionPublisher
@@ -64,11 +64,11 @@ class _GroupConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships 
     async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None) -> Any:
         try:
             return await super().getmany(*partitions, timeout_ms=timeout_ms, max_records=max_records)
-        except InconsistentGroupProtocolError as exc:
-            raise ConfigError(
-                f"the consumer group {self._group} has members that assign partitions another way (round robin: a"
-                " bridge older than the co-partitioned stops); stop them before starting replicas of this version"
-            ) from exc
+        except Exception as exc:
+            refused = group_protocol_refused(exc, self._group)
+            if refused is None:
+                raise
+            raise refused from exc
 
 
 class KafkaBroker:

@@ -6,6 +6,8 @@ retriable KafkaError, KafkaTimeoutError,
 KafkaConnectionError, TimeoutError, OSError -> Retryable    the broker is away for a while: backoff, then report
 any other KafkaError                  -> BrokerRefused the broker said no for good (authorization, size, ...)
 asyncio.CancelledError                -> itself       a cancellation is never reported as anything else
+InconsistentGroupProtocolError        -> ConfigError  the group's members assign partitions another way
+                                                      (`group_protocol_refused`, the consumer's poll)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from aiokafka.errors import (
     CorruptRecordException,
+    InconsistentGroupProtocolError,
     InvalidMessageError,
     InvalidTimestampError,
     KafkaConnectionError,
@@ -27,6 +30,7 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
     TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
     for_code,
 )
 
@@ -124,3 +128,20 @@ def raise_for_topic_errors(topic_errors: list[tuple[Any, ...]]) -> list[str]:
             raise error(f"creating topic {topic}: {detail}")
         raise ConfigError(f"Kafka refused to create topic {topic}: {error.__name__}: {detail}")
     return existed
+
+
+def group_protocol_refused(exc: BaseException, group: str) -> ConfigError | None:
+    """The bridge's error when the group coordinator refused to let this consumer join `group` because its members
+    assign partitions another way (round robin: a bridge older than the co-partitioned stops); else None."""
+    if not isinstance(exc, InconsistentGroupProtocolError):
+        return None
+    return ConfigError(
+        f"the consumer group {group} has members that assign partitions another way (round robin: a"
+        " bridge older than the co-partitioned stops); stop them before starting replicas of this version"
+    )
+
+
+def topic_authorized(error_code: int) -> bool:
+    """Whether a DescribeTopics per-topic error code lets this principal see the topic (aiokafka returns the
+    codes, it does not raise)."""
+    return bool(error_code != TopicAuthorizationFailedError.errno)

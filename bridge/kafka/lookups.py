@@ -8,11 +8,10 @@ from types import TracebackType
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import TopicAuthorizationFailedError
 
 from bridge.config.sections import KafkaSettings
 from bridge.kafka.connection import client_kwargs
-from bridge.kafka.errors import as_bridge_errors
+from bridge.kafka.errors import as_bridge_errors, topic_authorized
 from bridge.kafka.offsets import Partition
 
 
@@ -59,7 +58,7 @@ class Lookups:
             code = d["error_code"]
             every = frozenset(p["partition"] for p in d["partitions"])
             led = frozenset(p["partition"] for p in d["partitions"] if p["leader"] >= 0)
-            out.append(TopicState(name, code != TopicAuthorizationFailedError.errno, code == 0, every, led))
+            out.append(TopicState(name, topic_authorized(code), code == 0, every, led))
         return out
 
     async def partitions(self, *names: str) -> list[Partition]:

@@ -12,7 +12,6 @@ A message with refusals or conflicts also gets its one dead letter.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from bridge.contract.dead_letters import DeadLetterError
@@ -22,6 +21,7 @@ from bridge.engine.plan import PlannedRun
 from bridge.service.answers import conflict
 from bridge.service.intake import Accepted, Refused, dead_letter_of
 from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ledger.records import finished_result
 from bridge.service.registry import RunRegistry
 
 
@@ -45,11 +45,8 @@ class _Known:
 
 
 def _replay(record: bytes) -> RunResult | None:
-    try:
-        body = json.loads(record).get("result")
-        return None if body is None else RunResult.model_validate({**body, "replayed": True})
-    except (ValueError, TypeError, AttributeError):
-        return None
+    result = finished_result(record)
+    return None if result is None else result.model_copy(update={"replayed": True})
 
 
 def _known(run_id: str, in_flight: RunRegistry, index: LedgerIndex) -> _Known:

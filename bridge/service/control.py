@@ -33,6 +33,7 @@ from bridge.contract.results import RunResult
 from bridge.kafka.base import ConsumedRecord, Outgoing
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.service.ledger.index import LedgerIndex
+from bridge.service.ledger.records import finished_result
 from bridge.service.publishing import Publishers
 from bridge.service.refusals import DeadLetters
 from bridge.service.registry import RunRegistry
@@ -207,11 +208,7 @@ class Control:
             record = known.finished_record if known is not None else None
             if record is None:
                 continue
-            try:
-                body = json.loads(record).get("result")
-                result = RunResult.model_validate(body) if body is not None else None
-            except (ValueError, AttributeError):
-                continue
+            result = finished_result(record)
             if result is not None and result.study == msg.study:
                 return result
         return None

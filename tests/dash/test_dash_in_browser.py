@@ -138,6 +138,25 @@ async def test_the_study_its_history_and_new_results_live(kafka_bootstrap: str, 
             )
             assert len(visible) == 1 and "r3" in visible[0]
 
+            # A click on the objective's column sorts the runs by it, a second one the other way (filter cleared).
+            from selenium.webdriver.common.keys import Keys
+
+            await _in_browser(browser, lambda d: d.find_element("id", "run-filter").send_keys(*[Keys.BACKSPACE] * 2))
+            heads = await _in_browser(
+                browser, lambda d: [h.text for h in d.find_elements("css selector", "table.runs thead th")]
+            )
+            column = heads.index("loss:min")
+
+            def sorted_by_objective(d: Any) -> list[float]:
+                d.find_elements("css selector", "table.runs thead th")[column].click()
+                rows = [r for r in d.find_elements("css selector", "table.runs tbody tr.run-row") if r.is_displayed()]
+                return [float(r.find_elements("css selector", "td")[column].text) for r in rows]
+
+            ascending = await _in_browser(browser, sorted_by_objective)
+            assert len(ascending) == 5 and ascending == sorted(ascending), ascending
+            descending = await _in_browser(browser, sorted_by_objective)
+            assert descending == sorted(ascending, reverse=True), descending
+
             # A suggestion its template refuses: its dead letter, with its reason and field, on the dead letters page.
             await _suggest_raw(settings, kafka_bootstrap, [{"name": "bad", "sleep": "not a number"}])
             await eventually(lambda: len(_api(url, "/api/dead-letters")["letters"]) == 1, timeout=60, in_thread=True)

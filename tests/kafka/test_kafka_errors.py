@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka.errors import (
+    InconsistentGroupProtocolError,
     KafkaConnectionError,
     KafkaError,
     MessageSizeTooLargeError,
     NotEnoughReplicasError,
     ProducerFenced,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
 )
 
-from bridge.errors import BrokerRefused, Fenced, Retryable
-from bridge.kafka.errors import kafka_error, publishing_may_go_on
+from bridge.errors import BrokerRefused, ConfigError, Fenced, Retryable
+from bridge.kafka.errors import group_protocol_refused, kafka_error, publishing_may_go_on, topic_authorized
 
 
 def test_each_kafka_error_lands_in_the_bridges_tree() -> None:
@@ -56,3 +59,16 @@ def test_only_a_record_level_refusal_leaves_a_record_out() -> None:
         assert _refused(batch, [bare, too_large], KafkaError()) == [batch[1]]
     finally:
         loop.close()
+
+
+def test_a_group_of_members_assigning_another_way_is_a_config_error_naming_the_group() -> None:
+    refused = group_protocol_refused(InconsistentGroupProtocolError(), "bridge-group")
+    assert isinstance(refused, ConfigError)
+    assert "bridge-group" in str(refused) and "assign partitions another way" in str(refused)
+    assert group_protocol_refused(KafkaConnectionError(), "bridge-group") is None
+
+
+def test_only_an_authorization_code_hides_a_topic() -> None:
+    assert topic_authorized(0)
+    assert topic_authorized(UnknownTopicOrPartitionError.errno)
+    assert not topic_authorized(TopicAuthorizationFailedError.errno)

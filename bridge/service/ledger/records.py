@@ -31,6 +31,7 @@ from bridge.contract.codec import parse_message
 from bridge.contract.identity import fingerprint
 from bridge.contract.limits import Limits
 from bridge.contract.messages import LEDGER_SCHEMA, LedgerRecord
+from bridge.contract.results import RunResult
 from bridge.contract.versions import LEDGER, is_newer
 from bridge.kafka.base import ConsumedRecord
 from bridge.service.ledger.index import LedgerEntryIn, LedgerIndex
@@ -44,6 +45,16 @@ def parse_record(raw: bytes | None, limits: Limits | None = None) -> LedgerRecor
     data = parse_message(raw or b"", accept=(LEDGER_SCHEMA,), limits=limits)
     assert isinstance(data, LedgerRecord)
     return data
+
+
+def finished_result(raw: bytes) -> RunResult | None:
+    """The final result a `finished` record holds (what a replay copies, what a stop of a finished run answers);
+    None when it holds none this bridge can read. The one reader of a finished record's result."""
+    try:
+        body = json.loads(raw).get("result")
+        return None if body is None else RunResult.model_validate(body)
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return None
 
 
 def newer_version(raw: bytes | None) -> str | None:
