@@ -123,6 +123,7 @@ def rows() -> list[str]:
                     status,
                 )
             )
+    out += one_study_rows()
     overhead = {r["workload"]: r for r in _load("overhead.json")}
     when = _when("overhead.json")
     if "tiny" in overhead:
@@ -186,6 +187,68 @@ def rows() -> list[str]:
                 f"{PY}/memory_backlog.py",
                 _when("memory.json"),
                 _status(isinstance(peak, int | float) and peak <= 200, "peak RSS"),
+            )
+        )
+    return out
+
+
+def one_study_rows() -> list[str]:
+    """Issue 18's load: one study, one-suggestion messages, `bridge serve` as its own process, every process's CPU."""
+    out: list[str] = []
+    when, cmd = _when("one_study.json"), f"{PY}/one_study.py"
+    for o in _load("one_study.json"):
+        rate, cap = o["rate_phase"], o["capacity_phase"]
+        lat = rate["latency_publish_to_start"]
+        stages = rate["stages_p50_p99_ms"]
+        tenths = lat["p50_by_tenth_ms"]
+        growth = tenths[-1] / max(tenths[0], 0.1)
+        split = (
+            f"p50 {stages['to_dispatch'][0]} ms consume, intake, grant + {stages['dispatch_to_start'][0]} ms folders,"
+            f" files and spawn"
+        )
+        out.append(
+            _row(
+                f"one study at {o['rate']:g}/s, serve a process: publish -> run start",
+                f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms; p50 by tenth of {o['seconds']:g} s: {tenths}",
+                "n/a (absolute)",
+                f"last tenth / first {growth:.2f}",
+                "p50 <= 10 ms, p99 <= 40 ms, no growth",
+                cmd,
+                when,
+                _status(lat["p50_ms"] <= 10 and lat["p99_ms"] <= 40 and growth <= 1.5, split),
+            )
+        )
+        cpu = rate["cpu_ms_per_result"]
+        machine = cpu["bridge_broker_client"]
+        threads = ", ".join(f"{k} {v}" for k, v in list(rate.get("broker_threads_ms_per_result", {}).items())[:3])
+        out.append(
+            _row(
+                f"one study at {o['rate']:g}/s: CPU per result, serve + broker + client",
+                f"{machine} ms (serve {cpu['serve']}, broker {cpu.get('broker')}, client {cpu['client']}; the runs"
+                f" {cpu['runs']})",
+                "n/a (absolute, from /proc)",
+                f"{rate['transactions_per_result']} transactions a result",
+                "<= 3 ms",
+                cmd,
+                when,
+                _status(machine <= 3, f"the broker's threads, ms a result: {threads}"),
+            )
+        )
+        out.append(
+            _row(
+                "one study's capacity, instant runs",
+                f"{cap['results_per_s']} results/s"
+                f" ({cap['cpu_ms_per_result']['bridge_broker_client']} ms CPU a result)",
+                "n/a (absolute)",
+                "",
+                ">= 400/s",
+                cmd,
+                when,
+                _status(
+                    cap["results_per_s"] >= 400,
+                    f"serve's CPU {cap['cpu_ms_per_result']['serve']} ms a result and the runs'"
+                    f" {cap['cpu_ms_per_result']['runs']} ms on 2 cores",
+                ),
             )
         )
     return out

@@ -27,6 +27,15 @@ class KafkaSettings(_Section):
     client_id: str = Field(default="suggestion-bridge", min_length=1)
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of the topics the bridge creates.")
     topic_replication_factor: int = Field(default=1, ge=1, description="Replicas of the topics it creates.")
+    commit_interval_ms: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="The least time between two transactions of one partition's publisher: what arrives meanwhile"
+        " (results, ledger records, offsets) is committed together. Longer: fewer transactions for the broker per"
+        " result, and each result visible that much later; a run's start waits for no commit (benchmarks/"
+        "one_study.py measures the trade).",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

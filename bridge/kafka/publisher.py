@@ -32,11 +32,12 @@ from bridge.kafka.reader import read_tail
 
 log = structlog.get_logger(__name__)
 
-COMMIT_GAP_S = 0.002
-"""The least time between a commit and the next transaction. The broker writes a transaction's markers just after
-answering its commit; a transaction begun before that is refused with ConcurrentTransactions, and aiokafka then
-waits 20 ms (measured on one local broker: a transaction takes ~1 ms, ~22 ms at p90 back to back, ~1 ms at p90
-with a 1 ms gap). Records that arrive meanwhile join the next transaction: a group commit every few ms."""
+# `kafka.commit_interval_ms` is the least time between a commit and the next transaction (2 ms by default). The
+# broker writes a transaction's markers just after answering its commit; a transaction begun before that is refused
+# with ConcurrentTransactions, and aiokafka then waits 20 ms (measured on one local broker: a transaction takes ~1 ms,
+# ~22 ms at p90 back to back, ~1 ms at p90 with a 1 ms gap). Records that arrive meanwhile join the next transaction:
+# a group commit every few ms, or every interval a user sets (fewer transactions per result for the broker, each
+# result visible that much later).
 
 MAX_SHEDDABLE_QUEUED = 1000
 """Progress events of one partition waiting for the broker: past it, new ones are left out (they are optional;
@@ -83,7 +84,9 @@ class PartitionPublisher:
         self._in_transaction: asyncio.Future[None] | None = None  # done when the batch being committed is
         self.failed: BaseException | None = None
         self._pending: list[Outgoing] = []  # the batch of the transaction under way, less what the broker refused
-        self._committed_at = 0.0  # monotonic time the last committed transaction began (COMMIT_GAP_S, the lease)
+        self._committed_at = 0.0  # monotonic time the last committed transaction began (the lease)
+        self._ended_at = 0.0  # monotonic time the last transaction's commit was answered (the interval)
+        self._interval_s = settings.kafka.commit_interval_ms / 1000
         self._attempt_began = 0.0
         self._sheddable = 0  # sheddable records in `_queue`
         self._unsure = False  # the last attempt failed after its commit was sent: it may have committed
@@ -220,7 +223,9 @@ class PartitionPublisher:
     async def _loop(self) -> None:
         while True:
             await self._wakeup.wait()
-            if (gap := self._committed_at + COMMIT_GAP_S - time.monotonic()) > 0:
+            # From the commit's answer: the broker writes the markers after it, and a transaction begun before
+            # they are written waits 20 ms in aiokafka (ConcurrentTransactions).
+            if (gap := self._ended_at + self._interval_s - time.monotonic()) > 0:
                 await asyncio.sleep(gap)
             self._wakeup.clear()
             batch, self._queue, self._sheddable = self._queue, [], 0
@@ -236,6 +241,7 @@ class PartitionPublisher:
                     # From before its commit was sent, not from its reply: a loop stalled on the reply must not
                     # count a fresh lease (`lease.py`).
                     self._committed_at = self._attempt_began
+                    self._ended_at = time.monotonic()
             except asyncio.CancelledError:
                 # Closed: not a failure of the partition (close() says whether anything was left unpublished).
                 _fail((done, self._next), Fenced("publisher closed"))
