@@ -47,13 +47,14 @@ format: install
 	$(BIN)/ruff format bridge tests examples benchmarks
 	$(BIN)/ruff check --fix bridge tests examples benchmarks
 
-## The figures of BENCHMARKS.md (issue 9's P1, P2, P3, P5 and the memory bound), each against its baseline in the
+## The figures of BENCHMARKS.md (issue 9's P1, P2, P3, P5, issue 18's one-study load and the memory bound), each against its baseline in the
 ## same run; benchmarks/report.py writes them into BENCHMARKS.md's table.
 bench: install kafka-jars
 	# Byte-compiled first, as an installed package is (pip compiles at install): with PYTHONDONTWRITEBYTECODE set,
 	# every `bridge` process would otherwise compile the modules changed since the last compile, at each start.
 	$(BIN)/python -m compileall -q bridge
 	$(BIN)/python benchmarks/run_overhead.py && $(BIN)/python benchmarks/serve_throughput.py
+	$(BIN)/python benchmarks/one_study.py --profile benchmarks/results/profile
 	$(BIN)/python benchmarks/optuna_study.py
 	$(BIN)/python benchmarks/memory_backlog.py
 	$(BIN)/python benchmarks/report.py
