@@ -341,13 +341,13 @@ class Client:
     def __init__(self, client: Any) -> None:
         self._client = client
         self.sent: dict[str, float] = {}
-        self.seen: list[tuple[float, dict[str, Any]]] = []
+        self.results: list[tuple[float, Any]] = []  # (when seen, RunResult): read after the measurement
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         async for result in self._client.stream():
-            self.seen.append((time.time(), result.model_dump(mode="json")))
+            self.results.append((time.time(), result))
             self._changed.set()
 
     async def send(self, ids: list[str], rate: float | None) -> dict[str, float]:
@@ -368,13 +368,30 @@ class Client:
     async def until(self, count: int, timeout_s: float = 300) -> float:
         """When the `count`-th result was seen."""
         deadline = time.monotonic() + timeout_s
-        while len(self.seen) < count:
+        while len(self.results) < count:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(self.seen)} of {count} results seen")
+                raise TimeoutError(f"{len(self.results)} of {count} results seen")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=1)
-        return self.seen[count - 1][0]
+        return float(self.results[count - 1][0])
+
+    @property
+    def seen(self) -> list[tuple[float, dict[str, Any]]]:
+        """The results as `_stages` reads them (converted after the measurement, not in the client's time)."""
+        return [
+            (
+                at,
+                {
+                    "suggestion_id": r.suggestion_id,
+                    "run_id": r.run_id,
+                    "started_at": r.started_at.isoformat(),
+                    "finished_at": r.finished_at.isoformat(),
+                },
+            )
+            for at, r in self.results
+            if r.started_at is not None and r.finished_at is not None
+        ]
 
     async def stop(self) -> None:
         self._task.cancel()
