@@ -59,11 +59,19 @@ def chromium() -> Any:
     return driver
 
 
-def screenshot(driver: Any, name: str) -> Path:
-    """Save what the browser shows as `.ci/artifacts/dash/<name>.png`."""
+def screenshot(driver: Any, name: str, *, height: int | None = None) -> Path:
+    """Save what the browser shows as `.ci/artifacts/dash/<name>.png`; with `height`, through a window that tall
+    for the moment (more of a long page)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    size = driver.get_window_size()
+    if height is not None:
+        driver.set_window_size(size["width"], height)
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        if height is not None:
+            driver.set_window_size(size["width"], size["height"])
     return path
 
 

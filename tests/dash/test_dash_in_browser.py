@@ -3,7 +3,9 @@ overview lists the study, the history has one point per result and a best-so-far
 without a reload, a hostile study name is text that runs nothing, and the token is enforced when set.
 
 `bridge serve -c bridge.yaml` and `bridge dash -c bridge.yaml` run as processes of their own, as a user runs them
-(`Served`); the test only writes to the suggestions topic, as an optimizer does, and looks through the browser."""
+(`Served`); the test only writes to the suggestions topic, as an optimizer does, and looks through the browser.
+The runs are tests/dash/toy_training.py, whose params read like a real study's (the README's screenshot is one of
+these tests')."""
 
 from __future__ import annotations
 
@@ -24,20 +26,21 @@ import pytest
 from bridge.config.settings import BridgeSettings
 from tests.dash.browser import DashProcess, chromium, dash_process, screenshot
 from tests.dash.dash_support import HOSTILE
-from tests.engine_support import job_component
+from tests.dash.toy_training import component, final_loss
 from tests.faults.harness import Replica
 from tests.polling import eventually
 from tests.service.service_support import send_raw, service_settings, suggestion
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(240)]
 
-STUDY = "tpe-1"
+STUDY = "mnist-tpe"
 
 
 def _settings(bootstrap: str, root: Path) -> BridgeSettings:
-    """The test job as template `job`, judged by `loss` (minimised) through its metric early stopping rule."""
+    """The toy training as template `train`, judged by `loss` (minimised) through its metric early stopping rule
+    (a value no run reaches: it names the objective and stops nothing)."""
     template = {
-        "component": job_component(),
+        "component": component(),
         "matrix": {
             "kind": "mapping",
             "concurrency": 4,
@@ -45,9 +48,17 @@ def _settings(bootstrap: str, root: Path) -> BridgeSettings:
                 {"kind": "metric_early_stopping", "metric": "loss", "value": -1.0, "optimization": "minimize"}
             ],
         },
-        "params": {"record": {"value": str(root / "record")}},
     }
-    return service_settings(bootstrap, root, templates={"job": template})
+    return service_settings(bootstrap, root, templates={"train": template})
+
+
+def _trial(learning_rate: float, dropout: float, optimizer: str, batch_size: int) -> dict[str, Any]:
+    return {"learning_rate": learning_rate, "dropout": dropout, "optimizer": optimizer, "batch_size": batch_size}
+
+
+def _loss(params: dict[str, Any]) -> float:
+    """The final loss toy_training reports for `params`."""
+    return final_loss(**params)
 
 
 @dataclass
@@ -82,14 +93,12 @@ async def served(bootstrap: str, root: Path, *dash_args: str) -> AsyncIterator[S
         serve.kill_if_alive()
 
 
-async def _suggest(served: Served, losses: list[list[float]], first: int) -> None:
-    params = [{"name": f"r{first + i}", "values": ",".join(map(str, values))} for i, values in enumerate(losses)]
-    await _suggest_raw(served, params)
-
-
-async def _suggest_raw(served: Served, params: list[dict[str, Any]]) -> None:
-    topic = served.settings.topics.suggestions
-    await send_raw(served.bootstrap, topic, [suggestion(STUDY, params)], key=STUDY.encode())
+async def _suggest(
+    served: Served, params: list[dict[str, Any]], *, study: str = STUDY, template: str = "train"
+) -> None:
+    """One suggestion message, as an optimizer sends it: these params to run under `template`."""
+    message = suggestion(study, params, template=template)
+    await send_raw(served.bootstrap, served.settings.topics.suggestions, [message], key=study.encode())
 
 
 async def _in_browser(driver: Any, fn: Callable[[Any], Any]) -> Any:
@@ -136,7 +145,9 @@ async def bridge(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Served]:
 
 async def test_the_study_its_history_and_new_results_live(bridge: Served, browser: Any) -> None:
     url = bridge.url
-    await _suggest(bridge, [[0.9, 0.7], [0.8, 0.5], [0.6, 0.65]], first=0)
+    first = [_trial(0.1, 0.5, "adam", 128), _trial(0.003, 0.2, "sgd", 64), _trial(0.03, 0.4, "adam", 32)]
+    later = [_trial(0.01, 0.1, "adam", 64), _trial(0.005, 0.3, "rmsprop", 32)]
+    await _suggest(bridge, first)
 
     def results() -> int:
         studies = _api(url, "/api/studies")["studies"]
@@ -155,33 +166,33 @@ async def test_the_study_its_history_and_new_results_live(bridge: Served, browse
     assert await _in_browser(browser, _count("#parallel polyline.run-line")) == 3
     assert await _in_browser(browser, _count("#progress polyline.progress-line")) == 3
     assert await _in_browser(browser, _count("table.runs tbody tr.run-row")) == 3
-    # The best-so-far line steps down to 0.5 (the second result) and holds: it ends at the lowest value.
+    # The objective comes from the template's rule, and the best so far is the lowest loss of the three.
     page = await _in_browser(browser, lambda d: d.find_element("css selector", "form.objective").text)
-    assert "loss:min" in page and "0.5" in page
+    assert "loss:min" in page and f"best {min(map(_loss, first)):.6g}" in page, page
 
     # Live: the page is not reloaded (the marker survives), and the new results' points come in.
     await _in_browser(browser, lambda d: d.execute_script("window.__notReloaded = true"))
     await eventually(lambda: browser.find_element("id", "live-state").text == "live", timeout=10, in_thread=True)
-    await _suggest(bridge, [[0.3], [0.4]], first=3)
+    await _suggest(bridge, later)
     await eventually(lambda: results() == 5, timeout=60, in_thread=True, what="2 more results never came")
     on_board = time.monotonic()
     await eventually(lambda: _count("#history circle.point")(browser) == 5, timeout=5, in_thread=True)
     assert time.monotonic() - on_board < 1.0, "the page took more than a second to show new results"
     assert await _in_browser(browser, lambda d: d.execute_script("return window.__notReloaded"))
-    screenshot(browser, "study")
+    screenshot(browser, "study", height=1080)  # the history and the parallel coordinates: docs/dash.png
 
     # Sorting and filtering the runs table, in the page.
-    await _in_browser(browser, lambda d: d.find_element("id", "run-filter").send_keys("r3"))
+    await _in_browser(browser, lambda d: d.find_element("id", "run-filter").send_keys("rmsprop"))
     visible = await _in_browser(
         browser,
         lambda d: [r.text for r in d.find_elements("css selector", "table.runs tbody tr") if r.is_displayed()],
     )
-    assert len(visible) == 1 and "r3" in visible[0]
+    assert len(visible) == 1 and "rmsprop" in visible[0] and f"{_loss(later[1]):.6g}" in visible[0], visible
 
     # A click on the objective's column sorts the runs by it, a second one the other way (filter cleared).
     from selenium.webdriver.common.keys import Keys
 
-    await _in_browser(browser, lambda d: d.find_element("id", "run-filter").send_keys(*[Keys.BACKSPACE] * 2))
+    await _in_browser(browser, lambda d: d.find_element("id", "run-filter").send_keys(*[Keys.BACKSPACE] * 7))
     heads = await _in_browser(
         browser, lambda d: [h.text for h in d.find_elements("css selector", "table.runs thead th")]
     )
@@ -193,16 +204,16 @@ async def test_the_study_its_history_and_new_results_live(bridge: Served, browse
         return [float(r.find_elements("css selector", "td")[column].text) for r in rows]
 
     ascending = await _in_browser(browser, sorted_by_objective)
-    assert len(ascending) == 5 and ascending == sorted(ascending), ascending
+    assert ascending == sorted(_loss(p) for p in first + later), ascending
     descending = await _in_browser(browser, sorted_by_objective)
     assert descending == sorted(ascending, reverse=True), descending
 
     # A suggestion its template refuses: its dead letter, with its reason and field, on the dead letters page.
-    await _suggest_raw(bridge, [{"name": "bad", "sleep": "not a number"}])
+    await _suggest(bridge, [{**later[0], "learning_rate": "not a number"}])
     await eventually(lambda: len(_api(url, "/api/dead-letters")["letters"]) == 1, timeout=60, in_thread=True)
     await _in_browser(browser, lambda d: d.get(f"{url}dead-letters"))
     row = await _in_browser(browser, lambda d: d.find_element("css selector", "tr.letter-row").text)
-    assert "invalid_params" in row and "sleep" in row and "not a number" in row
+    assert "invalid_params" in row and "learning_rate" in row and "not a number" in row, row
     screenshot(browser, "dead-letters")
 
     run_id = _api(url, f"/api/study?name={STUDY}")["runs"][0]["run_id"]
@@ -217,7 +228,7 @@ async def test_a_hostile_study_name_is_shown_as_text_and_runs_nothing(bridge: Se
     forged = {
         "schema": "bridge.result/v1",
         "study": HOSTILE,
-        "template": "job",
+        "template": "train",
         "operation_id": "op",
         "run_id": "forged-1",
         "suggestion_id": HOSTILE,
