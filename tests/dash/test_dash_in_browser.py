@@ -38,7 +38,8 @@ STUDY = "mnist-tpe"
 
 def _settings(bootstrap: str, root: Path) -> BridgeSettings:
     """The toy training as template `train`, judged by `loss` (minimised) through its metric early stopping rule
-    (a value no run reaches: it names the objective and stops nothing)."""
+    (a value no run reaches: it names the objective and stops nothing); and as `train-median`, one run at a time,
+    whose rule's median policy stops a run whose loss is worse than the median of the others' at the same epoch."""
     template = {
         "component": component(),
         "matrix": {
@@ -49,7 +50,22 @@ def _settings(bootstrap: str, root: Path) -> BridgeSettings:
             ],
         },
     }
-    return service_settings(bootstrap, root, templates={"train": template})
+    median = {
+        "component": component(),
+        "matrix": {
+            "kind": "mapping",
+            "concurrency": 1,
+            "earlyStopping": [
+                {
+                    "kind": "metric_early_stopping",
+                    "metric": "loss",
+                    "optimization": "minimize",
+                    "policy": {"kind": "median", "evaluationInterval": 1, "minSamples": 2},
+                }
+            ],
+        },
+    }
+    return service_settings(bootstrap, root, templates={"train": template, "train-median": median})
 
 
 def _trial(learning_rate: float, dropout: float, optimizer: str, batch_size: int) -> dict[str, Any]:
@@ -221,6 +237,52 @@ async def test_the_study_its_history_and_new_results_live(bridge: Served, browse
     command = await _in_browser(browser, lambda d: d.find_element("css selector", "code.logs-command").text)
     assert command == f"bridge logs {run_id}"
     screenshot(browser, "run")
+
+
+async def test_an_early_stopped_run_is_marked_in_the_intermediate_values(bridge: Served, browser: Any) -> None:
+    """Two runs train well, the second better than the first, then one trains badly: the median policy stops it
+    at its first judged epoch, and the study page draws its loss curve dashed, with a cross at its last value, and
+    its row says it stopped early; the two others are drawn plain."""
+    study = "mnist-median"
+    good = [_trial(0.003, 0.2, "sgd", 64), _trial(0.01, 0.1, "adam", 64)]
+    # Ten epochs of a second each unless stopped: its loss is far above the others' from the first epoch on.
+    bad = {**_trial(1.0, 0.9, "sgd", 256), "epochs": 10, "epoch_seconds": 1.0}
+    await _suggest(bridge, [*good, bad], study=study, template="train-median")
+
+    def runs() -> list[dict[str, Any]]:
+        try:
+            found: list[dict[str, Any]] = _api(bridge.url, f"/api/study?name={study}")["runs"]
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # until the study's first event is on the board
+                return []
+            raise
+        return found
+
+    await eventually(
+        lambda: sum(r["status"] != "running" for r in runs()) == 3,
+        timeout=60,
+        in_thread=True,
+        what=lambda: f"the 3 runs never all ended: {[(r['params'], r['status']) for r in runs()]}",
+    )
+    (stopped,) = [r["run_id"] for r in runs() if r["params"].get("learning_rate") == 1.0]
+
+    await _in_browser(browser, lambda d: d.get(f"{bridge.url}study?name={study}"))
+    assert await _in_browser(browser, _count("#progress polyline.progress-line")) == 3
+    marked = await _in_browser(
+        browser,
+        lambda d: [e.get_attribute("data-run") for e in d.find_elements("css selector", "#progress .early-stopped")],
+    )
+    assert marked == [stopped]
+    assert await _in_browser(browser, _count("#progress path.stop-mark")) == 1
+    # It was stopped mid-training: fewer points than its ten epochs.
+    points = await _in_browser(
+        browser, lambda d: d.find_element("css selector", "#progress polyline.early-stopped").get_attribute("points")
+    )
+    assert 1 <= len(points.split()) < 10, points
+    row = await _in_browser(browser, lambda d: d.find_element("css selector", "table.runs tr.early-stopped").text)
+    assert "stopped (early stop)" in row and "early_stopped" in row and "median" in row, row
+    await _in_browser(browser, lambda d: d.find_element("id", "progress").location_once_scrolled_into_view)
+    screenshot(browser, "early-stopped")
 
 
 async def test_a_hostile_study_name_is_shown_as_text_and_runs_nothing(bridge: Served, browser: Any) -> None:
