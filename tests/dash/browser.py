@@ -1,8 +1,9 @@
 """A real headless browser for the dash's tests, and `bridge dash` as a process for it to look at.
 
 The browser is Debian's `chromium` driven through Selenium and Debian's `chromium-driver` (`.ci/run` installs
-both); without them the browser tests skip, saying what is missing. Screenshots go to `.ci/artifacts/dash/`, which
-CI keeps. Selenium blocks: the async tests call it through `asyncio.to_thread`, so the in-process bridge runs on.
+both); without them the browser tests skip, saying what is missing, except in CI (`CI` set), where they fail.
+Screenshots go to `.ci/artifacts/dash/`, which CI keeps. Selenium blocks: the async tests call it through
+`asyncio.to_thread`, so their event loop runs on.
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def chromium() -> Any:
-    """A headless Chromium session (a selenium WebDriver), or a skip naming what is not installed."""
+    """A headless Chromium session (a selenium WebDriver); without one, a skip naming what is not installed, or in
+    CI (the variable `CI` set) a failure: skipped there, the browser tests would let CI pass with the page untested."""
+    give_up = pytest.fail if os.environ.get("CI") else pytest.skip
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).exists():
+            give_up(f"{path} is missing: apt-get install chromium chromium-driver (as .ci/run does)")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
     except ImportError:
-        pytest.skip("selenium is not installed (pip install -e '.[dev]')")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists():
-            pytest.skip(f"{path} is missing: apt-get install chromium chromium-driver (as .ci/run does)")
+        give_up("selenium is not installed (pip install -e '.[dev]')")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -56,11 +59,19 @@ def chromium() -> Any:
     return driver
 
 
-def screenshot(driver: Any, name: str) -> Path:
-    """Save what the browser shows as `.ci/artifacts/dash/<name>.png`."""
+def screenshot(driver: Any, name: str, *, height: int | None = None) -> Path:
+    """Save what the browser shows as `.ci/artifacts/dash/<name>.png`; with `height`, through a window that tall
+    for the moment (more of a long page)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))
+    size = driver.get_window_size()
+    if height is not None:
+        driver.set_window_size(size["width"], height)
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        if height is not None:
+            driver.set_window_size(size["width"], size["height"])
     return path
 
 
