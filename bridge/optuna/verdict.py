@@ -17,7 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from bridge.contract.results import RunResult, RunStatus
-from bridge.optuna.template_check import did_you_mean, one_line
+from bridge.optuna.template_check import one_line
+from bridge.polyaxon import did_you_mean
 
 
 class Outcome(StrEnum):
