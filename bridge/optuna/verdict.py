@@ -51,6 +51,8 @@ def attrs_of(result: RunResult) -> dict[str, Any]:
         out["bridge_cached"] = True
     if result.replayed:
         out["bridge_replayed"] = True
+    if result.warnings:  # e.g. a param the template does not declare: the run used that input's default
+        out["bridge_warnings"] = list(result.warnings)
     return out
 
 
