@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +25,11 @@ _STATE_WORDS = {
 }
 
 
-def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> bool:
+def refused_locally(message: SuggestionMessage, settings: BridgeSettings, warned: dict[str, set[str]]) -> bool:
     """Validate `message` against the config's templates as the bridge would; print what it refuses (nothing is
     sent then) or, when it refuses nothing, the params a template does not declare (warnings, with the closest
-    declared name); whether anything is refused."""
+    declared name); whether anything is refused. `warned` gets, by suggestion id, the warnings the bridge's
+    answers will carry for what was printed here (not printed again then)."""
     from bridge.contract.dead_letters import DeadLetterError
     from bridge.local.hints import suggestion_warnings
     from bridge.service.intake import Templates, accept
@@ -48,7 +49,18 @@ def refused_locally(message: SuggestionMessage, settings: BridgeSettings) -> boo
         for lines in suggestion_warnings(outcome.operation, message).values():
             for line in lines:
                 print(f"warning: {line}", file=sys.stderr)
+        for run in outcome.runs:
+            warned[run.suggestion_id or ""] = set(run.warnings)
     return False
+
+
+def print_warnings(answers: Iterable[Answer], *, already: Mapping[str, set[str]]) -> None:
+    """Each suggestion's warnings as its answer carries them (a param its template does not declare, with the
+    closest declared name), once, on stderr; those in `already` (printed before it was sent) are not repeated."""
+    for a in answers:
+        for warning in dict.fromkeys(a.warnings):
+            if warning not in already.get(a.suggestion_id, ()):
+                print(f"warning: suggestion {a.suggestion_id}: {warning}", file=sys.stderr)
 
 
 def _answer_detail(answer: Answer, waited_s: float) -> str:
@@ -148,7 +160,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         message = SuggestionMessage.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput(_flag_error(args, exc.errors()[0])) from None
-    if settings.templates and refused_locally(message, settings):
+    warned: dict[str, set[str]] = {}
+    if settings.templates and refused_locally(message, settings, warned):
         print("nothing sent: the config's templates refuse this message", file=sys.stderr)
         return EXIT_INVALID
 
@@ -171,4 +184,5 @@ def cmd_submit(args: argparse.Namespace) -> int:
         for sid in message.suggestion_ids():
             print(sid)
         return EXIT_OK
+    print_warnings(answers.values(), already=warned)
     return print_answers(answers.values(), waited_s=args.wait)

@@ -57,6 +57,12 @@ class Answer:
         """The bridge will not run it."""
         return self.state == "refused"
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the bridge noticed about the suggestion without refusing it (a param its template does not
+        declare, with the closest declared name), as its result says; none before its result came."""
+        return list(self.result.warnings) if self.result is not None else []
+
 
 def state_of(result: RunResult) -> AnswerState:
     """The state a result tells of its suggestion."""

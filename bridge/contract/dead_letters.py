@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from bridge.contract.limits import printable
-from bridge.contract.messages import DEADLETTER_SCHEMA, MessageError, TopicMessage
-from bridge.contract.results import Frozen
+from bridge.contract.messages import DEADLETTER_SCHEMA, MessageError, WrittenMessage
+from bridge.contract.results import Written
 from bridge.errors import InvalidInput, NotSupported, PolyaxonfileError
 
 MAX_ERROR_TEXT = 2000
@@ -25,7 +25,7 @@ MAX_ERROR_TEXT = 2000
 _Base64 = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
 
 
-class DeadLetterError(Frozen):
+class DeadLetterError(Written):
     """Why a record was dead-lettered: a stable `type`, a message, the field path (None: the whole record)."""
 
     type: str = Field(description="invalid_json, unknown_schema, invalid_message, message_too_large, ...")
@@ -53,14 +53,14 @@ class DeadLetterError(Frozen):
         return self.model_copy(update={"message": message, "field": field})
 
 
-class RecordHeader(Frozen):
+class RecordHeader(Written):
     """One header of the original record: its key, and its value in base64 (null when it had none)."""
 
     key: str = Field(max_length=1024)
     value: _Base64 | None = None
 
 
-class DeadLetter(TopicMessage):
+class DeadLetter(WrittenMessage):
     """A record the bridge could not take (`bridge.deadletter/v1`), kept for replay.
 
     `value` and `key` are the original bytes in standard base64 (null when the record had none): a dead

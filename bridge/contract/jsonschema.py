@@ -2,7 +2,9 @@
 
 Generated from the models, never written by hand: `write_schemas` (behind `bridge schema --out schemas`)
 writes them to `schemas/`, and a test fails when that folder drifts from the code. Schemas of what the bridge
-reads describe what it accepts; schemas of what it writes mark every field required: it writes them all.
+reads describe what it accepts; schemas of what it writes mark every field required (it writes them all, but a
+field it leaves out when empty) and allow fields they do not name: a reader of a v1 message ignores what it does
+not know, for a newer bridge may add optional fields.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ _READ_BY_THE_BRIDGE = frozenset({SUGGESTION_SCHEMA, CONTROL_SCHEMA})
 
 
 class _WrittenFields(GenerateJsonSchema):
-    """In serialization mode every field is required: the bridge writes defaults too.
+    """In serialization mode every field is required (the bridge writes defaults too), but one the bridge leaves
+    out when empty (`RunResult.warnings`): a result without warnings is what the first v1 readers read.
 
     A tagged union names its tag the way AsyncAPI's schema format does, `"discriminator": "event"`, not with
     pydantic's OpenAPI object `{"propertyName": ..., "mapping": ...}`, which AsyncAPI parsers refuse (its
@@ -57,7 +60,9 @@ class _WrittenFields(GenerateJsonSchema):
         field: core_schema.ModelField | core_schema.DataclassField | core_schema.TypedDictField,
         total: bool,
     ) -> bool:
-        return self.mode == "serialization" or super().field_is_required(field, total)
+        if self.mode == "serialization":
+            return field.get("serialization_exclude_if") is None  # a field left out when empty (`warnings`) is not
+        return super().field_is_required(field, total)
 
 
 def schema_file_name(schema: str) -> str:

@@ -24,7 +24,7 @@ from pydantic import (
 
 from bridge.contract.identity import suggestion_id
 from bridge.contract.limits import LimitType
-from bridge.contract.results import Frozen, RunResult
+from bridge.contract.results import Frozen, RunResult, Written
 from bridge.errors import InvalidInput, Problem
 
 SUGGESTION_SCHEMA: Final = "bridge.suggestion/v1"
@@ -90,6 +90,12 @@ class TopicMessage(Frozen):
         return self.model_dump_json(by_alias=True)
 
 
+class WrittenMessage(TopicMessage):
+    """The base of a message the bridge writes for others to read: unknown fields are ignored (`Written`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
 class Suggestion(Frozen):
     """One configuration the optimizer wants run: its params, and an id when the optimizer names it."""
 
@@ -147,7 +153,7 @@ class SuggestionMessage(TopicMessage):
         ]
 
 
-class OperationCounts(Frozen):
+class OperationCounts(Written):
     """How many of an operation's runs are in each state; `cached` runs are not counted as `succeeded`."""
 
     pending: int = Field(default=0, ge=0)
@@ -159,14 +165,14 @@ class OperationCounts(Frozen):
     cached: int = Field(default=0, ge=0)
 
 
-class EarlyStop(Frozen):
+class EarlyStop(Written):
     """Why an operation's early stopping fired: the policy's kind and a sentence for people."""
 
     kind: Literal["failure_early_stopping", "metric_early_stopping"]
     reason: str
 
 
-class _OperationEventBase(TopicMessage):
+class _OperationEventBase(WrittenMessage):
     schema_: Literal["bridge.operation/v1"] = Field(default=OPERATION_SCHEMA, alias="schema")
     study: Name
     template: Name

@@ -18,6 +18,19 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class Written(Frozen):
+    """Base of what the bridge writes for others to read (results, progress, operation events, dead letters):
+    immutable, and a reader ignores the fields it does not know, so a newer bridge may add an optional field to a
+    v1 message and older readers still read it. What the bridge takes in (suggestions, control messages, its
+    ledger) stays strict: `Frozen`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+def _empty(value: object) -> bool:
+    return not value
+
+
 class RunStatus(StrEnum):
     """A run's final status, as the optimizer sees it."""
 
@@ -40,7 +53,7 @@ class StopReason(StrEnum):
     INTERRUPTED = "interrupted"  # the bridge is going away: run it again, do not publish it
 
 
-class RunError(Frozen):
+class RunError(Written):
     """Why a run did not succeed: `type` is a stable word a program can branch on."""
 
     type: str
@@ -56,7 +69,7 @@ NO_OPERATION = ""
 """The `operation_id` of a refused suggestion's answer: no operation was built for it."""
 
 
-class RunResult(Frozen):
+class RunResult(Written):
     """The one final result of a run (`bridge.result/v1`)."""
 
     schema_: Literal["bridge.result/v1"] = Field(default=RESULT_SCHEMA, alias="schema")
@@ -82,15 +95,21 @@ class RunResult(Frozen):
     duration_s: float | None = None
     error: RunError | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(
+        default_factory=list,
+        exclude_if=_empty,
+        description="What the bridge noticed about the suggestion without refusing it for that, one sentence each,"
+        " e.g. a param its template does not declare, with the closest declared name. Left out when there is none.",
+    )
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     def to_json(self) -> str:
         """The wire form, with `schema` spelled as on the topic."""
         return self.model_dump_json(by_alias=True)
 
 
-class ProgressEvent(Frozen):
+class ProgressEvent(Written):
     """An intermediate metric a run reported (`bridge.progress/v1`)."""
 
     schema_: Literal["bridge.progress/v1"] = Field(default=PROGRESS_SCHEMA, alias="schema")
@@ -103,4 +122,4 @@ class ProgressEvent(Frozen):
     metrics: dict[str, float]
     at: datetime
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)

@@ -143,4 +143,5 @@ def run_result(
         duration_s=round((finished_at - started_at).total_seconds(), 3) if started_at else None,
         error=error,
         metadata=dict(run.metadata),
+        warnings=list(run.warnings),
     )

@@ -26,6 +26,7 @@ class PlannedRun:
     suggestion_id: str | None = None
     iteration: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what its result tells of the suggestion besides (`RunResult.warnings`)
 
 
 @dataclass(frozen=True)

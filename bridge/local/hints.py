@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bridge.polyaxon import V1Operation
+from bridge.polyaxon import V1Operation, undeclared_param_warnings
 from bridge.polyaxon import did_you_mean as _suggest
 
 if TYPE_CHECKING:  # `bridge run` never reads a suggestion message: not imported when it starts
@@ -80,20 +80,14 @@ def _undeclared_in_values(values: Sequence[Mapping[str, Any]], known: set[str]) 
 
 def suggestion_warnings(op: V1Operation, message: SuggestionMessage) -> dict[int | None, list[str]]:
     """The params of a suggestion message that its template `op` does not declare, as `check` words them: by
-    suggestion index (None: the message's own `params`, shared by all). With strictParams these are refusals."""
-    component = op.component
-    if component is None:
-        return {}
-    declared = [io.name for io in component.io]
-    quiet = set(declared) | {name for name, p in (op.params or {}).items() if p.context_only}
-    given: list[tuple[int | None, str, str]] = [(None, f"params.{n}", n) for n in message.params]
-    for i, suggestion in enumerate(message.suggestions):
-        given += [(i, f"suggestions[{i}].params.{n}", n) for n in suggestion.params]
+    suggestion index (None: the message's own `params`, shared by all). With strictParams these are refusals.
+    The bridge words the same warnings in each run's result (`RunResult.warnings`), naming the result's params."""
     out: dict[int | None, list[str]] = {}
-    for index, path, name in given:
-        if name not in quiet:
-            out.setdefault(index, []).append(
-                f"{path}: the template `{message.template}` declares no `{name}`; the run gets it as a context"
-                f" param only{_suggest(name, declared)}"
-            )
+    shared = undeclared_param_warnings(op, message.template, message.params)
+    if shared:
+        out[None] = shared
+    for i, suggestion in enumerate(message.suggestions):
+        own = undeclared_param_warnings(op, message.template, suggestion.params, path=f"suggestions[{i}].params")
+        if own:
+            out[i] = own
     return out

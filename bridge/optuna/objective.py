@@ -148,6 +148,8 @@ class BridgeObjective:
         verdict = _TrialRun(self, trial, client, message, sid).run()
         for key, value in verdict.attrs.items():
             trial.set_user_attr(key, value)
+        for warning in verdict.attrs.get("bridge_warnings", ()):
+            log.warning("trial_warning", study=message.study, trial=trial.number, suggestion_id=sid, warning=warning)
         if verdict.outcome == Outcome.PRUNED:
             raise optuna.TrialPruned(verdict.reason)
         if verdict.outcome == Outcome.FAIL:

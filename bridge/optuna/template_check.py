@@ -9,14 +9,14 @@ same validation. Without the config, the bridge's answer says so instead, one ro
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.config.settings import BridgeSettings
 from bridge.contract.dead_letters import DeadLetterError
 from bridge.contract.messages import SuggestionMessage
 from bridge.errors import ConfigError, InvalidInput
+from bridge.polyaxon import did_you_mean
 from bridge.service.intake import Templates, accept
 
 
@@ -27,12 +27,6 @@ class SuggestionRefused(InvalidInput):
         super().__init__(message)
         self.message = message
         self.field = field
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """`; did you mean `x`?` for the closest of `known`, or nothing when none is close."""
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return f"; did you mean `{close[0]}`?" if close else ""
 
 
 def one_line(kind: str, field: str | None, message: str) -> str:

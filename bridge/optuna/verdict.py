@@ -17,7 +17,8 @@ from enum import StrEnum
 from typing import Any
 
 from bridge.contract.results import RunResult, RunStatus
-from bridge.optuna.template_check import did_you_mean, one_line
+from bridge.optuna.template_check import one_line
+from bridge.polyaxon import did_you_mean
 
 
 class Outcome(StrEnum):
@@ -50,6 +51,8 @@ def attrs_of(result: RunResult) -> dict[str, Any]:
         out["bridge_cached"] = True
     if result.replayed:
         out["bridge_replayed"] = True
+    if result.warnings:  # e.g. a param the template does not declare: the run used that input's default
+        out["bridge_warnings"] = list(result.warnings)
     return out
 
 

@@ -4,6 +4,7 @@
     parse_operation(data, ...)  the same from a dict (Kafka templates)    (loader.py)
     expand_runs(op, values)     one dict of typed params per run          (params.py)
     did_you_mean(name, names)   `; did you mean `x`?` for a misspelt name (params.py)
+    undeclared_param_warnings   a sentence per param the template does not declare (params.py)
     render_run(component, ...)  argv / env / working dir of one run       (templating.py)
 
 An operation from outside is bounded by a `UrlPolicy` (urlfetch.py: where its urlRef may be fetched from, for
@@ -30,7 +31,7 @@ from bridge.polyaxon.context import RunGlobals
 from bridge.polyaxon.inputs import V1IO, V1Param, V1Validation
 from bridge.polyaxon.job import V1Container, V1EnvVar, V1GitInit, V1Init, V1Job
 from bridge.polyaxon.loader import ComponentFetchFailed, load_operation, parse_operation
-from bridge.polyaxon.params import did_you_mean, expand_runs
+from bridge.polyaxon.params import did_you_mean, expand_runs, undeclared_param_warnings
 from bridge.polyaxon.sandbox import RenderBudget, RenderBudgetExceeded, budget_scope
 from bridge.polyaxon.schema import V1Component, V1Operation
 from bridge.polyaxon.templating import RenderedRun, render_run, validate_templates
@@ -68,5 +69,6 @@ __all__ = [
     "load_operation",
     "parse_operation",
     "render_run",
+    "undeclared_param_warnings",
     "validate_templates",
 ]

@@ -14,7 +14,7 @@ from bridge.polyaxon.schema import V1Component, V1Operation
 from bridge.polyaxon.templating import template_problems
 from bridge.polyaxon.types import TypeSyntaxError, ValueParseError, parse_type, parse_value
 
-__all__ = ["did_you_mean", "expand_runs", "parse_io_value"]
+__all__ = ["did_you_mean", "expand_runs", "parse_io_value", "undeclared_param_warnings"]
 
 
 def expand_runs(
@@ -153,6 +153,40 @@ def did_you_mean(name: str, declared: Iterable[str]) -> str:
     """`; did you mean `x`?` with the declared name closest to `name`, or "" when none is close."""
     close = difflib.get_close_matches(name, list(declared), n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
+
+
+MAX_PARAM_WARNINGS = 10
+"""The most undeclared params named one by one; the rest are counted in one more sentence (a result stays small)."""
+
+
+def undeclared_param_warnings(
+    op: V1Operation, template: str, given: Iterable[str], *, path: str = "params"
+) -> list[str]:
+    """One sentence per name of `given` that the template `op` neither declares nor marks `contextOnly`, with the
+    closest declared name: `params.learnig_rate: the template `cnn` declares no `learnig_rate`; the run gets it as
+    a context param only; did you mean `learning_rate`?`. Each names its param as `path.<name>`; past
+    `MAX_PARAM_WARNINGS`, one sentence counts the others. None with strictParams: such a param is refused then."""
+    component = op.component
+    if component is None or op.effective_strict_params:
+        return []
+    declared = [io.name for io in component.io]
+    quiet = set(declared) | {name for name, p in (op.params or {}).items() if p.context_only}
+    undeclared = [str(name) for name in given if name not in quiet]
+    out = [
+        f"{path}.{_short(name)}: the template `{template}` declares no `{_short(name)}`; the run gets it as a context"
+        f" param only{did_you_mean(name, declared)}"
+        for name in undeclared[:MAX_PARAM_WARNINGS]
+    ]
+    if len(undeclared) > MAX_PARAM_WARNINGS:
+        out.append(
+            f"{path}: {len(undeclared) - MAX_PARAM_WARNINGS} more param(s) that the template `{template}` does not"
+            " declare; the run gets them as context params only"
+        )
+    return out
+
+
+def _short(name: str, most: int = 80) -> str:
+    return name if len(name) <= most else name[:most] + "..."
 
 
 def _undeclared(

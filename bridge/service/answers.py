@@ -33,6 +33,7 @@ def conflict(run: PlannedRun | Refused, position: int, given_fingerprint: str) -
         ),
         iteration=run.iteration,
         metadata=run.metadata,
+        warnings=tuple(run.warnings),
     )
 
 
@@ -62,6 +63,7 @@ def _refusal_result(refused: Refused, study: str, template: str) -> RunResult:
         finished_at=datetime.now(UTC),
         error=RunError(type=error.type, message=error.message, field=error.field),
         metadata=dict(refused.metadata),
+        warnings=list(refused.warnings),
     )
 
 

@@ -28,7 +28,15 @@ from bridge.contract.messages import (
 )
 from bridge.engine.plan import PlannedRun
 from bridge.errors import ConfigError, InvalidInput, PolyaxonfileError, Problem
-from bridge.polyaxon import RenderBudget, UrlPolicy, V1Operation, budget_scope, expand_runs, parse_operation
+from bridge.polyaxon import (
+    RenderBudget,
+    UrlPolicy,
+    V1Operation,
+    budget_scope,
+    expand_runs,
+    parse_operation,
+    undeclared_param_warnings,
+)
 
 _SUGGESTION_PATH = re.compile(r"^suggestions\[(\d+)\]\.")
 
@@ -44,6 +52,7 @@ class Refused:
     error: DeadLetterError
     iteration: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # its answer's `warnings`, as a run's would be
 
 
 @dataclass(frozen=True)
@@ -230,8 +239,13 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
     for i in range(len(values)):
         run_id = run_id_of(msg.study, msg.template, ids[i])
         outcome = typed[i]
+        # Named as in the answer's own `params`: the same words whether it came from this message, a resend, or
+        # the ledger's record of it on another replica.
+        warnings = (
+            () if isinstance(op, DeadLetterError) else tuple(undeclared_param_warnings(op, msg.template, values[i]))
+        )
         if isinstance(outcome, DeadLetterError):
-            refused.append(Refused(i, run_id, ids[i], values[i], outcome, msg.iteration, msg.metadata))
+            refused.append(Refused(i, run_id, ids[i], values[i], outcome, msg.iteration, msg.metadata, warnings))
             continue
         runs.append(
             PlannedRun(
@@ -242,6 +256,7 @@ def accept(raw: bytes, templates: Templates, settings: BridgeSettings) -> Accept
                 given={k: outcome[k] for k in outcome if k in values[i] or k in op_params},
                 iteration=msg.iteration,
                 metadata=msg.metadata,
+                warnings=warnings,
             )
         )
     return Accepted(

@@ -131,6 +131,7 @@ class Operations:
             finished_at=_now(),
             error=RunError(type=StopReason.STOPPED, message=reason),
             metadata=dict(run.metadata),
+            warnings=list(run.warnings),
         )
         self.finish_run(item, result)
         return True

@@ -163,6 +163,7 @@ class Records:
                     error=error,
                     iteration=run.iteration,
                     metadata=run.metadata,
+                    warnings=run.warnings,
                 )
                 admission.answers.append((refused, print_))
                 admission.dead_letter = admission.dead_letter or error

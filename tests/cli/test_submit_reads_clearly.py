@@ -1,19 +1,25 @@
 """What `bridge submit` says reads as the command line's, not its models' (issue 19, the submitting side, items 2-4):
 an error names the flag, a refusal names its field once, and a param the template does not declare is a warning
-with the closest declared name, where the user submitted."""
+with the closest declared name, where the user submitted: from the config's templates with `-c`, else from the
+bridge's answer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 import yaml
 
+from bridge.config.settings import load_settings
+from bridge.contract.identity import run_id_of
 from tests.cli.cli_support import bridge
-from tests.client.client_support import fresh_topics
+from tests.client.client_support import fresh_topics, serve_process
 from tests.engine_support import job_component
+from tests.optuna.optuna_support import final_results, served_config
 
 
 def _config(root: Path, bootstrap: str = "127.0.0.1:1", topics: dict[str, str] | None = None) -> Path:
@@ -71,3 +77,48 @@ async def test_a_misspelt_param_is_a_warning_with_what_was_meant(kafka_bootstrap
     (warning,) = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
     assert warning.startswith("warning: suggestions[0].params.slep: the template `job` declares no `slep`")
     assert warning.endswith("did you mean `sleep`?")
+
+
+@pytest.mark.kafka
+async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """`bridge submit` without `-c` does not know the template: the bridge's answer tells of the misspelt param, in
+    its result on the topic and in what `bridge submit` prints of an answer that carries a result."""
+    served = tmp_path / "served"
+    served.mkdir()
+    config = served_config(served, kafka_bootstrap)
+    settings = load_settings(config)
+    env = {  # the broker, group and topics only, from the environment: no config file, no template
+        "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "BRIDGE_KAFKA__GROUP_ID": settings.kafka.group_id,
+        **{f"BRIDGE_TOPICS__{name.upper()}": topic for name, topic in settings.topics.model_dump().items()},
+    }
+    stdin = json.dumps([{"id": "t-1", "params": {"name": "n", "slep": 2}}])
+    said = (
+        "params.slep: the template `job` declares no `slep`; the run gets it as a context param only;"
+        " did you mean `sleep`?"
+    )
+
+    def submit() -> subprocess.CompletedProcess[str]:
+        return bridge("submit", "--study", "s", "--template", "job", cwd=tmp_path, stdin=stdin, env=env)
+
+    async with serve_process(config, served):
+        first = await asyncio.to_thread(submit)
+        assert first.returncode == 0, first.stdout + first.stderr
+        (row,) = first.stdout.splitlines()[1:]
+        assert row.split()[:3] in (["t-1", run_id_of("s", "job", "t-1"), "accepted"], ["t-1", ANY, "succeeded"])
+        (result,) = await final_results(kafka_bootstrap, settings.topics.results, "s", lambda rs: len(rs) >= 1)
+        assert result["warnings"] == [said]
+        # Sent again once its run finished: the answer is a copy of that result, with its warning.
+        again = await asyncio.to_thread(submit)
+        # With the bridge's config the warning is printed before sending, and not again from the answer.
+        args = ("submit", "-c", str(config), "--study", "s", "--template", "job")
+        checked = await asyncio.to_thread(bridge, *args, cwd=tmp_path, stdin=stdin)
+    assert again.returncode == 0, again.stdout + again.stderr
+    (row,) = again.stdout.splitlines()[1:]
+    assert row.split()[:4] == ["t-1", run_id_of("s", "job", "t-1"), "replayed", "(succeeded)"], row
+    warnings = [line for line in again.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: suggestion t-1: {said}"], again.stderr
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "replayed" in checked.stdout
+    warnings = [line for line in checked.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: suggestions[0].{said}"], checked.stderr

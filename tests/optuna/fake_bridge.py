@@ -25,6 +25,7 @@ class Script:
     outputs: dict[str, Any] = field(default_factory=dict)
     error: dict[str, str] | None = None
     hang: bool = False  # after its progress, wait for a stop
+    warnings: list[str] = field(default_factory=list)  # what the result warns of (an undeclared param)
 
 
 class FakeBridge:
@@ -103,6 +104,7 @@ class FakeBridge:
                 "status": status,
                 "outputs": outputs,
                 "error": error,
+                "warnings": script.warnings,
             }
         )
         self._results[sid].set_result(result)

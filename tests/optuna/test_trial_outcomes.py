@@ -45,6 +45,15 @@ def test_a_succeeded_run_completes_its_trial_with_the_metric() -> None:
     assert [m.suggestions[0].id for m in bridge.sent] == ["trial-0", "trial-1", "trial-2"]
     assert {m.study for m in bridge.sent} == {"outcomes"}
     assert study.trials[0].user_attrs["bridge_run_id"] == "run-trial-0"
+    assert "bridge_warnings" not in study.trials[0].user_attrs  # none: nothing to warn of
+
+
+def test_a_results_warnings_are_kept_with_its_trial() -> None:
+    said = "params.x: the template `job` declares no `x`; the run gets it as a context param only"
+    study, _ = optimize(lambda p: Script(outputs={"loss": 0.5}, warnings=[said]), n_trials=2)
+
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    assert [t.user_attrs["bridge_warnings"] for t in study.trials] == [[said]] * 2
 
 
 def test_a_multi_objective_study_gets_one_value_per_metric_in_its_order() -> None:
