@@ -398,6 +398,15 @@ class Client:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
+def configure(path: Path, args: argparse.Namespace) -> None:
+    """The A/B knobs into the bridge's config, when given (else its defaults: a bridge without a key runs too)."""
+    if args.commit_interval_ms is None:
+        return
+    config = json.loads(path.read_text())  # JSON is YAML
+    config["kafka"]["commit_interval_ms"] = args.commit_interval_ms
+    path.write_text(json.dumps(config))
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bridge.client import BridgeClient
 
@@ -411,9 +420,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with own_broker(args.bootstrap) as (bootstrap, broker_pid):
         stamps = tmp / "stamps"
         settings = bridge_settings(bootstrap, tmp, stamps, args.max_parallel, linger_ms=0)
-        config = json.loads((tmp / "bridge.yaml").read_text())  # JSON is YAML
-        config["kafka"]["commit_interval_ms"] = args.commit_interval_ms
-        (tmp / "bridge.yaml").write_text(json.dumps(config))
+        configure(tmp / "bridge.yaml", args)
         topics = settings.topics
         names = list(topics.model_dump().values())
         await create_topics(bootstrap, names)
@@ -492,7 +499,7 @@ def main() -> int:
     parser.add_argument("--warm-seconds", type=float, default=20.0, help="the same load before measuring")
     parser.add_argument("--burst", type=int, default=2000, help="messages sent at once in the capacity phase")
     parser.add_argument("--max-parallel", type=int, default=4)
-    parser.add_argument("--commit-interval-ms", type=int, default=2, help="the bridge's kafka.commit_interval_ms")
+    parser.add_argument("--commit-interval-ms", type=int, default=None, help="kafka.commit_interval_ms (default 2)")
     parser.add_argument("--out", default="one_study.json", help="the file in benchmarks/results/ (A/B runs)")
     parser.add_argument("--serve-log-level", default="info", help="debug shows aiokafka's retries in the log")
     parser.add_argument("--bootstrap", default=os.environ.get("BRIDGE_KAFKA_BOOTSTRAP"))
