@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from optuna_study import _ready
 from serve_throughput import (
     TEMPLATE,
     _free_ports,
@@ -183,14 +184,6 @@ def scrape(port: int) -> dict[str, float]:
             if line.startswith(name):
                 out[name] = out.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
 
 
 # ---- profiles --------------------------------------------------------------------------------------------------
