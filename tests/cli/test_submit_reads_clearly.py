@@ -1,7 +1,7 @@
 """What `bridge submit` says reads as the command line's, not its models' (issue 19, the submitting side, items 2-4):
 an error names the flag, a refusal names its field once, and a param the template does not declare is a warning
-with the closest declared name, where the user submitted: from the config's templates with `-c`, else from the
-bridge's answer."""
+with the closest declared name, where the user submitted: from the config's templates with `-c`, else from what
+the bridge built or answered."""
 
 from __future__ import annotations
 
@@ -81,8 +81,10 @@ async def test_a_misspelt_param_is_a_warning_with_what_was_meant(kafka_bootstrap
 
 @pytest.mark.kafka
 async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """`bridge submit` without `-c` does not know the template: the bridge's answer tells of the misspelt param, in
-    its result on the topic and in what `bridge submit` prints of an answer that carries a result."""
+    """`bridge submit` without `-c` does not know the template: the bridge tells of the misspelt param, in its
+    result on the topic and in what `bridge submit` prints: on the first submission, whose answer is `accepted`
+    (no result yet), from the operation the bridge built for it (its `created` event); once the run ended, from
+    the answer's result. Each time once."""
     served = tmp_path / "served"
     served.mkdir()
     config = served_config(served, kafka_bootstrap)
@@ -106,6 +108,8 @@ async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_b
         assert first.returncode == 0, first.stdout + first.stderr
         (row,) = first.stdout.splitlines()[1:]
         assert row.split()[:3] in (["t-1", run_id_of("s", "job", "t-1"), "accepted"], ["t-1", ANY, "succeeded"])
+        warnings = [line for line in first.stderr.splitlines() if line.startswith("warning:")]
+        assert warnings == [f"warning: suggestion t-1: {said}"], first.stderr
         (result,) = await final_results(kafka_bootstrap, settings.topics.results, "s", lambda rs: len(rs) >= 1)
         assert result["warnings"] == [said]
         # Sent again once its run finished: the answer is a copy of that result, with its warning.
