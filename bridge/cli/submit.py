@@ -183,7 +183,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
             if args.wait <= 0:
                 await client.submit_message(message)
                 return None, None
-            if settings.templates or message.operation is not None:  # warned before sending / its own operation
+            # With -c its warnings were printed before sending. An inline operation's name may be another message's.
+            if settings.templates or message.operation is not None:
                 return await client.answers(await client.submit_message(message), timeout=args.wait), None
             async with client.watch_operations() as operations:  # from before sending: its operation is read
                 sent = await client.submit_message(message)

@@ -117,6 +117,13 @@ async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_b
         # With the bridge's config the warning is printed before sending, and not again from the answer.
         args = ("submit", "-c", str(config), "--study", "s", "--template", "job")
         checked = await asyncio.to_thread(bridge, *args, cwd=tmp_path, stdin=stdin)
+        # Who cannot read the operations topic (here: it names one the bridge does not write) learns nothing from
+        # it: an accepted answer's warning comes with its result only, and the exit code is the same.
+        unread = {**env, "BRIDGE_TOPICS__OPERATIONS": f"{settings.topics.operations}-unread"}
+        stdin = json.dumps([{"id": "t-2", "params": {"name": "n", "slep": 2}}])
+        blind = await asyncio.to_thread(
+            bridge, "submit", "--study", "s", "--template", "job", cwd=tmp_path, stdin=stdin, env=unread
+        )
     assert again.returncode == 0, again.stdout + again.stderr
     (row,) = again.stdout.splitlines()[1:]
     assert row.split()[:4] == ["t-1", run_id_of("s", "job", "t-1"), "replayed", "(succeeded)"], row
@@ -126,3 +133,10 @@ async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_b
     assert "replayed" in checked.stdout
     warnings = [line for line in checked.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [f"warning: suggestions[0].{said}"], checked.stderr
+    assert blind.returncode == 0, blind.stdout + blind.stderr
+    (row,) = blind.stdout.splitlines()[1:]
+    warnings = [line for line in blind.stderr.splitlines() if line.startswith("warning:")]
+    if row.split()[2] == "accepted":
+        assert warnings == [], blind.stderr
+    else:
+        assert warnings == [f"warning: suggestion t-2: {said}"], blind.stderr
