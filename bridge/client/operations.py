@@ -26,7 +26,7 @@ class OperationWatch:
 
     def __init__(self, reader: TopicReader) -> None:
         self._reader = reader
-        self._unread: deque[Record] = deque()  # read with a match, after it: kept for the next call
+        self._unread: deque[Record] = deque()  # read, not looked at yet (those after a match): the next call's
 
     async def created(self, study: str, template: str, *, timeout: float) -> OperationCreated | None:
         """The first `created` event of `study` and `template` read since the watch started (each is returned

@@ -97,10 +97,10 @@ def suggestion_warnings(op: V1Operation, message: SuggestionMessage) -> dict[int
 
 
 def answer_warnings(operation: Mapping[str, Any], message: SuggestionMessage) -> dict[str, list[str]]:
-    """By suggestion id, the warnings the bridge's answer to each suggestion of `message` carries
+    """By suggestion id (those with any), the warnings the bridge's answer to each suggestion of `message` carries
     (`RunResult.warnings`, as bridge/service/intake.py `accept` words them: the run's params, `params.<name>`),
     from `operation`, the operation the bridge built for the message's template (an `OperationCreated` event's).
-    None for an operation this bridge cannot read."""
+    Empty for an operation this bridge cannot read (a newer bridge's, say)."""
     try:
         op = V1Operation.model_validate(operation)
     except ValidationError:
