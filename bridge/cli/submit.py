@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,11 +55,18 @@ def refused_locally(message: SuggestionMessage, settings: BridgeSettings, warned
     return False
 
 
-def print_warnings(answers: Iterable[Answer], *, already: Mapping[str, set[str]]) -> None:
-    """Each suggestion's warnings as its answer carries them (a param its template does not declare, with the
-    closest declared name), once, on stderr; those in `already` (printed before it was sent) are not repeated."""
+def print_warnings(
+    answers: Iterable[Answer],
+    *,
+    already: Mapping[str, set[str]],
+    learned: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Each suggestion's warnings (a param its template does not declare, with the closest declared name) as its
+    answer carries them, and as `learned` (by suggestion id) words them from the operation the bridge built, for
+    an answer with no result yet: once each, on stderr; those in `already` (printed before it was sent) are not
+    repeated. The same warning from the answer and from `learned` is printed once."""
     for a in answers:
-        for warning in dict.fromkeys(a.warnings):
+        for warning in dict.fromkeys([*a.warnings, *(learned or {}).get(a.suggestion_id, ())]):
             if warning not in already.get(a.suggestion_id, ()):
                 print(f"warning: suggestion {a.suggestion_id}: {warning}", file=sys.stderr)
 
@@ -165,17 +173,32 @@ def cmd_submit(args: argparse.Namespace) -> int:
         print("nothing sent: the config's templates refuse this message", file=sys.stderr)
         return EXIT_INVALID
 
-    async def send() -> Any:
+    async def send() -> tuple[dict[str, Answer] | None, dict[str, Any] | None]:
+        """The answers (None with --no-wait), and the operation the bridge built for the message's template when
+        submit has no templates of its own and an answer has no result yet (its warnings are learned from it)."""
         client = BridgeClient(kafka=settings.kafka, topics=settings.topics, connect_timeout_s=args.connect_timeout)
         # Not `async with`: a start that fails never reaches __aexit__, and its producer would be left unclosed.
         try:
             await client.start()
-            sent = await client.submit_message(message)
-            return None if args.wait <= 0 else await client.answers(sent, timeout=args.wait)
+            if args.wait <= 0:
+                await client.submit_message(message)
+                return None, None
+            # With -c its warnings were printed before sending. An inline operation's name may be another message's.
+            if settings.templates or message.operation is not None:
+                return await client.answers(await client.submit_message(message), timeout=args.wait), None
+            async with client.watch_operations() as operations:  # from before sending: its operation is read
+                sent = await client.submit_message(message)
+                deadline = time.monotonic() + args.wait
+                answers = await client.answers(sent, timeout=args.wait)
+                if operations is None or not any(a.state == "accepted" for a in answers.values()):
+                    return answers, None
+                remaining = deadline - time.monotonic()
+                built = await operations.created(message.study, message.template, timeout=remaining)
+                return answers, None if built is None else built.operation
         finally:
             await client.stop()
 
-    answers = asyncio.run(send())
+    answers, built = asyncio.run(send())
     print(
         f"submitted {len(message.suggestions)} suggestion(s) for {message.study}/{message.template}",
         file=sys.stderr,
@@ -184,5 +207,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         for sid in message.suggestion_ids():
             print(sid)
         return EXIT_OK
-    print_warnings(answers.values(), already=warned)
+    learned = None
+    if built is not None:
+        from bridge.local.hints import answer_warnings
+
+        learned = answer_warnings(built, message)
+    print_warnings(answers.values(), already=warned, learned=learned)
     return print_answers(answers.values(), waited_s=args.wait)

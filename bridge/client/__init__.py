@@ -5,8 +5,9 @@
     WrongLoop       a client's coroutine awaited on another event loop than its own (client.py)
     Study           one study's loop: N trials in flight, a new one per result (study.py)
     Answer          what became of one suggestion sent (answer_book.py)
-progress.py hands the progress events read to whoever listens (`BridgeClient.listen_progress`); operator.py
-holds what an operator reads and sends (`bridge dlq`, `bridge stop`).
+operations.py reads the operations the bridge builds (`BridgeClient.watch_operations`); progress.py hands the
+progress events read to whoever listens (`BridgeClient.listen_progress`); operator.py holds what an operator
+reads and sends (`bridge dlq`, `bridge stop`).
 """
 
 from bridge.client.answer_book import Answer

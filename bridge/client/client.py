@@ -24,6 +24,10 @@ A client belongs to the event loop it started on. From another thread, run its c
 
 Awaiting them on another loop raises `WrongLoop` at once.
 
+What the bridge builds is announced too: `watch_operations`, started before sending, hands the operation the
+bridge built for a study and template (its `created` event on the operations topic, operations.py), which holds
+the template's declared inputs.
+
 Intermediate metrics are heard, not kept: `listen_progress` hands each `bridge.progress/v1` event of the named
 suggestions read while it listens to a callback (progress.py). `stop_run` asks the bridge to stop a run through
 the control topic; the run's `stopped` result then comes as its answer, like any other.
@@ -42,6 +46,7 @@ import structlog
 
 from bridge.client.answer_book import Answer, AnswerBook, Submission
 from bridge.client.inbox import KEEP, Inbox, Item, Position
+from bridge.client.operations import OperationWatch
 from bridge.client.progress import Hearer, ProgressListeners
 from bridge.config.sections import KafkaSettings, TopicsSettings
 from bridge.contract.dead_letters import DeadLetter
@@ -308,6 +313,46 @@ class BridgeClient:
         self._here()
         with self._progress.listen(study, suggestion_ids, hear):
             yield
+
+    @contextlib.asynccontextmanager
+    async def watch_operations(self) -> AsyncIterator[OperationWatch | None]:
+        """The operations topic, read from where it ends now until the block ends: start it before sending, and
+        `created` sees the operation the bridge builds for what was sent (its template's inputs). None when this
+        principal may not read that topic (deploy/kafka/ACLS.md's optimizer), or it cannot be read now."""
+        self._here()
+        reader = await self._operations_reader()
+        try:
+            yield None if reader is None else OperationWatch(reader)
+        finally:
+            if reader is not None:
+                await reader.stop()
+
+    async def _operations_reader(self) -> TopicReader | None:
+        """A reader of every partition of the operations topic from its end, or None when it cannot read it."""
+        topic = self._topics.operations
+        try:
+            async with Lookups(self._kafka) as lookups:
+                (described,) = await lookups.topics(topic)
+        except (BrokerRefused, Retryable) as exc:
+            log.debug("operations_not_watched", topic=topic, error=str(exc))
+            return None
+        if not (described.authorized and described.exists and described.partitions):
+            return None
+        if described.led != described.partitions:
+            return None  # a partition without a leader could not be read from its end
+        reader = TopicReader(self._kafka)
+        try:
+            await reader.start("connect", give_up_after_s=self._connect_timeout_s)
+            # The positions are pinned on return: every event published afterwards is read.
+            await reader.assign([Partition(topic, p) for p in sorted(described.partitions)], at="end")
+        except (BrokerRefused, Retryable) as exc:
+            await reader.stop()
+            log.debug("operations_not_watched", topic=topic, error=str(exc))
+            return None
+        except BaseException:
+            await reader.stop()
+            raise
+        return reader
 
     async def answers(self, submission: Submission, *, timeout: float) -> dict[str, Answer]:
         """What became of each suggestion of `submission`, waiting up to `timeout` seconds: until each has its

@@ -8,7 +8,8 @@ the bridge), but a person should hear about it:
 - a param in `params` or `matrix.values` that the component does not declare, with the closest declared name;
 - a `-P name=value` that no input or output declares;
 - a `-P name=value` that the mapping's own values replace in some runs (a run's values win, as in Polyaxon);
-- a param of a suggestion message that its template does not declare (`suggestion_warnings`).
+- a param of a suggestion message that its template does not declare (`suggestion_warnings`), or the same as
+  the bridge's answer to each suggestion words it, from the operation the bridge built (`answer_warnings`).
 
 Params marked `contextOnly: true` are undeclared on purpose and never warned about.
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
 
 from bridge.polyaxon import V1Operation, undeclared_param_warnings
 from bridge.polyaxon import did_you_mean as _suggest
@@ -90,4 +93,22 @@ def suggestion_warnings(op: V1Operation, message: SuggestionMessage) -> dict[int
         own = undeclared_param_warnings(op, message.template, suggestion.params, path=f"suggestions[{i}].params")
         if own:
             out[i] = own
+    return out
+
+
+def answer_warnings(operation: Mapping[str, Any], message: SuggestionMessage) -> dict[str, list[str]]:
+    """By suggestion id (those with any), the warnings the bridge's answer to each suggestion of `message` carries
+    (`RunResult.warnings`, as bridge/service/intake.py `accept` words them: the run's params, `params.<name>`),
+    from `operation`, the operation the bridge built for the message's template (an `OperationCreated` event's).
+    Empty for an operation this bridge cannot read (a newer bridge's, say)."""
+    try:
+        op = V1Operation.model_validate(operation)
+    except ValidationError:
+        return {}
+    ids = message.suggestion_ids()
+    out: dict[str, list[str]] = {}
+    for i in range(len(message.suggestions)):
+        said = undeclared_param_warnings(op, message.template, message.run_params(i))
+        if said:
+            out[ids[i]] = said
     return out

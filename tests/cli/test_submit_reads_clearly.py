@@ -1,7 +1,7 @@
 """What `bridge submit` says reads as the command line's, not its models' (issue 19, the submitting side, items 2-4):
 an error names the flag, a refusal names its field once, and a param the template does not declare is a warning
-with the closest declared name, where the user submitted: from the config's templates with `-c`, else from the
-bridge's answer."""
+with the closest declared name, where the user submitted: from the config's templates with `-c`, else from what
+the bridge built or answered."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import asyncio
 import json
 import subprocess
 from pathlib import Path
-from unittest.mock import ANY
 
 import pytest
 import yaml
@@ -81,8 +80,10 @@ async def test_a_misspelt_param_is_a_warning_with_what_was_meant(kafka_bootstrap
 
 @pytest.mark.kafka
 async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_bootstrap: str, tmp_path: Path) -> None:
-    """`bridge submit` without `-c` does not know the template: the bridge's answer tells of the misspelt param, in
-    its result on the topic and in what `bridge submit` prints of an answer that carries a result."""
+    """`bridge submit` without `-c` does not know the template: the bridge tells of the misspelt param, in its
+    result on the topic and in what `bridge submit` prints: on the first submission, whose answer is `accepted`
+    (no result yet), from the operation the bridge built for it (its `created` event); once the run ended, from
+    the answer's result. Each time once."""
     served = tmp_path / "served"
     served.mkdir()
     config = served_config(served, kafka_bootstrap)
@@ -92,27 +93,38 @@ async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_b
         "BRIDGE_KAFKA__GROUP_ID": settings.kafka.group_id,
         **{f"BRIDGE_TOPICS__{name.upper()}": topic for name, topic in settings.topics.model_dump().items()},
     }
-    stdin = json.dumps([{"id": "t-1", "params": {"name": "n", "slep": 2}}])
+    gate = tmp_path / "gate"  # t-1's run ends once it exists: its first answer cannot be a result
+    stdin = json.dumps([{"id": "t-1", "params": {"name": "n", "slep": 2, "wait_for": str(gate)}}])
     said = (
         "params.slep: the template `job` declares no `slep`; the run gets it as a context param only;"
         " did you mean `sleep`?"
     )
 
-    def submit() -> subprocess.CompletedProcess[str]:
-        return bridge("submit", "--study", "s", "--template", "job", cwd=tmp_path, stdin=stdin, env=env)
+    def submit(stdin: str, env: dict[str, str], *flags: str) -> subprocess.CompletedProcess[str]:
+        return bridge("submit", *flags, "--study", "s", "--template", "job", cwd=tmp_path, stdin=stdin, env=env)
 
     async with serve_process(config, served):
-        first = await asyncio.to_thread(submit)
-        assert first.returncode == 0, first.stdout + first.stderr
-        (row,) = first.stdout.splitlines()[1:]
-        assert row.split()[:3] in (["t-1", run_id_of("s", "job", "t-1"), "accepted"], ["t-1", ANY, "succeeded"])
+        first = await asyncio.to_thread(submit, stdin, env)
+        gate.touch()
         (result,) = await final_results(kafka_bootstrap, settings.topics.results, "s", lambda rs: len(rs) >= 1)
-        assert result["warnings"] == [said]
         # Sent again once its run finished: the answer is a copy of that result, with its warning.
-        again = await asyncio.to_thread(submit)
+        again = await asyncio.to_thread(submit, stdin, env)
         # With the bridge's config the warning is printed before sending, and not again from the answer.
-        args = ("submit", "-c", str(config), "--study", "s", "--template", "job")
-        checked = await asyncio.to_thread(bridge, *args, cwd=tmp_path, stdin=stdin)
+        checked = await asyncio.to_thread(submit, stdin, {}, "-c", str(config))
+        # Who cannot read the operations topic (here: it names one the bridge does not write) learns nothing from
+        # it: an accepted answer's warning comes with its result only, and the exit code is the same.
+        unread = {**env, "BRIDGE_TOPICS__OPERATIONS": f"{settings.topics.operations}-unread"}
+        blind_gate = tmp_path / "blind-gate"
+        params = {"name": "n2", "slep": 2, "wait_for": str(blind_gate)}
+        blind = await asyncio.to_thread(submit, json.dumps([{"id": "t-2", "params": params}]), unread)
+        blind_gate.touch()
+    # The first submission's answer: accepted, with no result yet; the warning from the operation the bridge built.
+    assert first.returncode == 0, first.stdout + first.stderr
+    (row,) = first.stdout.splitlines()[1:]
+    assert row.split()[:3] == ["t-1", run_id_of("s", "job", "t-1"), "accepted"], row
+    warnings = [line for line in first.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: suggestion t-1: {said}"], first.stderr
+    assert result["warnings"] == [said]
     assert again.returncode == 0, again.stdout + again.stderr
     (row,) = again.stdout.splitlines()[1:]
     assert row.split()[:4] == ["t-1", run_id_of("s", "job", "t-1"), "replayed", "(succeeded)"], row
@@ -122,3 +134,7 @@ async def test_without_the_config_the_bridges_answer_carries_the_warning(kafka_b
     assert "replayed" in checked.stdout
     warnings = [line for line in checked.stderr.splitlines() if line.startswith("warning:")]
     assert warnings == [f"warning: suggestions[0].{said}"], checked.stderr
+    assert blind.returncode == 0, blind.stdout + blind.stderr
+    (row,) = blind.stdout.splitlines()[1:]
+    assert row.split()[:3] == ["t-2", run_id_of("s", "job", "t-2"), "accepted"], row
+    assert "warning:" not in blind.stderr, blind.stderr
