@@ -69,7 +69,9 @@ class RebalanceListener(Protocol):
 
     async def on_partitions_revoked(self, revoked: list[TopicPartitionLike]) -> None: ...
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartitionLike]) -> None: ...
+    async def on_partitions_assigned(self, assigned: list[TopicPartitionLike], generation: int | None = None) -> None:
+        """`generation`: the group's generation this assignment belongs to, when the broker tells it (None: unknown).
+        A partition assigned again one generation after its last assignment here was nobody else's in between."""
 
 
 class MessageConsumer(Protocol):

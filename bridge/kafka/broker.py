@@ -41,14 +41,15 @@ PROBE_TIMEOUT_MS = 5000
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types
     """aiokafka's listener type (its `subscribe` takes no other), handing each call to the bridge's listener."""
 
-    def __init__(self, listener: RebalanceListener) -> None:
+    def __init__(self, listener: RebalanceListener, generation: Callable[[], int | None]) -> None:
         self._listener = listener
+        self._generation = generation
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self._listener.on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._listener.on_partitions_assigned(assigned)
+        await self._listener.on_partitions_assigned(assigned, self._generation())
 
 
 class _GroupConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships no types
@@ -59,7 +60,13 @@ class _GroupConsumer(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka ships 
         self._group = group_id
 
     def subscribe(self, topics: list[str], listener: RebalanceListener) -> None:
-        super().subscribe(topics=topics, listener=_Listener(listener))
+        super().subscribe(topics=topics, listener=_Listener(listener, self._generation))
+
+    def _generation(self) -> int | None:
+        """The generation of the group this member joined last (aiokafka's coordinator sets it before it calls the
+        listener; -1 once the member was dropped)."""
+        generation = getattr(getattr(self, "_coordinator", None), "generation", None)
+        return generation if isinstance(generation, int) and generation >= 0 else None
 
     async def getmany(self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None) -> Any:
         try:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -193,6 +193,7 @@ class MemoryConsumer:
         self._assigned: set[TopicPartition] = set()
         self._paused: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
+        self._generation = 0  # one more at each assignment, as a group's generation
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -212,16 +213,22 @@ class MemoryConsumer:
         tps = [TopicPartition(t, p) for t in self._topics for p in range(self._broker.partitions(t))]
         self._assigned = set(tps)
         self._positions = {tp: self._broker.committed_offset(tp.topic, tp.partition) or 0 for tp in tps}
+        self._generation += 1
         if self._listener is not None:
-            await self._listener.on_partitions_assigned(tps)
+            await self._listener.on_partitions_assigned(tps, self._generation)
 
-    async def rebalance(self) -> None:
+    async def rebalance(self, *, meanwhile: Callable[[], Awaitable[None]] | None = None, missed: int = 0) -> None:
         """What an eager rebalance does: every partition revoked, then assigned again, consumption going on from
-        the committed offsets (what was fetched and not committed is read again)."""
+        the committed offsets (what was fetched and not committed is read again). `missed`: generations the group
+        went through without this member (its session expired) before it joined again, while `meanwhile` ran (what
+        another member did with the partitions then)."""
         revoked = sorted(self._assigned)
         self._assigned = set()
         if self._listener is not None:
             await self._listener.on_partitions_revoked(revoked)
+        if meanwhile is not None:
+            await meanwhile()
+        self._generation += missed
         await self._assign()
 
     async def getmany(

@@ -66,6 +66,13 @@ class Rebalance:
         self._on_revoked = on_revoked
         self._on_fatal = on_fatal
         self._stopping = stopping
+        self._generations: dict[Partition, int | None] = {}  # the generation of each partition's last assignment
+
+    def _one_generation_on(self, part: Partition, generation: int | None) -> bool:
+        """Whether `part`, assigned again in `generation`, was last assigned here in the one before (nobody else
+        can have had it in between); unknown generations are taken as the one after (the broker did not tell)."""
+        last = self._generations.get(part)
+        return generation is None or last is None or generation == last + 1
 
     async def on_partitions_revoked(self, revoked: list[TopicPartitionLike]) -> None:
         """Commit what is done on the partitions leaving and stop publishing for them."""
@@ -84,13 +91,23 @@ class Rebalance:
         if revoked:
             log.info("partitions_revoked", partitions=_names(revoked))
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartitionLike]) -> None:
+    async def on_partitions_assigned(self, assigned: list[TopicPartitionLike], generation: int | None = None) -> None:
         """Fence each new partition's previous owner, hand over the runs of partitions gone, then reconcile."""
-        log.info("partitions_assigned", partitions=_names(assigned))  # before the loop may say `bridge_ready`
+        log.info("partitions_assigned", partitions=_names(assigned), generation=generation)  # before `bridge_ready`
         for tp in assigned:
             await self._loop.assigned(tp)
-        back, gone = self._ownership.assign({Partition(tp.topic, tp.partition) for tp in assigned})
+        parts = {Partition(tp.topic, tp.partition) for tp in assigned}
+        back, gone = self._ownership.assign(parts)
         self.hand_over(gone)
+        # Back after more than one generation: the group went on without this replica meanwhile (its session
+        # expired while it was cut off or paused), and another replica may have owned these and run their runs.
+        # What still runs here of them is stale: stopped and forgotten, and the ledger says what is left to run.
+        missed = {p for p in back if not self._one_generation_on(p, generation)}
+        if missed:
+            log.warning("partitions_back_after_others", partitions=sorted(f"{p.topic}:{p.partition}" for p in missed))
+            self.hand_over(missed)
+        for part in parts:
+            self._generations[part] = generation
         for tp in assigned:
             part = Partition(tp.topic, tp.partition)
             if tp.topic == self._suggestions:

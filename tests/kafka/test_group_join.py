@@ -39,7 +39,7 @@ class SlowListener:
         await asyncio.sleep(LISTENER_S)
         self.held -= {(tp.topic, tp.partition) for tp in revoked}
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartitionLike]) -> None:
+    async def on_partitions_assigned(self, assigned: list[TopicPartitionLike], generation: int | None = None) -> None:
         await asyncio.sleep(LISTENER_S)
         self.held |= {(tp.topic, tp.partition) for tp in assigned}
         self.assignments += 1

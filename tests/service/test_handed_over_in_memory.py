@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from bridge.contract.messages import LedgerRecord
+from bridge.contract.results import RunResult, RunStatus
 from bridge.errors import Fenced, HandedOver
 from bridge.kafka.base import Outgoing
 from bridge.kafka.memory import MemoryBroker
@@ -172,3 +174,53 @@ async def test_a_run_that_ends_while_its_partition_is_reconciled_keeps_its_one_r
     assert [(r["suggestion_id"], r["attempt"]) for r in results] == [("a1", 1)]
     assert executor.names == ["a"]  # once: not run again by the reconciliation
     assert len(messages(broker, topics.results, RESULT)) == 1
+
+
+async def test_a_partition_back_after_generations_without_this_replica_runs_nothing_twice(tmp_path: Path) -> None:
+    """A replica cut off from the broker past its session keeps running what it had, then joins again and is
+    given its partition back, while meanwhile the group gave it to another replica, which ran the same run and
+    published its result (the network tests' cut, in CI: ten runs with two final results, attempt 1 twice).
+    Back after more than one generation, the partition's runs still here are stale: stopped, never published; the
+    ledger says what is left."""
+    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
+    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
+    topics = settings.topics
+    async with serving(settings, broker, executor) as service:
+        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
+        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+        (run_id,) = list(service.registry)
+        item = service.registry.get(run_id)
+        assert item is not None
+
+        async def the_other_replica_runs_it() -> None:
+            broker.fence(f"{settings.kafka.group_id}.{topics.suggestions}.{item.source.partition}")
+            theirs = RunResult(
+                study="s", template="job", operation_id="theirs", run_id=run_id, suggestion_id="a1", index=0,
+                params={}, status=RunStatus.SUCCEEDED, attempt=2,
+            )  # fmt: skip
+            finished = LedgerRecord.finished_from(item.record, theirs).to_bytes()
+            broker.send(topics.ledger, finished, key=run_id.encode(), partition=item.source.partition)
+            broker.send(topics.results, theirs.to_json().encode(), key=b"s")
+
+        await broker.consumers[0].rebalance(meanwhile=the_other_replica_runs_it, missed=1)
+        executor.release()  # what still ran here ends now: before the fix, its result was published too
+        await eventually(lambda: service.in_flight == 0, timeout=5, interval=0.005)
+    results = messages(broker, topics.results, RESULT)
+    assert [(r["suggestion_id"], r["operation_id"]) for r in results] == [("a1", "theirs")]
+    assert executor.names == ["a"]  # not started again: the ledger says it finished
+
+
+async def test_an_attempt_handed_over_while_its_record_waited_does_not_start(tmp_path: Path) -> None:
+    """An attempt whose record waits for its partition to come back (handed over) is recorded when it does, but
+    if its runs were given up meanwhile (another replica had the partition), it must not start here."""
+    registry, item = _item(tmp_path)
+    recorded: list[Outgoing] = []
+
+    async def handed_over_while_waiting(part: Partition, out: Outgoing) -> None:
+        registry.pop(item.run.run_id)  # `Rebalance.hand_over` while the record waited for the partition
+        recorded.append(out)
+
+    ledger = TopicLedger(registry, "ledger", handed_over_while_waiting, lambda run_id: None)
+    with pytest.raises(HandedOver):
+        await ledger.attempt_starting("op", item.run.run_id, 2)
+    assert len(recorded) == 1  # the attempt is counted in the ledger; it just never runs

@@ -70,11 +70,19 @@ class TopicLedger:
         # Granted (`early_start.py`): queued, it commits before anything else of the run, and before any
         # `released` marker; a crash before then is what the next owner assumes of a granted run.
         granted = attempt == 1 and self.early is not None and await self.early.may_start(item)
+        self._still_ours(item, attempt)
         if granted and self._queue is not None and self._queue(item.source, out) is not None:
             self._starting[run_id] = out
             return
         if not await self._durably(run_id, item.source, out):
             raise HandedOver(f"{item.source} belongs to another replica: attempt {attempt} of {run_id} not recorded")
+        # Recorded, but handed over while its record waited (its partition came back after another replica had
+        # it): the ledger counts this attempt, and it does not start here.
+        self._still_ours(item, attempt)
+
+    def _still_ours(self, item: RunItem, attempt: int) -> None:
+        if self._items.get(item.run.run_id) is not item:
+            raise HandedOver(f"run {item.run.run_id} left this replica before its attempt {attempt} started")
 
     async def attempt_started(
         self, operation_id: str, run_id: str, attempt: int, node_id: str, reattach: Mapping[str, Any]
