@@ -124,7 +124,7 @@ class History:
             body = _json(record.value)
             if body is not None and body.get("schema") == RESULT_SCHEMA:
                 finals.append({**body, "_at": record.timestamp / 1000})
-        runs = [b for r in ledger if (b := _json(r.value)) is not None and "run_id" in b]
+        runs = [{**b, "_at": r.timestamp / 1000} for r in ledger if (b := _json(r.value)) is not None and "run_id" in b]
         suggested_at: dict[tuple[str, str], float] = {}
         for record in suggestions:
             body = _json(record.value) or {}
@@ -161,7 +161,7 @@ def problems_of(history: History, faults: Sequence[Fault], *, all_succeeded: boo
     execs = history.by_name()
     problems = result_problems(finals, history.wanted, c, all_succeeded=all_succeeded)
     problems += order_problems(finals, history.suggested_at)
-    problems += reexecution_problems(execs, {sid for _, sid in history.wanted}, faults, c)
+    problems += reexecution_problems(execs, {sid for _, sid in history.wanted}, faults, c, history.ledger)
     problems += attempt_problems(finals, execs, faults, c)
     problems += recorded_problems(finals, history.ledger, execs)
     return c, problems
@@ -216,10 +216,18 @@ def order_problems(results: Sequence[dict[str, Any]], suggested_at: Mapping[tupl
 
 
 def reexecution_problems(
-    execs: Mapping[str, list[Execution]], names: set[str], faults: Sequence[Fault], c: Counts
+    execs: Mapping[str, list[Execution]],
+    names: set[str],
+    faults: Sequence[Fault],
+    c: Counts,
+    ledger: Sequence[dict[str, Any]] = (),
 ) -> list[str]:
     """A run executes again only if it was in flight at a fault (on the replica the fault hit, when it says
-    which): a fault between the start of one execution and the start of the next; fills `c.reexecutions`."""
+    which): a fault between the moment one execution was under way and the start of the next; fills
+    `c.reexecutions`. An attempt is under way from its `dispatched` ledger record (a grant for attempt 1) or its
+    process's start, whichever came first: a replica whose record committed before it lost the partition starts
+    the process after, and the next owner rightly counts that attempt as made."""
+    recorded = _dispatched_at(ledger)
     unjustified = []
     for name, runs in execs.items():
         if name not in names:
@@ -227,9 +235,9 @@ def reexecution_problems(
             continue
         c.reexecutions += len(runs) - 1
         for earlier, later in itertools.pairwise(runs):
+            under_way = min(earlier.start, recorded.get((name, earlier.attempt), earlier.start))
             if not any(
-                earlier.start <= f.at <= later.start and (f.workdir is None or earlier.ran_in(f.workdir))
-                for f in faults
+                under_way <= f.at <= later.start and (f.workdir is None or earlier.ran_in(f.workdir)) for f in faults
             ):
                 unjustified.append((name, f"ran at {earlier.start:.2f} and again at {later.start:.2f}"))
     if not unjustified:
@@ -274,6 +282,17 @@ def attempt_problems(
     if not wrong:
         return []
     return [f"{len(wrong)} runs whose attempts do not match their executions: {_examples(wrong, 3)}"]
+
+
+def _dispatched_at(ledger: Sequence[dict[str, Any]]) -> dict[tuple[str, int], float]:
+    """(suggestion id, attempt) -> when its first `dispatched` ledger record was written (a grant, attempt 0, is
+    attempt 1's)."""
+    out: dict[tuple[str, int], float] = {}
+    for r in ledger:
+        if r.get("state") == "dispatched" and "_at" in r:
+            key = (str(r.get("suggestion_id")), max(int(r.get("attempt") or 0), 1))
+            out[key] = min(out.get(key, float("inf")), float(r["_at"]))
+    return out
 
 
 def recorded_problems(

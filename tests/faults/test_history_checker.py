@@ -23,9 +23,9 @@ def _result(sid: str, attempt: int = 1, at: float = 10.0, **fields: Any) -> _Rec
     return _Record(json.dumps({**body, "status": "succeeded", "attempt": attempt, **fields}).encode(), int(at * 1000))
 
 
-def _ledger(sid: str, state: str, attempt: int) -> _Record:
-    body = {"schema": "bridge.ledger/v1", "run_id": f"r-{sid}", "state": state, "attempt": attempt}
-    return _Record(json.dumps(body).encode(), 0)
+def _ledger(sid: str, state: str, attempt: int, at: float = 0.0) -> _Record:
+    body = {"schema": "bridge.ledger/v1", "run_id": f"r-{sid}", "suggestion_id": sid, "state": state}
+    return _Record(json.dumps({**body, "attempt": attempt}).encode(), int(at * 1000))
 
 
 def _suggested(sid: str, at: float = 1.0) -> _Record:
@@ -99,3 +99,17 @@ def test_a_run_executed_again_needs_a_fault_on_its_replica() -> None:
     elsewhere = _problems(results, ledger, runs, faults=(Fault(3.0, "kill -9 of b", Path("/w/b")),))
     assert len(elsewhere) == 1 and elsewhere[0].startswith("1 re-executions of runs not in flight at a fault")
     assert _problems(results, ledger, runs, faults=(Fault(3.0, "kill -9 of a", Path("/w/a")),)) == []
+
+
+def test_an_attempt_recorded_before_a_fault_and_started_after_it_may_run_again() -> None:
+    """A replica commits an attempt's `dispatched` record, loses the partition, then starts the process (its
+    runs go on through a revoke): the next owner counts that attempt and runs the next one. Recorded only after
+    the fault, the earlier execution had no reason to run again."""
+    runs = [_run("a", 1, 3.1, "/w/a"), _run("a", 2, 5.0, "/w/b"), _run("b", 1, 3.0)]
+    results = [_result("a", attempt=2), _result("b")]
+    fault = (Fault(3.0, "the group moved partitions"),)
+    before = [_ledger("a", "dispatched", 1, at=2.9), _ledger("a", "dispatched", 2, at=4.9), *CLEAN_LEDGER[1:]]
+    assert _problems(results, [*before, _ledger("a", "finished", 2)], runs, faults=fault) == []
+    after = [_ledger("a", "dispatched", 1, at=3.05), _ledger("a", "dispatched", 2, at=4.9), *CLEAN_LEDGER[1:]]
+    found = _problems(results, [*after, _ledger("a", "finished", 2)], runs, faults=fault)
+    assert len(found) == 1 and found[0].startswith("1 re-executions of runs not in flight at a fault")

@@ -43,10 +43,13 @@ class Samples:
     """The health of both replicas, sampled all along: (when, proxied replica ready, other replica healthy)."""
 
     taken: list[tuple[float, bool, bool]] = field(default_factory=list)
+    not_ready_seen: list[float] = field(default_factory=list)  # by a fault's own condition, between samples
 
     def not_ready_between(self, began: float, ended: float) -> float | None:
-        """Seconds from `began` to the first sample with the proxied replica not ready, if any before `ended`."""
-        late = [at for at, ready, _ in self.taken if began <= at <= ended and not ready]
+        """Seconds from `began` to the first time the proxied replica was seen not ready, if any before `ended`
+        (a fault ends as soon as its condition sees it: the 503 can be shorter than the sampling period)."""
+        seen = [at for at, ready, _ in self.taken if not ready] + self.not_ready_seen
+        late = [at for at in seen if began <= at <= ended]
         return min(late) - began if late else None
 
     def other_unhealthy(self) -> list[float]:
@@ -99,7 +102,7 @@ async def _through_the_proxy(
         await checker.executions.wait_running(since=proxied.started_at, workdir=proxied.workdir, timeout=45)
         moment = study.sent + rng.randint(1, 4)  # a random moment mid-study: after a few more messages
         await eventually(lambda: study.sent >= moment, timeout=60, what="the study stopped sending")
-        began, healed = await scenario(Sides(link, proxied, other, study))
+        began, healed = await scenario(Sides(link, proxied, other, study, samples))
         faults += [Fault(began, f"{label}: began", proxied.workdir), Fault(healed, f"{label}: healed", proxied.workdir)]
         assert proxied.alive(), f"the replica behind the proxy died:\n{proxied.log_tail()}"
         await eventually(proxied.ready, timeout=90, interval=0.25, in_thread=True, what="/readyz not 200 after")
@@ -157,6 +160,7 @@ class Sides:
     cut_off: Replica
     other: Replica
     study: Study
+    samples: Samples
 
 
 async def _until(what: str, condition: Callable[[], bool], *, timeout: float = 120) -> None:
@@ -167,8 +171,15 @@ async def _until(what: str, condition: Callable[[], bool], *, timeout: float = 1
 def _taken_over(sides: Sides, since: float, sent: int) -> Callable[[], bool]:
     """The replica behind the link says it cannot serve, the group gave its partitions to the other one, and
     suggestions went on arriving meanwhile."""
+
+    def cut_off_not_ready() -> bool:
+        if sides.cut_off.ready():
+            return False
+        sides.samples.not_ready_seen.append(time.time())
+        return True
+
     return lambda: (
-        not sides.cut_off.ready()
+        cut_off_not_ready()
         and bool(sides.other.rebalances(since=since))
         and sides.study.sent >= sent + ARRIVING_MEANWHILE
     )
