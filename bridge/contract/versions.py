@@ -2,7 +2,10 @@
 
 A schema's name is `<family>/v<version>` (`bridge.suggestion/v1`). Parsing (`codec.py`), the JSON Schemas and the
 AsyncAPI document (`jsonschema.py`), the client and `bridge tail` all look names up here; none spells one. A v2 of a
-message is a new model in `messages.py` and one more line below (keep v1 while producers send it).
+message the bridge writes is a new model in `messages.py` and one more line below (keep v1 while producers send
+it). A v2 of what it reads, a suggestion, also touches its reading: `codec.parse_suggestion` (v1 only),
+`jsonschema.py` (what the bridge reads), and `service/intake.py` (typed on `SuggestionMessage`, and rebuilding one
+from a ledger record).
 """
 
 from __future__ import annotations
