@@ -20,7 +20,7 @@ from bridge.kafka.memory import MemoryBroker
 from bridge.kafka.offsets import OffsetTracker, Partition
 from bridge.service.service import BridgeService
 from tests.polling import eventually
-from tests.service.service_support import service_settings
+from tests.service.service_support import service_settings, suggestion
 
 RESULT = "bridge.result/v1"
 LEDGER = (
@@ -116,6 +116,20 @@ class FakeExecutor:
 
     async def close(self) -> None:
         return None
+
+
+@contextlib.asynccontextmanager
+async def one_held_run(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[BridgeSettings, MemoryBroker, FakeExecutor, BridgeService]]:
+    """The service on an in-memory broker (linger 0) with one run, suggestion `a1` of study `s`, started and held
+    running until `executor.release()`: (settings, broker, executor, service)."""
+    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
+    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
+    async with serving(settings, broker, executor) as service:
+        broker.send(settings.topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
+        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+        yield settings, broker, executor, service
 
 
 @contextlib.asynccontextmanager

@@ -20,7 +20,7 @@ from bridge.service.ledger.topic_ledger import TopicLedger
 from bridge.service.registry import RunRegistry
 from bridge.service.runs import RunItem, received_record
 from tests.polling import eventually
-from tests.service.memory_support import RESULT, FakeExecutor, memory_settings, messages, serving, until
+from tests.service.memory_support import RESULT, FakeExecutor, memory_settings, messages, one_held_run, serving, until
 from tests.service.service_support import suggestion
 
 
@@ -72,12 +72,8 @@ async def test_an_attempt_whose_record_cannot_commit_is_handed_over(tmp_path: Pa
 async def test_a_run_that_ends_while_its_partition_is_assigned_again_keeps_its_one_result(tmp_path: Path) -> None:
     """aiokafka revokes and assigns back at each rebalance: a run that ends after the assignment, before the
     partition's publisher is made again, is published once it is, as attempt 1, and never runs again."""
-    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
-    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
-    topics = settings.topics
-    async with serving(settings, broker, executor) as service:
-        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
-        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+    async with one_held_run(tmp_path) as (settings, broker, executor, service):
+        topics = settings.topics
         reconciler = service._reconciler
         reconcile = reconciler.reconcile
 
@@ -126,12 +122,8 @@ async def test_a_run_that_ends_while_its_partition_is_reconciled_keeps_its_one_r
     its result waits for the reconciliation. Published at once, the transaction carrying its `finished` record
     could commit after the ledger read, which then saw the run unfinished and ran it again (the fuzz test's
     duplicated final results in CI, among many rebalances)."""
-    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
-    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
-    topics = settings.topics
-    async with serving(settings, broker, executor) as service:
-        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
-        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+    async with one_held_run(tmp_path) as (settings, broker, executor, service):
+        topics = settings.topics
         (run_id,) = list(service.registry)
         source = service.registry.get(run_id).source  # type: ignore[union-attr]
         publishers, reconciler = service._publishers, service._reconciler
@@ -182,12 +174,8 @@ async def test_a_partition_back_after_generations_without_this_replica_runs_noth
     published its result (the network tests' cut, in CI: ten runs with two final results, attempt 1 twice).
     Back after more than one generation, the partition's runs still here are stale: stopped, never published; the
     ledger says what is left."""
-    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
-    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
-    topics = settings.topics
-    async with serving(settings, broker, executor) as service:
-        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
-        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+    async with one_held_run(tmp_path) as (settings, broker, executor, service):
+        topics = settings.topics
         (run_id,) = list(service.registry)
         item = service.registry.get(run_id)
         assert item is not None

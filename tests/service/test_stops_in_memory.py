@@ -11,7 +11,16 @@ from typing import Any
 
 from bridge.kafka.memory import MemoryBroker
 from tests.polling import eventually
-from tests.service.memory_support import RESULT, FakeExecutor, committed, memory_settings, messages, serving, until
+from tests.service.memory_support import (
+    RESULT,
+    FakeExecutor,
+    committed,
+    memory_settings,
+    messages,
+    one_held_run,
+    serving,
+    until,
+)
 from tests.service.service_support import suggestion
 
 
@@ -20,12 +29,8 @@ def _stop(study: str, **target: Any) -> bytes:
 
 
 async def test_a_running_run_is_stopped_and_the_stop_commits_with_its_result(tmp_path: Path) -> None:
-    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
-    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
-    topics = settings.topics
-    async with serving(settings, broker, executor) as service:
-        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
-        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+    async with one_held_run(tmp_path) as (settings, broker, _executor, service):
+        topics = settings.topics
         broker.send(topics.control, _stop("s", suggestion_id="a1", reason="enough"), key=b"s")
         (result,) = await until(broker, topics.results, 1, RESULT)
         await eventually(lambda: committed(broker, topics.control) == 1, timeout=5, interval=0.005)
@@ -35,12 +40,8 @@ async def test_a_running_run_is_stopped_and_the_stop_commits_with_its_result(tmp
 
 
 async def test_a_stop_waits_for_its_runs_result_before_its_offset_commits(tmp_path: Path) -> None:
-    settings = memory_settings(tmp_path, batching={"linger_ms": 0})
-    broker, executor = MemoryBroker(settings), FakeExecutor(hold=True)
-    topics = settings.topics
-    async with serving(settings, broker, executor) as service:
-        broker.send(topics.suggestions, suggestion("s", [{"name": "a"}], ids=["a1"]), key=b"s")
-        await eventually(lambda: len(executor.running) == 1, timeout=5, interval=0.005)
+    async with one_held_run(tmp_path) as (settings, broker, executor, service):
+        topics = settings.topics
         # The run ignores the stop for a while (its handle ends only when released): the stop is not done yet.
         handle = next(iter(executor.running))
         handle.stop = _ignore  # type: ignore[method-assign]
